@@ -1,0 +1,218 @@
+//! Guest options carried on the kernel command line as `sipi.<key>=<value>` words.
+//!
+//! The VMM writes them with [`GuestOptions::write`]; the guest reads them back with
+//! [`GuestOptions::parse`]. Words that do not start with `sipi.` belong to the user
+//! (`--cmdline`) and are ignored here.
+
+use core::fmt::{self, Write};
+
+/// How the guest brings the APs up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum Bringup {
+    /// Broadcast INIT/SIPI; each AP only stamps and marks itself present: the lower bound.
+    Floor = 0,
+    /// One AP at a time, waiting for each (Linux before 6.5).
+    Serial = 1,
+    /// Kick every AP, then wait for all (Linux 6.5+).
+    #[default]
+    Parallel = 2,
+    /// Do not start the APs at all.
+    None = 3,
+}
+
+/// How the BSP sends INIT/SIPI in parallel bringup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum Kick {
+    /// One INIT/SIPI sequence per AP, addressed by APIC ID.
+    #[default]
+    PerCpu = 0,
+    /// The all-excluding-self shorthand.
+    Broadcast = 1,
+}
+
+impl Bringup {
+    /// Every strategy, for listing and round-trip tests.
+    pub const ALL: [Bringup; 4] = [Self::Floor, Self::Serial, Self::Parallel, Self::None];
+
+    /// The word used on the command line, CLI and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Floor => "floor",
+            Self::Serial => "serial",
+            Self::Parallel => "parallel",
+            Self::None => "none",
+        }
+    }
+
+    /// Parses a name.
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.name() == s)
+    }
+
+    /// Decodes the report byte.
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| *b as u8 == v)
+    }
+}
+
+impl Kick {
+    /// Every kick style.
+    pub const ALL: [Kick; 2] = [Self::PerCpu, Self::Broadcast];
+
+    /// The word used on the command line, CLI and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::PerCpu => "per-cpu",
+            Self::Broadcast => "broadcast",
+        }
+    }
+
+    /// Parses a name.
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// Decodes the report byte.
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| *k as u8 == v)
+    }
+}
+
+/// Options the VMM passes to the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GuestOptions {
+    /// Bringup strategy.
+    pub bringup: Bringup,
+    /// Kick style.
+    pub kick: Kick,
+    /// Delay between INIT and SIPI, in microseconds (Linux used to wait 10 ms).
+    pub init_delay_us: u32,
+    /// Test only: the AP with this APIC ID ignores its start-up (0 = none; the BSP is never lost).
+    pub lose_apic_id: u32,
+    /// Test only: raise this exception vector on the BSP after start-up (0 = none).
+    pub fault_vector: u32,
+}
+
+/// Why the guest options could not be parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CmdlineError {
+    /// A `sipi.` key this version does not know.
+    #[error("unknown guest option sipi.{0}")]
+    UnknownKey(KeyName),
+    /// A value that does not parse for its key.
+    #[error("invalid value for guest option sipi.{0}")]
+    BadValue(KeyName),
+}
+
+/// A bounded copy of an option key, for error messages without allocation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct KeyName {
+    bytes: [u8; 24],
+    len: u8,
+}
+
+impl KeyName {
+    fn new(s: &str) -> Self {
+        let mut bytes = [0u8; 24];
+        let mut n = s.len().min(bytes.len());
+        while !s.is_char_boundary(n) {
+            n -= 1;
+        }
+        bytes[..n].copy_from_slice(&s.as_bytes()[..n]);
+        Self {
+            bytes,
+            len: n as u8,
+        }
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("?")
+    }
+}
+
+impl fmt::Display for KeyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for KeyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl GuestOptions {
+    /// Parses the `sipi.` words of a command line.
+    pub fn parse(cmdline: &str) -> Result<Self, CmdlineError> {
+        let mut o = Self::default();
+        for word in cmdline.split_ascii_whitespace() {
+            let Some(opt) = word.strip_prefix("sipi.") else {
+                continue;
+            };
+            let (key, value) = opt.split_once('=').unwrap_or((opt, ""));
+            let bad = || CmdlineError::BadValue(KeyName::new(key));
+            match key {
+                "bringup" => o.bringup = Bringup::from_name(value).ok_or_else(bad)?,
+                "kick" => o.kick = Kick::from_name(value).ok_or_else(bad)?,
+                "init_delay_us" => o.init_delay_us = value.parse().map_err(|_| bad())?,
+                "lose_apic_id" => o.lose_apic_id = value.parse().map_err(|_| bad())?,
+                "fault_vector" => o.fault_vector = value.parse().map_err(|_| bad())?,
+                _ => return Err(CmdlineError::UnknownKey(KeyName::new(key))),
+            }
+        }
+        Ok(o)
+    }
+
+    /// Writes the options as `sipi.` words (defaults included, so the guest never guesses).
+    pub fn write(&self, out: &mut impl Write) -> fmt::Result {
+        write!(
+            out,
+            "sipi.bringup={} sipi.kick={} sipi.init_delay_us={}",
+            self.bringup.name(),
+            self.kick.name(),
+            self.init_delay_us
+        )?;
+        if self.lose_apic_id != 0 {
+            write!(out, " sipi.lose_apic_id={}", self.lose_apic_id)?;
+        }
+        if self.fault_vector != 0 {
+            write!(out, " sipi.fault_vector={}", self.fault_vector)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::String;
+
+    #[test]
+    fn options_round_trip_with_user_words_around_them() {
+        let o = GuestOptions {
+            bringup: Bringup::Serial,
+            kick: Kick::Broadcast,
+            init_delay_us: 10_000,
+            lose_apic_id: 3,
+            fault_vector: 0,
+        };
+        let mut s = String::from("console=ttyS0 ");
+        o.write(&mut s).unwrap();
+        s.push_str(" quiet");
+        assert_eq!(GuestOptions::parse(&s), Ok(o));
+        assert_eq!(GuestOptions::parse(""), Ok(GuestOptions::default()));
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values() {
+        let e = GuestOptions::parse("sipi.bringup=sideways").unwrap_err();
+        assert_eq!(e, CmdlineError::BadValue(KeyName::new("bringup")));
+        let e = GuestOptions::parse("sipi.frobnicate=1").unwrap_err();
+        assert_eq!(std::format!("{e}"), "unknown guest option sipi.frobnicate");
+        assert!(GuestOptions::parse("sipi.init_delay_us=-1").is_err());
+    }
+}

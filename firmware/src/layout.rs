@@ -1,0 +1,143 @@
+//! The guest-physical memory map and I/O ports that the VMM and the guest agree on.
+//!
+//! Low memory (below 1 MiB) follows the PC conventions a kernel expects:
+//!
+//! | range               | use                                                        |
+//! |---------------------|------------------------------------------------------------|
+//! | `0x0000..0x1000`    | real-mode IVT and BIOS data area (left zero)               |
+//! | `0x6000..0x7000`    | PVH `hvm_start_info` and its memory map                    |
+//! | `0x7000..0x8000`    | kernel command line (NUL-terminated)                       |
+//! | `0x8000..0x9000`    | AP real-mode trampoline (SIPI vector 0x08)                 |
+//! | `0x9000..0xF000`    | VMM-built identity page tables (long-mode entry only)      |
+//! | `0xA0000..0xE0000`  | legacy VGA/option-ROM hole: not RAM                         |
+//! | `0xE0000..0x100000` | BIOS area: RSDP (found by scanning) and the ACPI tables     |
+//! | `0x100000..`        | the kernel image, then free RAM                            |
+//!
+//! RAM above [`MMIO_HOLE_START`] is relocated above 4 GiB so that the IOAPIC and local APIC
+//! windows stay free.
+
+/// Size of a small page (Intel SDM Vol. 3A, 4.5 "4-Level Paging").
+pub const PAGE_SIZE: u64 = 0x1000;
+/// Size of a large page mapped by a page-directory entry with PS=1 (Intel SDM Vol. 3A, 4.5).
+pub const LARGE_PAGE_SIZE: u64 = 0x20_0000;
+
+/// Guest-physical address of the PVH `hvm_start_info` structure handed to the kernel in EBX.
+pub const START_INFO_ADDR: u64 = 0x6000;
+/// Guest-physical address of the PVH memory map (`hvm_memmap_table_entry` array).
+pub const MEMMAP_ADDR: u64 = 0x6100;
+/// Most memory-map entries the VMM writes (the space between [`MEMMAP_ADDR`] and [`CMDLINE_ADDR`]).
+pub const MEMMAP_MAX_ENTRIES: usize = 16;
+/// Guest-physical address of the NUL-terminated kernel command line.
+pub const CMDLINE_ADDR: u64 = 0x7000;
+/// Size of the command-line area, terminating NUL included.
+pub const CMDLINE_MAX: usize = 0x1000;
+
+/// Guest-physical address of the AP start-up trampoline. A STARTUP IPI's vector selects the
+/// 4 KiB page where the AP starts in real mode (Intel SDM Vol. 3A, 9.4.4.1 and 11.6.1), so this
+/// must be page aligned and below 1 MiB.
+pub const TRAMPOLINE_ADDR: u64 = 0x8000;
+/// Size of the trampoline page.
+pub const TRAMPOLINE_MAX: usize = 0x1000;
+/// The SIPI vector that starts an AP at [`TRAMPOLINE_ADDR`].
+pub const SIPI_VECTOR: u8 = (TRAMPOLINE_ADDR >> 12) as u8;
+
+/// PML4 of the identity map the VMM builds for a kernel entered directly in long mode.
+pub const PML4_ADDR: u64 = 0x9000;
+/// The one PDPT of that identity map.
+pub const PDPT_ADDR: u64 = 0xA000;
+/// The first of [`PD_COUNT`] page directories of that identity map.
+pub const PD_ADDR: u64 = 0xB000;
+/// Page directories of the identity map; each maps 1 GiB with 2 MiB pages.
+pub const PD_COUNT: u64 = 4;
+/// Bytes identity-mapped by the VMM-built page tables (1 GiB per page directory).
+pub const IDENTITY_MAP_SIZE: u64 = PD_COUNT << 30;
+
+/// End of conventional low RAM: the legacy VGA hole starts here.
+pub const LOW_RAM_END: u64 = 0xA0000;
+/// Start of the read-only BIOS area that an OS scans for the RSDP (ACPI 6.5, 5.2.5.1).
+pub const BIOS_AREA_START: u64 = 0xE0000;
+/// End (exclusive) of the BIOS area.
+pub const BIOS_AREA_END: u64 = 0x10_0000;
+/// Guest-physical address of the RSDP, 16-byte aligned inside the BIOS area.
+pub const RSDP_ADDR: u64 = BIOS_AREA_START;
+/// Where the other ACPI tables (XSDT, MADT, ...) start.
+pub const ACPI_TABLES_ADDR: u64 = BIOS_AREA_START + 0x40;
+/// End (exclusive) of the ACPI table area.
+pub const ACPI_TABLES_END: u64 = BIOS_AREA_END;
+
+/// Lowest address a kernel segment may be loaded at (the first byte above the BIOS area).
+pub const KERNEL_MIN_ADDR: u64 = 0x10_0000;
+
+/// Start of the 32-bit MMIO hole (IOAPIC, local APIC); RAM beyond this moves above 4 GiB.
+pub const MMIO_HOLE_START: u64 = 0xC000_0000;
+/// End of the 32-bit MMIO hole.
+pub const MMIO_HOLE_END: u64 = 0x1_0000_0000;
+
+/// Default physical base of the local APIC (Intel SDM Vol. 3A, 11.4.1, IA32_APIC_BASE).
+pub const LAPIC_BASE: u64 = 0xFEE0_0000;
+/// Physical base of the I/O APIC that KVM's in-kernel irqchip emulates.
+pub const IOAPIC_BASE: u64 = 0xFEC0_0000;
+/// The IOAPIC's ID in the MADT: the first ID after the local APICs of a small VM is not needed,
+/// KVM's IOAPIC answers any ID, so sipi uses 0 as QEMU and Cloud Hypervisor do.
+pub const IOAPIC_ID: u8 = 0;
+
+/// I/O port of the first 16550/8250 UART (COM1), used as the console.
+pub const COM1_PORT: u16 = 0x3F8;
+/// Number of UART registers starting at [`COM1_PORT`].
+pub const COM1_PORT_COUNT: u16 = 8;
+
+/// sipi's paravirtual report doorbell: a 32-bit `out` of the report's guest-physical address.
+pub const REPORT_PORT: u16 = 0x700;
+/// sipi's paravirtual exit port: a 32-bit `out` of the guest's exit status ends the VM.
+pub const EXIT_PORT: u16 = 0x704;
+
+// The fixed areas must fit where they are documented to be.
+const _: () = assert!(PD_ADDR + PD_COUNT * PAGE_SIZE <= LOW_RAM_END);
+const _: () = assert!(MEMMAP_ADDR + (MEMMAP_MAX_ENTRIES * 24) as u64 <= CMDLINE_ADDR);
+const _: () = assert!(TRAMPOLINE_ADDR.is_multiple_of(PAGE_SIZE) && TRAMPOLINE_ADDR < 0x10_0000);
+
+/// Returns true if `[addr, addr + len)` lies inside the range `[start, end)`.
+pub const fn range_within(addr: u64, len: u64, start: u64, end: u64) -> bool {
+    match addr.checked_add(len) {
+        Some(last) => addr >= start && last <= end,
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_areas_do_not_overlap() {
+        let areas = [
+            (START_INFO_ADDR, MEMMAP_ADDR),
+            (MEMMAP_ADDR, CMDLINE_ADDR),
+            (CMDLINE_ADDR, CMDLINE_ADDR + CMDLINE_MAX as u64),
+            (TRAMPOLINE_ADDR, TRAMPOLINE_ADDR + TRAMPOLINE_MAX as u64),
+            (PML4_ADDR, PD_ADDR + PD_COUNT * PAGE_SIZE),
+            (BIOS_AREA_START, BIOS_AREA_END),
+        ];
+        for pair in areas.windows(2) {
+            assert!(
+                pair[0].1 <= pair[1].0,
+                "{:x?} overlaps {:x?}",
+                pair[0],
+                pair[1]
+            );
+        }
+    }
+
+    #[test]
+    fn sipi_vector_points_at_the_trampoline() {
+        assert_eq!(u64::from(SIPI_VECTOR) << 12, TRAMPOLINE_ADDR);
+    }
+
+    #[test]
+    fn range_within_rejects_wrapping_and_outside() {
+        assert!(range_within(0x1000, 0x1000, 0x1000, 0x2000));
+        assert!(!range_within(0x1000, 0x1001, 0x1000, 0x2000));
+        assert!(!range_within(u64::MAX, 2, 0, u64::MAX));
+        assert!(!range_within(0xFFF, 1, 0x1000, 0x2000));
+    }
+}

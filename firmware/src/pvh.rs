@@ -1,0 +1,160 @@
+//! The PVH boot hand-off (Xen's `arch-x86/hvm/start_info.h`, the "x86/HVM direct boot ABI").
+//!
+//! A PVH kernel carries an ELF note of type [`XEN_ELFNOTE_PHYS32_ENTRY`] holding the physical
+//! address of its 32-bit entry point. It is entered in 32-bit protected mode with paging off,
+//! flat segments, and EBX holding the guest-physical address of an [`StartInfo`].
+
+use crate::bytes::{put_u32, put_u64, u32_at, u64_at};
+
+/// ELF note type of the PVH 32-bit entry point (Xen `elfnote.h`, XEN_ELFNOTE_PHYS32_ENTRY).
+pub const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
+/// Owner name of Xen ELF notes.
+pub const XEN_ELFNOTE_NAME: &[u8] = b"Xen";
+/// `hvm_start_info.magic` (XEN_HVM_START_MAGIC_VALUE).
+pub const XEN_HVM_START_MAGIC_VALUE: u32 = 0x336e_c578;
+/// `hvm_start_info.version` that carries a memory map.
+pub const START_INFO_VERSION: u32 = 1;
+/// Size of `hvm_start_info` (version 1).
+pub const START_INFO_SIZE: usize = 56;
+/// Size of one `hvm_memmap_table_entry`.
+pub const MEMMAP_ENTRY_SIZE: usize = 24;
+
+/// Memory-map entry types (the E820 types, as `start_info.h` defines them).
+pub mod memmap_type {
+    /// Usable RAM.
+    pub const RAM: u32 = 1;
+    /// Reserved: not to be used by the OS.
+    pub const RESERVED: u32 = 2;
+    /// ACPI tables, reclaimable once read.
+    pub const ACPI: u32 = 3;
+}
+
+/// `hvm_start_info`, version 1.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StartInfo {
+    /// Must be [`XEN_HVM_START_MAGIC_VALUE`].
+    pub magic: u32,
+    /// Structure version; 1 adds the memory map.
+    pub version: u32,
+    /// SIF_xxx flags.
+    pub flags: u32,
+    /// Number of modules in the module list.
+    pub nr_modules: u32,
+    /// Guest-physical address of the module list.
+    pub modlist_paddr: u64,
+    /// Guest-physical address of the NUL-terminated command line.
+    pub cmdline_paddr: u64,
+    /// Guest-physical address of the RSDP.
+    pub rsdp_paddr: u64,
+    /// Guest-physical address of the memory map.
+    pub memmap_paddr: u64,
+    /// Entries in the memory map.
+    pub memmap_entries: u32,
+}
+
+impl StartInfo {
+    /// Encodes the structure in its wire layout.
+    pub fn to_bytes(&self) -> [u8; START_INFO_SIZE] {
+        let mut b = [0u8; START_INFO_SIZE];
+        // Every offset below is inside the fixed-size array, so these writes cannot fail.
+        let _ = put_u32(&mut b, 0, self.magic);
+        let _ = put_u32(&mut b, 4, self.version);
+        let _ = put_u32(&mut b, 8, self.flags);
+        let _ = put_u32(&mut b, 12, self.nr_modules);
+        let _ = put_u64(&mut b, 16, self.modlist_paddr);
+        let _ = put_u64(&mut b, 24, self.cmdline_paddr);
+        let _ = put_u64(&mut b, 32, self.rsdp_paddr);
+        let _ = put_u64(&mut b, 40, self.memmap_paddr);
+        let _ = put_u32(&mut b, 48, self.memmap_entries);
+        b
+    }
+
+    /// Decodes the structure; `None` if `b` is too short or the magic is wrong.
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        let b = b.get(..START_INFO_SIZE)?;
+        let info = Self {
+            magic: u32_at(b, 0)?,
+            version: u32_at(b, 4)?,
+            flags: u32_at(b, 8)?,
+            nr_modules: u32_at(b, 12)?,
+            modlist_paddr: u64_at(b, 16)?,
+            cmdline_paddr: u64_at(b, 24)?,
+            rsdp_paddr: u64_at(b, 32)?,
+            memmap_paddr: u64_at(b, 40)?,
+            memmap_entries: u32_at(b, 48)?,
+        };
+        (info.magic == XEN_HVM_START_MAGIC_VALUE).then_some(info)
+    }
+}
+
+/// `hvm_memmap_table_entry`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemmapEntry {
+    /// Base guest-physical address.
+    pub addr: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// One of [`memmap_type`].
+    pub kind: u32,
+}
+
+impl MemmapEntry {
+    /// Encodes the entry in its wire layout.
+    pub fn to_bytes(&self) -> [u8; MEMMAP_ENTRY_SIZE] {
+        let mut b = [0u8; MEMMAP_ENTRY_SIZE];
+        let _ = put_u64(&mut b, 0, self.addr);
+        let _ = put_u64(&mut b, 8, self.size);
+        let _ = put_u32(&mut b, 16, self.kind);
+        b
+    }
+
+    /// Decodes an entry; `None` if `b` is too short.
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        Some(Self {
+            addr: u64_at(b, 0)?,
+            size: u64_at(b, 8)?,
+            kind: u32_at(b, 16)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_info_round_trips() {
+        let info = StartInfo {
+            magic: XEN_HVM_START_MAGIC_VALUE,
+            version: START_INFO_VERSION,
+            cmdline_paddr: 0x7000,
+            rsdp_paddr: 0xE0000,
+            memmap_paddr: 0x6100,
+            memmap_entries: 3,
+            ..Default::default()
+        };
+        assert_eq!(StartInfo::from_bytes(&info.to_bytes()), Some(info));
+    }
+
+    #[test]
+    fn start_info_rejects_bad_magic_and_short_input() {
+        let mut b = StartInfo {
+            magic: XEN_HVM_START_MAGIC_VALUE,
+            ..Default::default()
+        }
+        .to_bytes();
+        assert!(StartInfo::from_bytes(&b[..START_INFO_SIZE - 1]).is_none());
+        b[0] ^= 1;
+        assert!(StartInfo::from_bytes(&b).is_none());
+    }
+
+    #[test]
+    fn memmap_entry_round_trips() {
+        let e = MemmapEntry {
+            addr: 0x10_0000,
+            size: 0x1000_0000,
+            kind: memmap_type::RAM,
+        };
+        assert_eq!(MemmapEntry::from_bytes(&e.to_bytes()), Some(e));
+    }
+}

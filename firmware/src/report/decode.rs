@@ -1,0 +1,354 @@
+//! Reading reports (the VMM side). The guest is untrusted: every length, count and enum is
+//! checked, nothing is indexed without a bound, and the caller never needs to allocate more
+//! than [`REPORT_MAX_LEN`] bytes (it reads the header first, checks it with
+//! [`parse_header`], then reads exactly `length` bytes).
+
+use super::*;
+use crate::bytes::{u16_at, u32_at, u64_at, u8_at};
+
+/// Why a report was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ReportError {
+    /// Fewer bytes than a header or than the header's length.
+    #[error("the report is truncated: {needed} bytes needed, {available} available")]
+    Truncated { needed: usize, available: usize },
+    /// Wrong magic.
+    #[error("the report magic is {0:#010x}, not \"SIPI\"")]
+    BadMagic(u32),
+    /// Unsupported version.
+    #[error("the report version {0} is not supported (expected {REPORT_VERSION})")]
+    BadVersion(u16),
+    /// Unknown kind.
+    #[error("the report kind {0} is unknown")]
+    BadKind(u16),
+    /// Length outside [`HEADER_SIZE`]..=[`REPORT_MAX_LEN`] or inconsistent with the body.
+    #[error("the report length {length} is invalid for a {kind} report")]
+    BadLength { kind: &'static str, length: u32 },
+    /// Too many CPU records.
+    #[error("the report lists {0} CPUs, more than the {MAX_CPUS} allowed")]
+    TooManyCpus(u32),
+    /// CPU records of an unexpected size.
+    #[error("the report's CPU record size is {0}, expected {CPU_RECORD_SIZE}")]
+    BadRecordSize(u32),
+    /// A CPU record holds an invalid state byte.
+    #[error("CPU record {index} has an invalid state {state}")]
+    BadCpuState { index: usize, state: u8 },
+    /// A CPU record claims a phase that does not exist.
+    #[error("CPU record {index} claims phase {phase}, beyond the last phase")]
+    BadPhase { index: usize, phase: u8 },
+    /// A panic message that is not UTF-8.
+    #[error("the panic message is not valid UTF-8")]
+    BadMessage,
+}
+
+/// A checked report header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// What the body holds.
+    pub kind: Kind,
+    /// Total length in bytes, header included; at most [`REPORT_MAX_LEN`].
+    pub length: u32,
+}
+
+/// Checks the 16-byte header at the start of `buf`.
+pub fn parse_header(buf: &[u8]) -> Result<Header, ReportError> {
+    let truncated = ReportError::Truncated {
+        needed: HEADER_SIZE,
+        available: buf.len(),
+    };
+    let magic = u32_at(buf, 0).ok_or(truncated)?;
+    if buf.len() < HEADER_SIZE {
+        return Err(truncated);
+    }
+    if magic != REPORT_MAGIC {
+        return Err(ReportError::BadMagic(magic));
+    }
+    let version = u16_at(buf, 4).unwrap_or(0);
+    if version != REPORT_VERSION {
+        return Err(ReportError::BadVersion(version));
+    }
+    let raw_kind = u16_at(buf, 6).unwrap_or(0);
+    let kind = Kind::from_u16(raw_kind).ok_or(ReportError::BadKind(raw_kind))?;
+    let length = u32_at(buf, 8).unwrap_or(0);
+    let min = match kind {
+        Kind::Boot => BOOT_RECORDS_OFFSET,
+        Kind::Fault => FAULT_REPORT_SIZE,
+        Kind::Panic => HEADER_SIZE,
+    };
+    if (length as usize) < min || length > REPORT_MAX_LEN {
+        return Err(ReportError::BadLength {
+            kind: kind_name(kind),
+            length,
+        });
+    }
+    Ok(Header { kind, length })
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Boot => "boot",
+        Kind::Fault => "fault",
+        Kind::Panic => "panic",
+    }
+}
+
+/// A structurally valid report.
+#[derive(Debug, Clone, Copy)]
+pub enum Report<'a> {
+    /// A boot report.
+    Boot(BootReport<'a>),
+    /// A fault report.
+    Fault(Fault),
+    /// A panic message.
+    Panic(&'a str),
+}
+
+/// A structurally valid boot report: summary checked, every CPU record decodable.
+#[derive(Debug, Clone, Copy)]
+pub struct BootReport<'a> {
+    /// The fixed part.
+    pub summary: BootSummary,
+    records: &'a [u8],
+}
+
+impl BootReport<'_> {
+    /// Number of CPU records.
+    pub fn len(&self) -> usize {
+        self.records.len() / CPU_RECORD_SIZE
+    }
+
+    /// True if there are no CPU records.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// CPU record `index`.
+    pub fn cpu(&self, index: usize) -> Option<CpuRecord> {
+        let off = index.checked_mul(CPU_RECORD_SIZE)?;
+        let r = self.records.get(off..off.checked_add(CPU_RECORD_SIZE)?)?;
+        let mut stamps = [0u64; STAMP_SLOTS];
+        for (i, s) in stamps.iter_mut().enumerate() {
+            *s = u64_at(r, 16 + i * 8)?;
+        }
+        Some(CpuRecord {
+            apic_id: u32_at(r, 0)?,
+            acpi_uid: u32_at(r, 4)?,
+            state: u8_at(r, 8)?,
+            last_phase: u8_at(r, 9)?,
+            retries: u16_at(r, 10)?,
+            flags: u32_at(r, 12)?,
+            stamps,
+        })
+    }
+
+    /// All CPU records in order.
+    pub fn cpus(&self) -> impl Iterator<Item = CpuRecord> + '_ {
+        (0..self.len()).filter_map(|i| self.cpu(i))
+    }
+}
+
+/// Decodes a whole report. `buf` must start with the header; bytes past its length are ignored.
+pub fn parse(buf: &[u8]) -> Result<Report<'_>, ReportError> {
+    let h = parse_header(buf)?;
+    let len = h.length as usize;
+    let body = buf.get(..len).ok_or(ReportError::Truncated {
+        needed: len,
+        available: buf.len(),
+    })?;
+    match h.kind {
+        Kind::Boot => parse_boot(body, h.length).map(Report::Boot),
+        Kind::Fault => Ok(Report::Fault(Fault {
+            apic_id: u32_at(body, 16).unwrap_or(0),
+            vector: u32_at(body, 20).unwrap_or(0),
+            error_code: u64_at(body, 24).unwrap_or(0),
+            rip: u64_at(body, 32).unwrap_or(0),
+            cr2: u64_at(body, 40).unwrap_or(0),
+            rsp: u64_at(body, 48).unwrap_or(0),
+        })),
+        Kind::Panic => {
+            let msg = &body[HEADER_SIZE..];
+            if msg.len() > PANIC_MESSAGE_MAX {
+                return Err(ReportError::BadLength {
+                    kind: "panic",
+                    length: h.length,
+                });
+            }
+            core::str::from_utf8(msg)
+                .map(Report::Panic)
+                .map_err(|_| ReportError::BadMessage)
+        }
+    }
+}
+
+fn parse_boot(body: &[u8], length: u32) -> Result<BootReport<'_>, ReportError> {
+    let field = |off| u32_at(body, off).unwrap_or(0);
+    let cpu_count = field(36);
+    if cpu_count > MAX_CPUS {
+        return Err(ReportError::TooManyCpus(cpu_count));
+    }
+    let record_size = field(40);
+    if record_size as usize != CPU_RECORD_SIZE {
+        return Err(ReportError::BadRecordSize(record_size));
+    }
+    if length as usize != encode::boot_report_len(cpu_count as usize) {
+        return Err(ReportError::BadLength {
+            kind: "boot",
+            length,
+        });
+    }
+    let mut bsp_stamps = [0u64; STAMP_SLOTS];
+    for (i, s) in bsp_stamps.iter_mut().enumerate() {
+        *s = u64_at(body, 48 + i * 8).unwrap_or(0);
+    }
+    let summary = BootSummary {
+        bsp_apic_id: field(16),
+        tsc_khz: field(20),
+        flags: field(24),
+        madt_cpus: field(28),
+        bringup: u8_at(body, 32).unwrap_or(0),
+        kick: u8_at(body, 33).unwrap_or(0),
+        cpu_count,
+        status: field(44),
+        bsp_stamps,
+    };
+    let report = BootReport {
+        summary,
+        records: &body[BOOT_RECORDS_OFFSET..],
+    };
+    for (index, r) in report.cpus().enumerate() {
+        if CpuState::from_u8(r.state).is_none() {
+            return Err(ReportError::BadCpuState {
+                index,
+                state: r.state,
+            });
+        }
+        if usize::from(r.last_phase) > ApPhase::ALL.len() {
+            return Err(ReportError::BadPhase {
+                index,
+                phase: r.last_phase,
+            });
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encode::*;
+    use super::*;
+
+    fn boot(cpus: usize) -> [u8; 512] {
+        let mut buf = [0u8; 512];
+        let s = BootSummary {
+            cpu_count: cpus as u32,
+            tsc_khz: 2_000_000,
+            ..Default::default()
+        };
+        write_boot_summary(&mut buf, &s).unwrap();
+        for i in 0..cpus {
+            let r = CpuRecord {
+                apic_id: i as u32,
+                state: 1,
+                last_phase: 5,
+                ..Default::default()
+            };
+            write_cpu_record(&mut buf, i, &r).unwrap();
+        }
+        buf
+    }
+
+    #[test]
+    fn boot_report_round_trips() {
+        let buf = boot(3);
+        let Report::Boot(b) = parse(&buf).unwrap() else {
+            panic!("not a boot report")
+        };
+        assert_eq!(b.summary.tsc_khz, 2_000_000);
+        assert_eq!(b.len(), 3);
+        assert_eq!(b.cpu(2).unwrap().apic_id, 2);
+        assert!(b.cpu(3).is_none());
+    }
+
+    #[test]
+    fn fault_and_panic_round_trip() {
+        let mut buf = [0u8; 128];
+        let f = Fault {
+            apic_id: 3,
+            vector: 13,
+            rip: 0x10_1234,
+            ..Default::default()
+        };
+        write_fault(&mut buf, &f).unwrap();
+        assert!(matches!(parse(&buf), Ok(Report::Fault(g)) if g == f));
+        let n = write_panic(&mut buf, "oops at line 3").unwrap();
+        assert!(matches!(
+            parse(&buf[..n]),
+            Ok(Report::Panic("oops at line 3"))
+        ));
+    }
+
+    #[test]
+    fn rejects_malformed_reports() {
+        let good = boot(2);
+        let mut b = good;
+        b[0] = b'X';
+        assert!(matches!(parse(&b), Err(ReportError::BadMagic(_))));
+        let mut b = good;
+        b[4] = 9;
+        assert_eq!(parse(&b).unwrap_err(), ReportError::BadVersion(9));
+        let mut b = good;
+        b[6] = 77;
+        assert_eq!(parse(&b).unwrap_err(), ReportError::BadKind(77));
+        let mut b = good;
+        b[8..12].copy_from_slice(&(REPORT_MAX_LEN + 1).to_le_bytes());
+        assert!(matches!(parse(&b), Err(ReportError::BadLength { .. })));
+        let mut b = good;
+        b[36..40].copy_from_slice(&3u32.to_le_bytes()); // count disagrees with length
+        assert!(matches!(parse(&b), Err(ReportError::BadLength { .. })));
+        let mut b = good;
+        b[36..40].copy_from_slice(&(MAX_CPUS + 1).to_le_bytes());
+        assert_eq!(
+            parse(&b).unwrap_err(),
+            ReportError::TooManyCpus(MAX_CPUS + 1)
+        );
+        let mut b = good;
+        b[40] = 64;
+        assert_eq!(parse(&b).unwrap_err(), ReportError::BadRecordSize(64));
+        let mut b = good;
+        b[BOOT_RECORDS_OFFSET + CPU_RECORD_SIZE + 8] = 9;
+        assert_eq!(
+            parse(&b).unwrap_err(),
+            ReportError::BadCpuState { index: 1, state: 9 }
+        );
+        let mut b = good;
+        b[BOOT_RECORDS_OFFSET + 9] = 6;
+        assert_eq!(
+            parse(&b).unwrap_err(),
+            ReportError::BadPhase { index: 0, phase: 6 }
+        );
+        let len = boot_report_len(2);
+        assert!(matches!(
+            parse(&good[..len - 1]),
+            Err(ReportError::Truncated { .. })
+        ));
+        assert!(matches!(
+            parse(&good[..10]),
+            Err(ReportError::Truncated { .. })
+        ));
+        let mut b = [0u8; 64];
+        let n = write_panic(&mut b, "ok").unwrap();
+        b[HEADER_SIZE] = 0xFF;
+        assert_eq!(parse(&b[..n]).unwrap_err(), ReportError::BadMessage);
+    }
+
+    #[test]
+    fn panic_messages_are_truncated_at_char_boundaries() {
+        let mut buf = [0u8; 2048];
+        let long = "é".repeat(PANIC_MESSAGE_MAX);
+        let n = write_panic(&mut buf, &long).unwrap();
+        let Ok(Report::Panic(m)) = parse(&buf[..n]) else {
+            panic!("did not parse")
+        };
+        assert!(m.len() <= PANIC_MESSAGE_MAX && m.len() >= PANIC_MESSAGE_MAX - 1);
+    }
+}

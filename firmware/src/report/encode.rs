@@ -1,0 +1,83 @@
+//! Writing reports (the guest side). Every writer checks that the report fits its buffer.
+
+use super::*;
+use crate::bytes::{put, put_u16, put_u32, put_u64};
+
+/// Writes the common header.
+fn header(buf: &mut [u8], kind: Kind, length: u32) -> Option<()> {
+    put_u32(buf, 0, REPORT_MAGIC)?;
+    put_u16(buf, 4, REPORT_VERSION)?;
+    put_u16(buf, 6, kind as u16)?;
+    put_u32(buf, 8, length)?;
+    put_u32(buf, 12, 0)
+}
+
+/// Total length of a boot report with `cpu_count` records.
+pub const fn boot_report_len(cpu_count: usize) -> usize {
+    BOOT_RECORDS_OFFSET + cpu_count * CPU_RECORD_SIZE
+}
+
+/// Writes the header and summary of a boot report. The CPU records go at
+/// [`BOOT_RECORDS_OFFSET`], written with [`write_cpu_record`] or in place by the CPUs.
+/// Returns the report length.
+pub fn write_boot_summary(buf: &mut [u8], s: &BootSummary) -> Option<usize> {
+    let len = boot_report_len(s.cpu_count as usize);
+    if len > buf.len() || len > REPORT_MAX_LEN as usize {
+        return None;
+    }
+    header(buf, Kind::Boot, len as u32)?;
+    put_u32(buf, 16, s.bsp_apic_id)?;
+    put_u32(buf, 20, s.tsc_khz)?;
+    put_u32(buf, 24, s.flags)?;
+    put_u32(buf, 28, s.madt_cpus)?;
+    put(buf, 32, &[s.bringup, s.kick, 0, 0])?;
+    put_u32(buf, 36, s.cpu_count)?;
+    put_u32(buf, 40, CPU_RECORD_SIZE as u32)?;
+    put_u32(buf, 44, s.status)?;
+    for (i, stamp) in s.bsp_stamps.iter().enumerate() {
+        put_u64(buf, 48 + i * 8, *stamp)?;
+    }
+    Some(len)
+}
+
+/// Writes CPU record `index` of a boot report.
+pub fn write_cpu_record(buf: &mut [u8], index: usize, r: &CpuRecord) -> Option<()> {
+    let off = BOOT_RECORDS_OFFSET.checked_add(index.checked_mul(CPU_RECORD_SIZE)?)?;
+    put_u32(buf, off, r.apic_id)?;
+    put_u32(buf, off + 4, r.acpi_uid)?;
+    put(buf, off + 8, &[r.state, r.last_phase])?;
+    put_u16(buf, off + 10, r.retries)?;
+    put_u32(buf, off + 12, r.flags)?;
+    for (i, stamp) in r.stamps.iter().enumerate() {
+        put_u64(buf, off + 16 + i * 8, *stamp)?;
+    }
+    Some(())
+}
+
+/// Writes a fault report; returns its length.
+pub fn write_fault(buf: &mut [u8], f: &Fault) -> Option<usize> {
+    header(buf, Kind::Fault, FAULT_REPORT_SIZE as u32)?;
+    put_u32(buf, 16, f.apic_id)?;
+    put_u32(buf, 20, f.vector)?;
+    put_u64(buf, 24, f.error_code)?;
+    put_u64(buf, 32, f.rip)?;
+    put_u64(buf, 40, f.cr2)?;
+    put_u64(buf, 48, f.rsp)?;
+    Some(FAULT_REPORT_SIZE)
+}
+
+/// Writes a panic report, truncating the message to [`PANIC_MESSAGE_MAX`] bytes at a UTF-8
+/// boundary; returns its length.
+pub fn write_panic(buf: &mut [u8], message: &str) -> Option<usize> {
+    let mut n = message
+        .len()
+        .min(PANIC_MESSAGE_MAX)
+        .min(buf.len().saturating_sub(HEADER_SIZE));
+    while !message.is_char_boundary(n) {
+        n -= 1;
+    }
+    let len = HEADER_SIZE + n;
+    header(buf, Kind::Panic, len as u32)?;
+    put(buf, HEADER_SIZE, &message.as_bytes()[..n])?;
+    Some(len)
+}

@@ -1,0 +1,260 @@
+//! The guest-to-VMM report protocol.
+//!
+//! The guest stamps phases with the TSC into guest memory while it works, and when it is done
+//! it hands the VMM one report with ONE 32-bit `out` to [`crate::layout::REPORT_PORT`] carrying
+//! the report's guest-physical address (below 4 GiB, 8-byte aligned). Nothing is reported per
+//! event inside a timed window. It then ends the VM with a 32-bit `out` of its exit status to
+//! [`crate::layout::EXIT_PORT`].
+//!
+//! Every report starts with a 16-byte [`Header`]; the body depends on [`Kind`]. All fields are
+//! little endian at fixed offsets. The VMM treats every byte as untrusted: see [`decode`].
+//!
+//! ```text
+//! Header  0 magic "SIPI" | 4 version u16 | 6 kind u16 | 8 length u32 | 12 reserved u32
+//! Boot   16 bsp_apic_id u32 | 20 tsc_khz u32 | 24 flags u32 | 28 madt_cpus u32
+//!        32 bringup u8 | 33 kick u8 | 34 reserved u16 | 36 cpu_count u32 | 40 record_size u32
+//!        44 status u32 | 48 bsp stamps [u64; 8] | 112 cpu records [CpuRecord; cpu_count]
+//! Fault  16 apic_id u32 | 20 vector u32 | 24 error_code u64 | 32 rip u64 | 40 cr2 u64 | 48 rsp u64
+//! Panic  16 message bytes (UTF-8, at most PANIC_MESSAGE_MAX)
+//! ```
+
+pub mod decode;
+pub mod encode;
+
+/// `"SIPI"` read as a little-endian u32.
+pub const REPORT_MAGIC: u32 = u32::from_le_bytes(*b"SIPI");
+/// The protocol version this crate speaks.
+pub const REPORT_VERSION: u16 = 1;
+/// Size of the common header.
+pub const HEADER_SIZE: usize = 16;
+/// The largest report the VMM accepts; nothing larger is ever read or allocated.
+pub const REPORT_MAX_LEN: u32 = 1 << 20;
+/// Most CPU records in a boot report (KVM_MAX_VCPU_IDS on x86 is 4096).
+pub const MAX_CPUS: u32 = 4096;
+/// Required alignment of the report address.
+pub const REPORT_ALIGN: u32 = 8;
+
+/// Offset of the CPU records in a boot report.
+pub const BOOT_RECORDS_OFFSET: usize = 112;
+/// Size of one CPU record.
+pub const CPU_RECORD_SIZE: usize = 80;
+/// Size of a fault report.
+pub const FAULT_REPORT_SIZE: usize = 56;
+/// Most message bytes in a panic report.
+pub const PANIC_MESSAGE_MAX: usize = 1024;
+/// Stamp slots per CPU record and for the BSP.
+pub const STAMP_SLOTS: usize = 8;
+
+/// What a report carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+pub enum Kind {
+    /// The bringup result: summary, BSP stamps, one record per CPU.
+    Boot = 1,
+    /// A CPU took an exception it could not handle.
+    Fault = 2,
+    /// The guest panicked; the body is the message.
+    Panic = 3,
+}
+
+impl Kind {
+    /// Decodes a kind field.
+    pub fn from_u16(v: u16) -> Option<Self> {
+        match v {
+            1 => Some(Self::Boot),
+            2 => Some(Self::Fault),
+            3 => Some(Self::Panic),
+            _ => None,
+        }
+    }
+}
+
+/// The phases an AP goes through, in order; each is a stamp slot in its [`CpuRecord`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum ApPhase {
+    /// The BSP sent this AP its INIT/SIPI (stamped by the BSP).
+    Kick = 0,
+    /// The AP's first trampoline instruction, in real mode.
+    Trampoline = 1,
+    /// The AP reached Rust in long mode.
+    LongMode = 2,
+    /// The AP's GDT, IDT and local APIC are set up.
+    PerCpuInit = 3,
+    /// The AP marked itself online.
+    Online = 4,
+}
+
+impl ApPhase {
+    /// Every AP phase in order.
+    pub const ALL: [ApPhase; 5] = [
+        Self::Kick,
+        Self::Trampoline,
+        Self::LongMode,
+        Self::PerCpuInit,
+        Self::Online,
+    ];
+
+    /// Short name used in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Kick => "kick",
+            Self::Trampoline => "trampoline",
+            Self::LongMode => "long_mode",
+            Self::PerCpuInit => "percpu_init",
+            Self::Online => "online",
+        }
+    }
+}
+
+/// BSP stamps in the boot summary, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum BspPhase {
+    /// First instruction of the kernel entry point.
+    Entry = 0,
+    /// First Rust instruction.
+    RustEntry = 1,
+    /// ACPI tables found and the MADT parsed.
+    AcpiParsed = 2,
+    /// AP bringup started.
+    BringupStart = 3,
+    /// Every AP online (or given up on).
+    AllOnline = 4,
+    /// Report written, just before the doorbell.
+    Report = 5,
+}
+
+impl BspPhase {
+    /// Every BSP phase in order.
+    pub const ALL: [BspPhase; 6] = [
+        Self::Entry,
+        Self::RustEntry,
+        Self::AcpiParsed,
+        Self::BringupStart,
+        Self::AllOnline,
+        Self::Report,
+    ];
+
+    /// Short name used in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Entry => "entry",
+            Self::RustEntry => "rust_entry",
+            Self::AcpiParsed => "acpi_parsed",
+            Self::BringupStart => "bringup_start",
+            Self::AllOnline => "all_online",
+            Self::Report => "report",
+        }
+    }
+}
+
+/// State of a CPU in a boot report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum CpuState {
+    /// Listed in the MADT, not started (bringup did not run).
+    Listed = 0,
+    /// Online.
+    Online = 1,
+    /// Kicked but never came online.
+    Missing = 2,
+}
+
+impl CpuState {
+    /// Decodes a state byte.
+    pub fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            0 => Some(Self::Listed),
+            1 => Some(Self::Online),
+            2 => Some(Self::Missing),
+            _ => None,
+        }
+    }
+
+    /// Name used in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Listed => "listed",
+            Self::Online => "online",
+            Self::Missing => "missing",
+        }
+    }
+}
+
+/// Boot summary flag: the BSP runs its local APIC in x2APIC mode.
+pub const FLAG_X2APIC: u32 = 1 << 0;
+/// CPU record flag: this record is the BSP.
+pub const CPU_FLAG_BSP: u32 = 1 << 0;
+
+/// One CPU's record, in wire layout (`#[repr(C)]`, 80 bytes). The guest may keep these in
+/// memory and let each CPU stamp its own, so the report needs no copying.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct CpuRecord {
+    /// APIC ID (x2APIC ID when above 254).
+    pub apic_id: u32,
+    /// ACPI processor UID from the MADT.
+    pub acpi_uid: u32,
+    /// A [`CpuState`].
+    pub state: u8,
+    /// Highest [`ApPhase`] reached, plus one (0: none).
+    pub last_phase: u8,
+    /// Times the BSP re-sent INIT/SIPI to this CPU.
+    pub retries: u16,
+    /// CPU_FLAG_* bits.
+    pub flags: u32,
+    /// TSC per [`ApPhase`] slot; 0 means not reached.
+    pub stamps: [u64; STAMP_SLOTS],
+}
+
+const _: () = assert!(core::mem::size_of::<CpuRecord>() == CPU_RECORD_SIZE);
+
+/// The fixed part of a boot report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BootSummary {
+    /// The BSP's APIC ID.
+    pub bsp_apic_id: u32,
+    /// TSC frequency the guest read from CPUID 0x40000010 (0 if absent).
+    pub tsc_khz: u32,
+    /// FLAG_* bits.
+    pub flags: u32,
+    /// Usable CPUs the guest found in the MADT.
+    pub madt_cpus: u32,
+    /// Bringup strategy ([`crate::cmdline::Bringup`] as u8).
+    pub bringup: u8,
+    /// Kick style ([`crate::cmdline::Kick`] as u8).
+    pub kick: u8,
+    /// CPU records that follow.
+    pub cpu_count: u32,
+    /// The guest's own verdict: 0 when everything it was asked to do succeeded.
+    pub status: u32,
+    /// TSC per [`BspPhase`] slot; 0 means not reached.
+    pub bsp_stamps: [u64; STAMP_SLOTS],
+}
+
+/// A CPU exception that reached the guest's last-resort handler.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fault {
+    /// APIC ID of the CPU that faulted.
+    pub apic_id: u32,
+    /// Exception vector (Intel SDM Vol. 3A, Table 6-1).
+    pub vector: u32,
+    /// Error code pushed by the CPU, or 0.
+    pub error_code: u64,
+    /// Faulting instruction pointer.
+    pub rip: u64,
+    /// CR2 (the faulting address for #PF).
+    pub cr2: u64,
+    /// Stack pointer at the fault.
+    pub rsp: u64,
+}
+
+/// The mnemonic of an exception vector (Intel SDM Vol. 3A, Table 6-1).
+pub fn exception_name(vector: u32) -> &'static str {
+    const NAMES: [&str; 22] = [
+        "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS", "#NP", "#SS",
+        "#GP", "#PF", "reserved", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
+    ];
+    NAMES.get(vector as usize).copied().unwrap_or("interrupt")
+}
