@@ -4,7 +4,8 @@
 //!
 //! | range               | use                                                        |
 //! |---------------------|------------------------------------------------------------|
-//! | `0x0000..0x1000`    | real-mode IVT and BIOS data area (left zero)               |
+//! | `0x0000..0x500`     | real-mode IVT and BIOS data area (left zero)               |
+//! | `0x500..0x528`      | boot GDT for the BSP's entry state                         |
 //! | `0x6000..0x7000`    | PVH `hvm_start_info` and its memory map                    |
 //! | `0x7000..0x8000`    | kernel command line (NUL-terminated)                       |
 //! | `0x8000..0x9000`    | AP real-mode trampoline (SIPI vector 0x08)                 |
@@ -20,6 +21,12 @@
 pub const PAGE_SIZE: u64 = 0x1000;
 /// Size of a large page mapped by a page-directory entry with PS=1 (Intel SDM Vol. 3A, 4.5).
 pub const LARGE_PAGE_SIZE: u64 = 0x20_0000;
+
+/// Guest-physical address of the boot GDT the VMM writes for the BSP's entry state (the same
+/// place Firecracker uses; the kernel loads its own GDT before relying on it).
+pub const BOOT_GDT_ADDR: u64 = 0x500;
+/// Entries in the boot GDT: null, 64-bit code, 32-bit code, data, TSS.
+pub const BOOT_GDT_ENTRIES: usize = 5;
 
 /// Guest-physical address of the PVH `hvm_start_info` structure handed to the kernel in EBX.
 pub const START_INFO_ADDR: u64 = 0x6000;
@@ -111,6 +118,7 @@ mod tests {
     #[test]
     fn fixed_areas_do_not_overlap() {
         let areas = [
+            (BOOT_GDT_ADDR, BOOT_GDT_ADDR + (BOOT_GDT_ENTRIES * 8) as u64),
             (START_INFO_ADDR, MEMMAP_ADDR),
             (MEMMAP_ADDR, CMDLINE_ADDR),
             (CMDLINE_ADDR, CMDLINE_ADDR + CMDLINE_MAX as u64),

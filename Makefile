@@ -1,0 +1,45 @@
+# sipi: `make run` boots the bundled guest, `make test` runs every test.
+# The guest kernel is built by vmm/build.rs (with the host target only) and embedded in vmm;
+# target/guest.elf is a copy for --kernel and for other VMMs.
+
+CARGO ?= cargo
+VMM := target/release/vmm
+GUEST_ELF := target/guest.elf
+GUEST_BUILT := target/guest-build/x86_64-unknown-linux-gnu/release/guest
+RUN_ARGS ?=
+BENCH_ARGS ?=
+
+.PHONY: all build run test lint fmt clippy bench clean FORCE
+
+all: build
+
+build:
+	$(CARGO) build --release -p vmm
+	@mkdir -p target
+	cp $(GUEST_BUILT) $(GUEST_ELF)
+
+run: build
+	$(VMM) $(RUN_ARGS)
+
+# Unit tests of every crate, then the integration tests that boot real VMs on /dev/kvm
+# (set SIPI_SKIP_KVM=1 to skip those on a machine without KVM; CI never does).
+test: build
+	$(CARGO) test --release --workspace
+
+lint: fmt clippy
+
+fmt:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path guest/Cargo.toml -- --check
+
+clippy:
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+	CARGO_ENCODED_RUSTFLAGS="$$(printf -- '-Crelocation-model=static\037-Cno-redzone=yes')" \
+		$(CARGO) clippy --release --manifest-path guest/Cargo.toml \
+		--target x86_64-unknown-linux-gnu --target-dir target/guest-build -- -D warnings
+
+bench: build
+	$(CARGO) bench -p vmm -- $(BENCH_ARGS)
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,430 @@
+//! The kernel's entry points, its GDT and TSS, its static boot page tables, the PVH ELF note
+//! and the BSP stacks, all in assembly because they run before any Rust code may.
+//!
+//! # Entry-state contracts
+//!
+//! **`pvh_start`, the PVH entry** (named by the `XEN_ELFNOTE_PHYS32_ENTRY` note; the x86/HVM
+//! direct boot ABI): 32-bit protected mode, paging off, CS a flat 32-bit code segment and
+//! DS/ES/SS flat 32-bit data segments (any selectors: the GDT is reloaded before a segment
+//! register is), EBX the guest-physical address of `hvm_start_info`, interrupts off (IF=0).
+//! Nothing else is assumed: no stack, no particular GDT, IDT or TSS, A20 on, EFLAGS.DF either
+//! way.
+//!
+//! **`_start64`, the ELF entry** (`e_entry`, for VMMs that start a kernel in long mode): 64-bit
+//! mode at CPL 0 with paging on, CS a 64-bit code segment, an identity map covering at least
+//! the kernel image, RBX the guest-physical address of `hvm_start_info` (below 4 GiB),
+//! interrupts off, CR4.PCIDE=0. No stack and no particular GDT, IDT or TSS is assumed.
+//!
+//! Both entries read the TSC with their first instruction (`BspPhase::Entry`), then load the
+//! kernel's own GDT and page tables (an identity map of the first 4 GiB with 2 MiB pages),
+//! reload every segment register, switch to the BSP's kernel stack, enable SSE (CR0.EM=0,
+//! CR0.TS=0, CR0.MP=1, CR4.OSFXSR, CR4.OSXMMEXCPT; the prebuilt `core` uses SSE), load the TSS
+//! and the IDT, and drop to CPL 3 (IOPL 3, IF=0) on the 16-byte-aligned BSP stack to call
+//! [`crate::bsp_main`] with the `hvm_start_info` address and the entry TSC.
+//!
+//! # Why the Rust code runs at CPL 3
+//!
+//! On our hosts KVM is `kvm_pvm`, which cannot run a guest's CPL-0 code natively: it
+//! interprets it with KVM's instruction emulator (~2 us per instruction), which knows only part
+//! of the instruction set. The SSE code that the compiler and the prebuilt `core` emit
+//! (`xorps`, `pxor`, `movd`, `pinsrw`, ...) stops it with "KVM internal error, emulation
+//! failure". CPL-3 code runs natively there, so every line of Rust runs at CPL 3. IOPL 3 and the
+//! TSS's I/O bitmap keep port I/O available, RDTSC and CPUID work at any CPL (kvm_pvm traps
+//! CPUID and returns the guest's values); the few privileged operations left (MSRs, HLT) are
+//! supervisor calls (see [`crate::supervisor`]). Exceptions enter CPL 0 on the TSS's RSP0
+//! stack, and the exception stub returns to CPL 3 to run the Rust handler (see [`crate::idt`]).
+//! On a KVM with hardware virtualisation the same code runs the same way, at full speed.
+//! Interrupts stay masked throughout: nothing needs them.
+//!
+//! # Memory that must not be written
+//!
+//! The page tables are complete at assembly time and live in `.page_tables`, whose pages hold
+//! nothing else (see linker.ld): under shadow paging every write to a page in use as a page
+//! table is trapped and emulated. The Accessed and Dirty bits are preset in every entry, and
+//! the Accessed bit in every code and data descriptor, so that the CPU never writes them either.
+//! Every page is user-accessible: the kernel runs at CPL 3 and protects nothing from itself.
+
+use core::arch::global_asm;
+
+use crate::cpu::{cr0, cr4, efer, msr, rflags};
+use crate::report::QEMU_DEBUG_EXIT_PORT;
+use firmware::layout::{
+    COM1_PORT, COM1_PORT_COUNT, EXIT_PORT, IDENTITY_MAP_SIZE, MMIO_HOLE_START, PD_COUNT,
+    REPORT_PORT,
+};
+use firmware::pvh::{XEN_ELFNOTE_NAME, XEN_ELFNOTE_PHYS32_ENTRY};
+
+/// Paging-structure entry bits (Intel SDM Vol. 3A, 4.5, Tables 4-15 to 4-19).
+mod pte {
+    /// Present.
+    pub const PRESENT: u64 = 1 << 0;
+    /// Read/write: writes allowed.
+    pub const WRITABLE: u64 = 1 << 1;
+    /// User/supervisor: CPL-3 accesses allowed.
+    pub const USER: u64 = 1 << 2;
+    /// Page-level write-through.
+    pub const PWT: u64 = 1 << 3;
+    /// Page-level cache disable.
+    pub const PCD: u64 = 1 << 4;
+    /// Accessed (set by the CPU on first use unless already set).
+    pub const ACCESSED: u64 = 1 << 5;
+    /// Dirty (set by the CPU on first write to a page unless already set).
+    pub const DIRTY: u64 = 1 << 6;
+    /// Page size: a page-directory entry maps a 2 MiB page.
+    pub const PAGE_SIZE: u64 = 1 << 7;
+}
+
+/// Flags of a PML4 or PDPT entry that points to the next table.
+const TABLE_FLAGS: u64 = pte::PRESENT | pte::WRITABLE | pte::USER | pte::ACCESSED;
+/// Flags of a page-directory entry that maps a 2 MiB page of RAM (write-back).
+const LARGE_PAGE_FLAGS: u64 =
+    pte::PRESENT | pte::WRITABLE | pte::USER | pte::ACCESSED | pte::DIRTY | pte::PAGE_SIZE;
+/// Extra flags of the 2 MiB pages in the MMIO hole (local APIC, IOAPIC): uncacheable.
+const MMIO_PAGE_FLAGS: u64 = pte::PCD | pte::PWT;
+
+/// The boot page tables map the same 4 GiB as the VMM's long-mode identity map: one PML4 entry,
+/// [`PD_COUNT`] PDPT entries, each pointing to a page directory of 512 2 MiB pages. No 1 GiB
+/// pages: the KVM on our hosts lacks pdpe1gb and triple-faults on them.
+const _: () = assert!(PD_COUNT * (512 << 21) == IDENTITY_MAP_SIZE && PD_COUNT <= 512);
+
+/// Segment descriptor bits (Intel SDM Vol. 3A, 3.4.5, Figure 3-8, and 8.2.3, Figure 8-4).
+mod seg {
+    /// Limit 15:0 and 19:16 all ones: with 4 KiB granularity, all 4 GiB.
+    pub const LIMIT_MAX: u64 = 0xFFFF | (0xF << 48);
+    /// Type: accessed (preset so the CPU never writes the descriptor).
+    pub const ACCESSED: u64 = 1 << 40;
+    /// Type: readable (code) / writable (data).
+    pub const READ_WRITE: u64 = 1 << 41;
+    /// Type: code segment (execute).
+    pub const EXECUTABLE: u64 = 1 << 43;
+    /// Type of a system descriptor: available 64-bit TSS.
+    pub const TYPE_TSS_AVAILABLE: u64 = 0x9 << 40;
+    /// S: code or data segment (not system).
+    pub const CODE_OR_DATA: u64 = 1 << 44;
+    /// DPL 3.
+    pub const DPL_3: u64 = 3 << 45;
+    /// P: segment present.
+    pub const PRESENT: u64 = 1 << 47;
+    /// L: 64-bit code segment.
+    pub const LONG_MODE: u64 = 1 << 53;
+    /// D/B: 32-bit default operand size / big segment.
+    pub const DEFAULT_32: u64 = 1 << 54;
+    /// G: limit in 4 KiB units.
+    pub const GRANULARITY_4K: u64 = 1 << 55;
+    /// Flat code or data segment: base 0, all 4 GiB, present, accessed.
+    pub const FLAT: u64 = LIMIT_MAX | GRANULARITY_4K | PRESENT | CODE_OR_DATA | ACCESSED;
+}
+
+/// Flat 32-bit code segment (for the 32-bit half of the AP trampoline).
+const GDT_CODE32: u64 = seg::FLAT | seg::DEFAULT_32 | seg::EXECUTABLE | seg::READ_WRITE;
+/// 64-bit code segment, CPL 0.
+const GDT_CODE64: u64 = seg::FLAT | seg::LONG_MODE | seg::EXECUTABLE | seg::READ_WRITE;
+/// Flat data segment, DPL 0.
+const GDT_DATA: u64 = seg::FLAT | seg::DEFAULT_32 | seg::READ_WRITE;
+/// Flat data segment, DPL 3.
+const GDT_USER_DATA: u64 = GDT_DATA | seg::DPL_3;
+/// 64-bit code segment, CPL 3.
+const GDT_USER_CODE64: u64 = GDT_CODE64 | seg::DPL_3;
+
+const _: () = assert!(GDT_CODE32 == 0x00CF_9B00_0000_FFFF);
+const _: () = assert!(GDT_CODE64 == 0x00AF_9B00_0000_FFFF);
+const _: () = assert!(GDT_DATA == 0x00CF_9300_0000_FFFF);
+const _: () = assert!(GDT_USER_DATA == 0x00CF_F300_0000_FFFF);
+const _: () = assert!(GDT_USER_CODE64 == 0x00AF_FB00_0000_FFFF);
+
+/// Size of a 64-bit TSS (Intel SDM Vol. 3A, 8.7, Figure 8-11), without an I/O bitmap.
+const TSS_SIZE: u64 = 104;
+/// Ports covered by the TSS's I/O permission bitmap (Intel SDM Vol. 1, 19.5.2), all allowed.
+///
+/// IOPL 3 alone should allow port I/O at CPL 3, but kvm_pvm's instruction emulator, which
+/// carries out every CPL-3 `in`/`out`, sees IOPL 0 and consults the bitmap instead. Ports at or
+/// above this bound are beyond the TSS limit and fault.
+const IO_BITMAP_PORTS: u64 = 0x800;
+/// Bytes of the I/O bitmap (one bit per port), then the 0xFF byte that must end it.
+const IO_BITMAP_BYTES: u64 = IO_BITMAP_PORTS / 8;
+const _: () = assert!(
+    (COM1_PORT + COM1_PORT_COUNT) as u64 <= IO_BITMAP_PORTS
+        && (REPORT_PORT as u64) < IO_BITMAP_PORTS
+        && (EXIT_PORT as u64) < IO_BITMAP_PORTS
+        && (QEMU_DEBUG_EXIT_PORT as u64) < IO_BITMAP_PORTS
+);
+/// The TSS limit: the TSS, its I/O bitmap and the final 0xFF byte, minus one.
+const TSS_LIMIT: u64 = TSS_SIZE + IO_BITMAP_BYTES;
+/// The low half of the TSS descriptor without its base (patched in at boot): limit, type,
+/// present. 64-bit TSS descriptors are 16 bytes; the high half is base 63:32.
+const GDT_TSS_LOW: u64 = TSS_LIMIT | seg::TYPE_TSS_AVAILABLE | seg::PRESENT;
+const _: () = assert!(TSS_LIMIT <= 0xFFFF);
+
+/// Requested privilege level 3 in a selector.
+const RPL_3: u16 = 3;
+/// Selector of the flat 32-bit code segment.
+#[expect(
+    dead_code,
+    reason = "the AP trampoline's protected-mode step will use it"
+)]
+pub const KERNEL_CS32: u16 = 0x08;
+/// Selector of the CPL-0 64-bit code segment.
+pub const KERNEL_CS: u16 = 0x10;
+/// Selector of the DPL-0 flat data segment.
+pub const KERNEL_DS: u16 = 0x18;
+/// Selector of the DPL-3 flat data segment, with RPL 3.
+pub const USER_DS: u16 = 0x20 | RPL_3;
+/// Selector of the CPL-3 64-bit code segment, with RPL 3.
+pub const USER_CS: u16 = 0x28 | RPL_3;
+/// Selector of the TSS.
+pub const TSS_SELECTOR: u16 = 0x30;
+
+/// RFLAGS of the kernel's CPL-3 code: IOPL 3 (port I/O allowed), IF=0 (interrupts masked).
+pub const USER_RFLAGS: u64 = rflags::RESERVED_1 | rflags::IOPL_3;
+
+/// Size of the BSP's stack, on which the Rust code runs at CPL 3.
+const BSP_STACK_SIZE: usize = 64 * 1024;
+/// Size of the BSP's kernel stack (TSS RSP0): entry code, exception and supervisor-call stubs,
+/// and the Rust exception handler.
+const BSP_KERNEL_STACK_SIZE: usize = 16 * 1024;
+
+/// The PVH note's owner name must be "Xen" (3 bytes plus the NUL).
+const _: () = assert!(XEN_ELFNOTE_NAME.len() == 3);
+
+global_asm!(
+    r#"
+    /* ---------------------------------------------------------------------------------- */
+    /* The PVH entry: 32-bit protected mode, paging off, EBX = hvm_start_info.            */
+    /* ---------------------------------------------------------------------------------- */
+    .section .text.entry, "ax", @progbits
+    .code32
+    .global pvh_start
+    .type pvh_start, @function
+pvh_start:
+    rdtsc                               /* BspPhase::Entry, in EDX:EAX */
+    mov %eax, %esi                      /* ESI = entry TSC, low half */
+    mov %edx, %edi                      /* EDI = entry TSC, high half */
+    cld
+    lgdt boot_gdt_pointer
+    mov ${kernel_ds}, %eax
+    mov %ax, %ds
+    mov %ax, %es
+    mov %ax, %ss
+    mov %ax, %fs
+    mov %ax, %gs
+
+    /* Enter IA-32e mode (Intel SDM Vol. 3A, 10.8.5): PAE, CR3, EFER.LME, then paging. */
+    mov %cr4, %eax
+    or ${cr4_pae}, %eax
+    mov %eax, %cr4
+    mov $boot_pml4, %eax
+    mov %eax, %cr3
+    mov ${ia32_efer}, %ecx
+    rdmsr
+    or ${efer_lme}, %eax
+    wrmsr
+    mov %cr0, %eax
+    or ${cr0_pg_pe}, %eax
+    mov %eax, %cr0
+    ljmp ${kernel_cs}, $pvh_long_mode
+
+    .code64
+pvh_long_mode:
+    /* The upper halves of the general registers are undefined after leaving 32-bit mode. */
+    mov %esi, %esi
+    mov %edi, %edi
+    mov %ebx, %ebx
+    jmp long_mode_common
+    .size pvh_start, . - pvh_start
+
+    /* ---------------------------------------------------------------------------------- */
+    /* The 64-bit entry (e_entry): long mode, paging on, RBX = hvm_start_info.            */
+    /* ---------------------------------------------------------------------------------- */
+    .global _start64
+    .type _start64, @function
+_start64:
+    rdtsc                               /* BspPhase::Entry, in EDX:EAX */
+    mov %eax, %esi                      /* RSI = entry TSC, low half (zero-extended) */
+    mov %edx, %edi                      /* RDI = entry TSC, high half (zero-extended) */
+    cld
+    lgdt boot_gdt_pointer(%rip)
+    lea boot_pml4(%rip), %rax
+    mov %rax, %cr3
+    lea bsp_kernel_stack_top(%rip), %rsp
+    pushq ${kernel_cs}                  /* reload CS from our GDT with a far return */
+    lea long_mode_common(%rip), %rax
+    pushq %rax
+    lretq
+    .size _start64, . - _start64
+
+    /* Both entries: RBX = hvm_start_info, EDI:ESI = entry TSC, our GDT and CR3 loaded. */
+long_mode_common:
+    mov ${kernel_ds}, %eax
+    mov %ax, %ds
+    mov %ax, %es
+    mov %ax, %ss
+    xor %eax, %eax
+    mov %ax, %fs
+    mov %ax, %gs
+    lea bsp_kernel_stack_top(%rip), %rsp
+
+    /* Enable SSE (Intel SDM Vol. 3A, 14.1.3): the prebuilt core uses it. */
+    mov %cr0, %rax
+    and ${cr0_keep}, %rax               /* EM=0: no x87 emulation; TS=0: no #NM */
+    or ${cr0_mp}, %rax
+    mov %rax, %cr0
+    mov %cr4, %rax
+    or ${cr4_sse}, %rax
+    mov %rax, %cr4
+
+    /* The TSS descriptor's base is split over four fields: patch it in, then load TR. */
+    lea bsp_tss(%rip), %rax
+    lea boot_gdt_tss(%rip), %rcx
+    movb ${tss_access}, 5(%rcx)         /* available, not busy, in case of a second boot */
+    mov %ax, 2(%rcx)                    /* base 15:0 */
+    shr $16, %rax
+    mov %al, 4(%rcx)                    /* base 23:16 */
+    mov %ah, 7(%rcx)                    /* base 31:24 */
+    shr $16, %rax
+    mov %eax, 8(%rcx)                   /* base 63:32 */
+    mov ${tss_selector}, %eax
+    ltr %ax
+    lidt idt_pointer(%rip)
+
+    shl $32, %rdi
+    or %rdi, %rsi                       /* RSI = entry TSC */
+    mov %rbx, %rdi                      /* RDI = hvm_start_info address */
+
+    /* Drop to CPL 3 with IRETQ: SS, RSP, RFLAGS, CS, RIP. */
+    pushq ${user_ds}
+    lea bsp_stack_top(%rip), %rax
+    pushq %rax
+    pushq ${user_rflags}
+    pushq ${user_cs}
+    lea bsp_user_entry(%rip), %rax
+    pushq %rax
+    iretq
+
+bsp_user_entry:                         /* CPL 3, on the 16-byte-aligned BSP stack */
+    xor %ebp, %ebp
+    call {bsp_main}
+    ud2
+
+    /* ---------------------------------------------------------------------------------- */
+    /* The GDT: null, flat 32-bit code, 64-bit code, data, user data, user code, TSS.     */
+    /* Written at boot (TSS base, busy bit), so not read-only.                            */
+    /* ---------------------------------------------------------------------------------- */
+    .section .data.boot_gdt, "aw", @progbits
+    .balign 16
+boot_gdt:
+    .quad 0
+    .quad {gdt_code32}
+    .quad {gdt_code64}
+    .quad {gdt_data}
+    .quad {gdt_user_data}
+    .quad {gdt_user_code64}
+boot_gdt_tss:
+    .quad {gdt_tss_low}
+    .quad 0
+boot_gdt_end:
+    .balign 8
+    .global boot_gdt_pointer
+boot_gdt_pointer:                       /* LGDT reads 6 bytes in 32-bit mode, 10 in 64-bit */
+    .word boot_gdt_end - boot_gdt - 1
+    .quad boot_gdt
+
+    /* The BSP's TSS (Intel SDM Vol. 3A, 8.7): RSP0 and the I/O permission bitmap. */
+    .balign 16
+bsp_tss:
+    .long 0                             /* reserved */
+    .quad bsp_kernel_stack_top          /* RSP0 */
+    .quad 0, 0                          /* RSP1, RSP2 */
+    .quad 0                             /* reserved */
+    .quad 0, 0, 0, 0, 0, 0, 0           /* IST1-IST7 */
+    .quad 0                             /* reserved */
+    .word 0                             /* reserved */
+    .word {tss_size}                    /* I/O map base: right after the TSS */
+    .fill {io_bitmap_bytes}, 1, 0       /* every port below IO_BITMAP_PORTS allowed */
+    .byte 0xFF                          /* end of the bitmap */
+
+    /* ---------------------------------------------------------------------------------- */
+    /* The PVH entry note (Xen elfnote.h): name "Xen", type PHYS32_ENTRY, 4-byte address. */
+    /* ---------------------------------------------------------------------------------- */
+    .section .note.Xen, "a", @note
+    .balign 4
+    .long 4                             /* n_namesz: "Xen" and its NUL */
+    .long 4                             /* n_descsz */
+    .long {xen_elfnote_phys32_entry}    /* n_type */
+    .byte {xen0}, {xen1}, {xen2}, 0     /* name */
+    .long pvh_start                     /* desc: physical address of the 32-bit entry */
+
+    /* ---------------------------------------------------------------------------------- */
+    /* Boot page tables: identity map of the first 4 GiB with 2 MiB pages.                */
+    /* ---------------------------------------------------------------------------------- */
+    .section .page_tables, "a", @progbits
+    .balign 4096
+    .global boot_pml4
+boot_pml4:
+    .quad boot_pdpt + {table_flags}
+    .fill 511, 8, 0
+boot_pdpt:
+    .set pd_index, 0
+    .rept {pd_count}
+    .quad boot_pd + pd_index * 4096 + {table_flags}
+    .set pd_index, pd_index + 1
+    .endr
+    .fill 512 - {pd_count}, 8, 0
+boot_pd:
+    .set large_page, 0
+    .rept 512 * {pd_count}
+    .if (large_page << 21) >= {mmio_hole_start}
+    .quad (large_page << 21) | {large_page_flags} | {mmio_page_flags}
+    .else
+    .quad (large_page << 21) | {large_page_flags}
+    .endif
+    .set large_page, large_page + 1
+    .endr
+
+    /* ---------------------------------------------------------------------------------- */
+    /* The BSP's stacks.                                                                  */
+    /* ---------------------------------------------------------------------------------- */
+    .section .bss.boot_stacks, "aw", @nobits
+    .balign 4096
+    .skip {bsp_stack_size}
+bsp_stack_top:
+    .skip {bsp_kernel_stack_size}
+bsp_kernel_stack_top:
+
+    .text
+"#,
+    kernel_ds = const KERNEL_DS,
+    kernel_cs = const KERNEL_CS,
+    user_ds = const USER_DS,
+    user_cs = const USER_CS,
+    user_rflags = const USER_RFLAGS,
+    tss_selector = const TSS_SELECTOR,
+    tss_size = const TSS_SIZE,
+    io_bitmap_bytes = const IO_BITMAP_BYTES,
+    tss_access = const (GDT_TSS_LOW >> 40) & 0xFF,
+    cr4_pae = const cr4::PAE,
+    ia32_efer = const msr::IA32_EFER,
+    efer_lme = const efer::LME,
+    cr0_pg_pe = const cr0::PG | cr0::PE,
+    cr0_keep = const !(cr0::EM | cr0::TS) as i64,
+    cr0_mp = const cr0::MP,
+    cr4_sse = const cr4::OSFXSR | cr4::OSXMMEXCPT,
+    bsp_main = sym crate::bsp_main,
+    gdt_code32 = const GDT_CODE32,
+    gdt_code64 = const GDT_CODE64,
+    gdt_data = const GDT_DATA,
+    gdt_user_data = const GDT_USER_DATA,
+    gdt_user_code64 = const GDT_USER_CODE64,
+    gdt_tss_low = const GDT_TSS_LOW,
+    xen_elfnote_phys32_entry = const XEN_ELFNOTE_PHYS32_ENTRY,
+    xen0 = const XEN_ELFNOTE_NAME[0],
+    xen1 = const XEN_ELFNOTE_NAME[1],
+    xen2 = const XEN_ELFNOTE_NAME[2],
+    table_flags = const TABLE_FLAGS,
+    pd_count = const PD_COUNT,
+    mmio_hole_start = const MMIO_HOLE_START,
+    large_page_flags = const LARGE_PAGE_FLAGS,
+    mmio_page_flags = const MMIO_PAGE_FLAGS,
+    bsp_stack_size = const BSP_STACK_SIZE,
+    bsp_kernel_stack_size = const BSP_KERNEL_STACK_SIZE,
+    options(att_syntax),
+);

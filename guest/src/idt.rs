@@ -1,0 +1,213 @@
+//! The interrupt descriptor table, complete at assembly time and shared by every CPU (the entry
+//! code loads it through `idt_pointer`): the 32 architectural exception vectors (Intel SDM
+//! Vol. 3A, 6.3.1, Table 6-1), each with a stub that funnels into [`exception_handler`].
+//!
+//! Every exception is fatal: the handler prints a line on COM1, sends a fault report and ends
+//! the VM. The stubs run at CPL 0 on the TSS's RSP0 stack; they add CR2 to the frame and return
+//! to CPL 3 to run the Rust handler there, below the frame (see [`crate::boot`] for why all Rust
+//! code runs at CPL 3). Interrupts stay masked (IF=0), so only exceptions and NMIs arrive; a
+//! vector above 31 is beyond the IDT limit and turns into a #GP.
+
+use core::arch::global_asm;
+use core::fmt::Write;
+
+use firmware::layout::KERNEL_MIN_ADDR;
+use firmware::report::{Fault, exception_name};
+
+use crate::boot::{KERNEL_CS, USER_CS, USER_DS, USER_RFLAGS};
+use crate::cpu;
+use crate::report::{self, Claim};
+use crate::serial::Com1;
+use crate::supervisor;
+
+/// Exception vectors (Intel SDM Vol. 3A, Table 6-1) the kernel names.
+pub mod vector {
+    /// Divide error.
+    pub const DE: u32 = 0;
+    /// Debug.
+    pub const DB: u32 = 1;
+    /// Breakpoint.
+    pub const BP: u32 = 3;
+    /// Invalid opcode.
+    pub const UD: u32 = 6;
+    /// Double fault.
+    pub const DF: u32 = 8;
+    /// Invalid TSS.
+    pub const TS: u32 = 10;
+    /// Segment not present.
+    pub const NP: u32 = 11;
+    /// Stack-segment fault.
+    pub const SS: u32 = 12;
+    /// General protection.
+    pub const GP: u32 = 13;
+    /// Page fault.
+    pub const PF: u32 = 14;
+    /// Alignment check.
+    pub const AC: u32 = 17;
+    /// Control protection.
+    pub const CP: u32 = 21;
+    /// VMM communication (AMD SEV-ES).
+    pub const VC: u32 = 29;
+    /// Security exception (AMD).
+    pub const SX: u32 = 30;
+}
+
+/// The vectors for which the CPU pushes an error code (Intel SDM Vol. 3A, 6.13; AMD APM Vol. 2,
+/// 8.2 for #VC and #SX), as a bit mask.
+pub const ERROR_CODE_VECTORS: u32 = (1 << vector::DF)
+    | (1 << vector::TS)
+    | (1 << vector::NP)
+    | (1 << vector::SS)
+    | (1 << vector::GP)
+    | (1 << vector::PF)
+    | (1 << vector::AC)
+    | (1 << vector::CP)
+    | (1 << vector::VC)
+    | (1 << vector::SX);
+
+/// Gate attributes (Intel SDM Vol. 3A, 6.14.1, Figure 6-8): present, DPL 3, type 0xE (64-bit
+/// interrupt gate: IF is cleared on entry). DPL 3 lets CPL-3 code use INT3 and INT n (the fault
+/// tests; kvm_pvm turns most INT n at CPL 3 into #UD); hardware exceptions ignore the DPL.
+const GATE_ATTRIBUTES: u8 = (1 << 7) | (3 << 5) | 0xE;
+
+/// Where the exception stubs start (linker.ld places `.text.exceptions` first): the IDT is
+/// built at assembly time from this address, split into the gates' three offset fields.
+const STUBS_BASE: u64 = KERNEL_MIN_ADDR;
+/// Room for the stubs: they must not carry into the upper offset fields (linker.ld checks it).
+const STUBS_MAX_SIZE: u64 = 0x1000;
+const _: () = assert!((STUBS_BASE & 0xFFFF) + STUBS_MAX_SIZE <= 0x1_0000);
+
+/// What the stubs leave on the kernel stack: CR2, the vector and the error code (0 when the CPU
+/// pushes none), then the CPU's own interrupt frame.
+#[derive(Debug)]
+#[repr(C)]
+struct ExceptionFrame {
+    cr2: u64,
+    vector: u64,
+    error_code: u64,
+    rip: u64,
+    cs: u64,
+    rflags: u64,
+    rsp: u64,
+    // SS follows; the handler does not need it.
+}
+
+global_asm!(
+    r#"
+    /* ---------------------------------------------------------------------------------- */
+    /* Exception stubs (CPL 0): push an error code if the CPU did not, then the vector.   */
+    /* ---------------------------------------------------------------------------------- */
+    .section .text.exceptions, "ax", @progbits
+    .global exception_stubs_start
+exception_stubs_start:
+    .irp vector, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    .balign 16
+exception_stub_\vector:
+    .if \vector == {ud_vector}
+    jmp invalid_opcode_entry            /* a supervisor call, or a real #UD (supervisor.rs) */
+    .else
+    .if (({error_code_vectors} >> \vector) & 1) == 0
+    pushq $0                            /* no error code from the CPU: push one */
+    .endif
+    pushq $\vector
+    jmp exception_common
+    .endif
+    .endr
+
+    /* Every exception: add CR2, then run the Rust handler at CPL 3 on this kernel stack,  */
+    /* below the frame, by returning to CPL 3 with IRETQ. The handler never returns.      */
+    .global exception_common
+exception_common:
+    cld                                 /* the exception may have hit inside a backward copy */
+    mov %cr2, %rax
+    pushq %rax
+    mov %rsp, %rdi                      /* RDI = &ExceptionFrame */
+    lea -64(%rsp), %rax
+    and $-16, %rax                      /* the handler's stack: below the IRETQ frame */
+    pushq ${user_ds}
+    pushq %rax
+    pushq ${user_rflags}
+    pushq ${user_cs}
+    lea exception_user(%rip), %rax
+    pushq %rax
+    iretq
+exception_user:                         /* CPL 3 */
+    call {handler}
+    ud2
+
+    .global exception_stubs_end
+exception_stubs_end:
+
+    /* ---------------------------------------------------------------------------------- */
+    /* The IDT: vectors 0-31 to the exception stubs.                                      */
+    /* ---------------------------------------------------------------------------------- */
+    .section .rodata.idt, "a", @progbits
+    .balign 16
+idt:
+    .irp vector, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    .word {stubs_base_low} + (exception_stub_\vector - exception_stubs_start)
+    .word {kernel_cs}
+    .byte 0                             /* IST: none */
+    .byte {gate_attributes}
+    .word {stubs_base_mid}
+    .long {stubs_base_high}
+    .long 0
+    .endr
+idt_end:
+    .balign 8
+    .global idt_pointer
+idt_pointer:
+    .word idt_end - idt - 1
+    .quad idt
+
+    .text
+"#,
+    error_code_vectors = const ERROR_CODE_VECTORS,
+    ud_vector = const vector::UD,
+    handler = sym exception_handler,
+    user_ds = const USER_DS,
+    user_cs = const USER_CS,
+    user_rflags = const USER_RFLAGS,
+    kernel_cs = const KERNEL_CS,
+    gate_attributes = const GATE_ATTRIBUTES,
+    stubs_base_low = const STUBS_BASE & 0xFFFF,
+    stubs_base_mid = const (STUBS_BASE >> 16) & 0xFFFF,
+    stubs_base_high = const STUBS_BASE >> 32,
+    options(att_syntax),
+);
+
+/// The common exception handler, at CPL 3 on the kernel stack below the frame: reports the
+/// exception and ends the VM.
+extern "sysv64" fn exception_handler(frame: *const ExceptionFrame) -> ! {
+    // SAFETY: `exception_common` passes the address of the frame the stub and the CPU just
+    // pushed; this function's stack starts below it, and the frame stays untouched because
+    // nothing returns to the interrupted code.
+    let frame = unsafe { &*frame };
+    let cr2 = frame.cr2;
+    let apic_id = cpu::initial_apic_id();
+    match report::claim_fatal(apic_id) {
+        Claim::First => {}
+        Claim::Nested => report::exit(report::EXIT_NESTED_FATAL),
+        Claim::OtherCpu => supervisor::halt(),
+    }
+    let vector = frame.vector as u32;
+    let _ = writeln!(
+        Com1,
+        "sipi-guest: exception {} ({vector}) on apic {apic_id} at rip {:#x} (cpl {}), error code \
+         {:#x}, cr2 {cr2:#x}, rsp {:#x}, rflags {:#x}",
+        exception_name(vector),
+        frame.rip,
+        frame.cs & 3,
+        frame.error_code,
+        frame.rsp,
+        frame.rflags,
+    );
+    report::send_fault(&Fault {
+        apic_id,
+        vector,
+        error_code: frame.error_code,
+        rip: frame.rip,
+        cr2,
+        rsp: frame.rsp,
+    })
+}

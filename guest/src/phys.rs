@@ -1,0 +1,68 @@
+//! Reading structures that firmware (the VMM) left in guest-physical memory: `hvm_start_info`,
+//! the command line, ACPI tables. The kernel runs identity-mapped, so a physical address is
+//! also a pointer. Every range is checked before it is read: it must lie in RAM below the
+//! 32-bit MMIO hole and must not overlap memory the kernel itself writes.
+
+use core::ops::Range;
+
+use firmware::layout::{MMIO_HOLE_START, TRAMPOLINE_ADDR, TRAMPOLINE_MAX, range_within};
+
+unsafe extern "C" {
+    /// First byte of the kernel image (linker.ld).
+    static __kernel_start: u8;
+    /// First byte after the kernel image, `.bss` included (linker.ld).
+    static __kernel_end: u8;
+}
+
+/// The kernel image, whose `.data` and `.bss` the kernel writes.
+fn kernel_image() -> Range<u64> {
+    (&raw const __kernel_start) as u64..(&raw const __kernel_end) as u64
+}
+
+/// True if `[addr, addr + len)` overlaps `range`.
+fn overlaps(addr: u64, len: u64, range: Range<u64>) -> bool {
+    addr < range.end && range.start < addr.saturating_add(len)
+}
+
+/// True if `[addr, addr + len)` may be read as firmware data: not null, inside RAM below the
+/// MMIO hole (so the identity map covers it and no device answers the read), and disjoint from
+/// everything the kernel writes (its image and the AP trampoline page).
+fn readable(addr: u64, len: u64) -> bool {
+    addr != 0
+        && range_within(addr, len, 0, MMIO_HOLE_START)
+        && !overlaps(addr, len, kernel_image())
+        && !overlaps(
+            addr,
+            len,
+            TRAMPOLINE_ADDR..TRAMPOLINE_ADDR + TRAMPOLINE_MAX as u64,
+        )
+}
+
+/// The `len` bytes at guest-physical `addr`, or `None` if that range may not be read.
+pub fn bytes(addr: u64, len: usize) -> Option<&'static [u8]> {
+    if !readable(addr, len as u64) {
+        return None;
+    }
+    // SAFETY: the range is identity-mapped RAM (below the MMIO hole, inside the 4 GiB map) and
+    // the kernel never writes it (it is outside the kernel image and the trampoline page), so
+    // the bytes stay valid and unchanged for the rest of the boot.
+    Some(unsafe { core::slice::from_raw_parts(addr as *const u8, len) })
+}
+
+/// The NUL-terminated string at `addr`, without its NUL, reading at most `max` bytes (the NUL
+/// included); `None` if the memory may not be read. A string with no NUL in its first `max`
+/// bytes is cut to `max - 1` bytes. Bytes past the NUL are never read.
+pub fn c_string(addr: u64, max: usize) -> Option<&'static [u8]> {
+    let mut len = 0;
+    while len + 1 < max {
+        let byte = bytes(addr.checked_add(len as u64)?, 1)?[0];
+        if byte == 0 {
+            break;
+        }
+        len += 1;
+    }
+    if len == 0 {
+        return Some(&[]);
+    }
+    bytes(addr, len)
+}

@@ -1,0 +1,155 @@
+//! Handing results to the VMM: the report buffers, the doorbell, the exit port.
+//!
+//! A report is encoded with the firmware crate into a static, 8-byte-aligned buffer below
+//! 4 GiB, and handed over with ONE 32-bit `out` of its physical address to [`REPORT_PORT`]. The
+//! VM then ends with a 32-bit `out` of the exit status to [`EXIT_PORT`]; for QEMU the same status
+//! also goes to its isa-debug-exit port. Fatal events (exceptions, panics) are reported by the
+//! first CPU that claims the fatal path with [`claim_fatal`].
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use firmware::layout::{EXIT_PORT, REPORT_PORT};
+use firmware::report::encode::{
+    boot_report_len, write_boot_summary, write_cpu_record, write_fault, write_panic,
+};
+use firmware::report::{
+    BootSummary, BspPhase, FAULT_REPORT_SIZE, Fault, HEADER_SIZE, MAX_CPUS, PANIC_MESSAGE_MAX,
+    REPORT_ALIGN,
+};
+
+use crate::cpu;
+use crate::cpus;
+use crate::global::Global;
+use crate::supervisor;
+
+/// Exit status: the kernel did everything it was asked to.
+pub const EXIT_SUCCESS: u32 = 0;
+/// Exit status: a panic (a panic report was sent).
+pub const EXIT_PANIC: u32 = 0xFE;
+/// Exit status: an unhandled CPU exception (a fault report was sent).
+pub const EXIT_FAULT: u32 = 0xFF;
+/// Exit status: a fault or panic while this CPU was already reporting one (no new report).
+pub const EXIT_NESTED_FATAL: u32 = 0xFD;
+
+/// QEMU's isa-debug-exit device (`-device isa-debug-exit,iobase=0xf4,iosize=4`): QEMU exits
+/// with status `(value << 1) | 1`. Elsewhere the port is unassigned and the write is ignored.
+pub const QEMU_DEBUG_EXIT_PORT: u16 = 0xF4;
+
+/// Size of the boot report buffer: the summary and a record for every possible CPU.
+const BOOT_REPORT_CAPACITY: usize = boot_report_len(MAX_CPUS as usize);
+/// Size of the fatal report buffer: the larger of a fault report and a full panic report.
+const FATAL_REPORT_CAPACITY: usize = HEADER_SIZE + PANIC_MESSAGE_MAX;
+const _: () = assert!(FATAL_REPORT_CAPACITY >= FAULT_REPORT_SIZE);
+const _: () = assert!(cpus::CAPACITY <= MAX_CPUS as usize);
+
+/// A report buffer, aligned as the doorbell requires.
+#[repr(C, align(8))]
+struct ReportBuffer<const N: usize>([u8; N]);
+const _: () = assert!(core::mem::align_of::<ReportBuffer<1>>() >= REPORT_ALIGN as usize);
+
+/// The boot report; written only by the BSP, once, at the end of the boot.
+static BOOT_REPORT: Global<ReportBuffer<BOOT_REPORT_CAPACITY>> =
+    Global::new(ReportBuffer([0; BOOT_REPORT_CAPACITY]));
+/// The fault or panic report; written only by the CPU that won [`claim_fatal`].
+static FATAL_REPORT: Global<ReportBuffer<FATAL_REPORT_CAPACITY>> =
+    Global::new(ReportBuffer([0; FATAL_REPORT_CAPACITY]));
+
+/// Sends the boot report: copies the CPU table's records out, stamps [`BspPhase::Report`] into
+/// `summary`, encodes the summary (its `cpu_count` is set from the table), and rings the
+/// doorbell. Returns the report's physical address.
+///
+/// Must be called by the BSP, once.
+pub fn send_boot(mut summary: BootSummary) -> u64 {
+    // SAFETY: only the BSP calls this, once, and nothing else touches BOOT_REPORT, so this is the
+    // only reference to it.
+    let buf = unsafe { &mut (*BOOT_REPORT.get()).0 };
+    let count = cpus::count();
+    for index in 0..count {
+        write_cpu_record(buf, index, &cpus::snapshot(index))
+            .unwrap_or_else(|| panic!("CPU record {index} does not fit the boot report"));
+    }
+    summary.cpu_count = count as u32;
+    summary.bsp_stamps[BspPhase::Report as usize] = cpu::rdtsc();
+    let len = write_boot_summary(buf, &summary)
+        .unwrap_or_else(|| panic!("a boot report for {count} CPUs does not fit its buffer"));
+    ring_doorbell(&buf[..len])
+}
+
+/// Who handles a fatal event, as decided by [`claim_fatal`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This CPU is the first: it reports and ends the VM.
+    First,
+    /// This CPU faulted or panicked while it was reporting a fatal event itself.
+    Nested,
+    /// Another CPU is reporting; this one only halts.
+    OtherCpu,
+}
+
+/// No CPU owns the fatal path.
+const NO_OWNER: u32 = u32::MAX;
+/// APIC ID of the CPU reporting a fatal event.
+static FATAL_OWNER: AtomicU32 = AtomicU32::new(NO_OWNER);
+
+/// Claims the fatal-report path for the CPU with APIC ID `apic_id`.
+pub fn claim_fatal(apic_id: u32) -> Claim {
+    match FATAL_OWNER.compare_exchange(NO_OWNER, apic_id, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => Claim::First,
+        Err(owner) if owner == apic_id => Claim::Nested,
+        Err(_) => Claim::OtherCpu,
+    }
+}
+
+/// Sends a fault report and ends the VM with [`EXIT_FAULT`].
+///
+/// Only the CPU that got [`Claim::First`] may call this.
+pub fn send_fault(fault: &Fault) -> ! {
+    // SAFETY: the caller won the fatal claim, so no other CPU or code path writes FATAL_REPORT,
+    // and this path never returns, so the reference is the only one.
+    let buf = unsafe { &mut (*FATAL_REPORT.get()).0 };
+    if let Some(len) = write_fault(buf, fault) {
+        ring_doorbell(&buf[..len]);
+    }
+    exit(EXIT_FAULT)
+}
+
+/// Sends a panic report with `message` and ends the VM with [`EXIT_PANIC`].
+///
+/// Only the CPU that got [`Claim::First`] may call this.
+pub fn send_panic(message: &str) -> ! {
+    // SAFETY: as in `send_fault`: the caller won the fatal claim and this never returns.
+    let buf = unsafe { &mut (*FATAL_REPORT.get()).0 };
+    if let Some(len) = write_panic(buf, message) {
+        ring_doorbell(&buf[..len]);
+    }
+    exit(EXIT_PANIC)
+}
+
+/// Hands `report` to the VMM: ONE 32-bit `out` of its physical address to [`REPORT_PORT`].
+/// Returns that address.
+fn ring_doorbell(report: &[u8]) -> u64 {
+    // Identity mapping: the virtual address is the physical address.
+    let addr = report.as_ptr() as u64;
+    let Ok(addr32) = u32::try_from(addr) else {
+        panic!("the report at {addr:#x} is above 4 GiB");
+    };
+    assert!(
+        addr32 % REPORT_ALIGN == 0,
+        "the report at {addr:#x} is not {REPORT_ALIGN}-byte aligned"
+    );
+    // SAFETY: the report port only takes the address; the VMM reads the report, which is
+    // complete and is not written again.
+    unsafe { cpu::outl(REPORT_PORT, addr32) };
+    addr
+}
+
+/// Ends the VM with `status`: the sipi exit port, then QEMU's isa-debug-exit, then halts
+/// forever should both be absent.
+pub fn exit(status: u32) -> ! {
+    // SAFETY: writing the exit port asks the VMM to end the VM; nothing in this kernel depends
+    // on the write having any other effect.
+    unsafe { cpu::outl(EXIT_PORT, status) };
+    // SAFETY: port 0xF4 is QEMU's isa-debug-exit when present and unassigned otherwise.
+    unsafe { cpu::outl(QEMU_DEBUG_EXIT_PORT, status) };
+    supervisor::halt()
+}

@@ -1,0 +1,120 @@
+//! Bad input from the user: each case gives one `error:` line and a documented exit status
+//! (2 for usage and input errors, 3 when the host cannot run KVM).
+
+mod common;
+
+use common::*;
+
+#[test]
+fn bad_vcpu_and_memory_values() {
+    assert_one_line_error(&vmm(&["--vcpus", "0"]), 2, "--vcpus");
+    assert_one_line_error(&vmm(&["--vcpus", "many"]), 2, "--vcpus");
+    assert_one_line_error(&vmm(&["--memory", "0"]), 2, "--memory");
+    assert_one_line_error(&vmm(&["--memory", "lots"]), 2, "--memory");
+    assert_one_line_error(&vmm(&["--frobnicate"]), 2, "--frobnicate");
+    assert_one_line_error(&vmm(&["--bringup", "sideways"]), 2, "sideways");
+}
+
+#[test]
+fn limits_that_need_kvm() {
+    if !kvm_available() {
+        return;
+    }
+    assert_one_line_error(&vmm(&["--vcpus", "100000"]), 2, "above KVM's maximum");
+    assert_one_line_error(&vmm(&["--memory", "100000000"]), 2, "more than this host");
+    // A kernel linked at 3 MiB does not fit in 2 MiB of RAM.
+    let dir = tempdir();
+    let high = write_file(dir.path(), "high.elf", &tiny_elf(0x30_0000, &[0xF4]));
+    let high = high.to_str().unwrap();
+    assert_one_line_error(
+        &vmm(&["--memory", "2", "--kernel", high]),
+        2,
+        "outside guest RAM",
+    );
+}
+
+#[test]
+fn bad_kernel_files() {
+    let dir = tempdir();
+    let d = dir.path();
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let run = |p: &str| vmm(&["--kernel", p]);
+    assert_one_line_error(&run("/nonexistent/guest.elf"), 2, "cannot read kernel");
+    assert_one_line_error(&run(&path(d)), 2, "is a directory");
+    assert_one_line_error(&run(&path(&write_file(d, "empty", b""))), 2, "is empty");
+    assert_one_line_error(
+        &run(&path(&write_file(d, "text", b"#!/bin/sh\necho hi\n"))),
+        2,
+        "not an ELF",
+    );
+    let guest = std::fs::read(GUEST_ELF).expect("the embedded guest file exists");
+    assert_one_line_error(
+        &run(&path(&write_file(d, "trunc", &guest[..40]))),
+        2,
+        "truncated",
+    );
+    let mut arm = guest.clone();
+    arm[18..20].copy_from_slice(&183u16.to_le_bytes()); // EM_AARCH64
+    assert_one_line_error(&run(&path(&write_file(d, "arm", &arm))), 2, "machine 183");
+    let mut elf32 = guest.clone();
+    elf32[4] = 1; // ELFCLASS32
+    assert_one_line_error(&run(&path(&write_file(d, "elf32", &elf32))), 2, "32-bit");
+    let mut phnum = guest;
+    phnum[56..58].copy_from_slice(&0xFFFFu16.to_le_bytes());
+    assert_one_line_error(
+        &run(&path(&write_file(d, "phnum", &phnum))),
+        2,
+        "program headers",
+    );
+}
+
+#[test]
+fn bad_output_paths() {
+    let dir = tempdir();
+    let d = dir.path().to_str().unwrap();
+    assert_one_line_error(&vmm(&["--json", d]), 2, "cannot write JSON report");
+    assert_one_line_error(
+        &vmm(&["--json", "/nonexistent/dir/r.json"]),
+        2,
+        "cannot write JSON report",
+    );
+    assert_one_line_error(&vmm(&["--console", d]), 2, "cannot open console file");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no partial files are left behind"
+    );
+}
+
+#[test]
+fn kvm_device_problems_are_host_errors_that_say_how_to_fix_them() {
+    assert_one_line_error(
+        &vmm(&["--kvm-device", "/nonexistent/kvm"]),
+        3,
+        "load the kvm module",
+    );
+    assert_one_line_error(&vmm(&["--kvm-device", "/dev/null"]), 3, "not a KVM device");
+}
+
+#[test]
+fn help_and_version_succeed() {
+    let out = vmm(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--vcpus",
+        "--kernel",
+        "--memory",
+        "--cmdline",
+        "--timeout",
+        "--console",
+        "--json",
+    ] {
+        assert!(help.contains(flag), "--help lists {flag}");
+    }
+    assert!(
+        !help.contains("--test-fault-vector"),
+        "test-only options are hidden"
+    );
+    assert_eq!(vmm(&["--version"]).status.code(), Some(0));
+}

@@ -1,0 +1,112 @@
+//! Helpers shared by the integration tests: run the real `vmm` binary and check /dev/kvm.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The vmm binary cargo built for these tests.
+pub const VMM: &str = env!("CARGO_BIN_EXE_vmm");
+/// The guest kernel embedded in vmm, as a file.
+pub const GUEST_ELF: &str = env!("SIPI_EMBEDDED_GUEST");
+
+/// True if KVM tests may run. Panics with a clear message when /dev/kvm is unusable, unless
+/// SIPI_SKIP_KVM=1 is set (then the test returns early and says so).
+pub fn kvm_available() -> bool {
+    let usable = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    if usable {
+        return true;
+    }
+    if std::env::var("SIPI_SKIP_KVM").as_deref() == Ok("1") {
+        eprintln!("SKIPPED: /dev/kvm is not usable and SIPI_SKIP_KVM=1 is set");
+        return false;
+    }
+    panic!(
+        "/dev/kvm is missing or not accessible: this test boots a real VM. \
+         Give this user access to /dev/kvm, or set SIPI_SKIP_KVM=1 to skip KVM tests."
+    );
+}
+
+/// Runs vmm with `args`.
+pub fn vmm(args: &[&str]) -> Output {
+    Command::new(VMM)
+        .args(args)
+        .output()
+        .expect("cannot run the vmm binary")
+}
+
+/// A fresh temporary directory.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("cannot create a temporary directory")
+}
+
+/// Reads and parses a JSON report.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("no JSON at {}: {e}", path.display()));
+    serde_json::from_str(&text).expect("the JSON report does not parse")
+}
+
+/// Asserts that a run failed with `code` and exactly one stderr line starting with
+/// "error: " and containing `needle`.
+pub fn assert_one_line_error(out: &Output, code: i32, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "wrong exit status; stderr: {stderr}"
+    );
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("warning: "))
+        .collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got: {stderr}");
+    assert!(
+        lines[0].starts_with("error: "),
+        "not an error line: {stderr}"
+    );
+    assert!(
+        lines[0].contains(needle),
+        "{:?} does not mention {needle:?}",
+        lines[0]
+    );
+}
+
+/// Writes `bytes` to `name` in `dir`.
+pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).expect("cannot write a test file");
+    p
+}
+
+/// A minimal ELF64 x86-64 executable with one PT_LOAD segment holding `code` at `paddr`, whose
+/// entry is `paddr` (System V ABI ELF header and program header layouts).
+pub fn tiny_elf(paddr: u64, code: &[u8]) -> Vec<u8> {
+    const EHDR: usize = 64;
+    const PHDR: usize = 56;
+    let mut f = vec![0u8; EHDR + PHDR];
+    f[..4].copy_from_slice(b"\x7fELF");
+    f[4] = 2; // ELFCLASS64
+    f[5] = 1; // ELFDATA2LSB
+    f[6] = 1; // EV_CURRENT
+    f[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    f[18..20].copy_from_slice(&62u16.to_le_bytes()); // EM_X86_64
+    f[24..32].copy_from_slice(&paddr.to_le_bytes());
+    f[32..40].copy_from_slice(&(EHDR as u64).to_le_bytes());
+    f[52..54].copy_from_slice(&(EHDR as u16).to_le_bytes());
+    f[54..56].copy_from_slice(&(PHDR as u16).to_le_bytes());
+    f[56..58].copy_from_slice(&1u16.to_le_bytes());
+    let len = code.len() as u64;
+    f[EHDR..EHDR + 4].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+    f[EHDR + 8..EHDR + 16].copy_from_slice(&((EHDR + PHDR) as u64).to_le_bytes());
+    f[EHDR + 16..EHDR + 24].copy_from_slice(&paddr.to_le_bytes());
+    f[EHDR + 24..EHDR + 32].copy_from_slice(&paddr.to_le_bytes());
+    f[EHDR + 32..EHDR + 40].copy_from_slice(&len.to_le_bytes());
+    f[EHDR + 40..EHDR + 48].copy_from_slice(&len.to_le_bytes());
+    f.extend_from_slice(code);
+    f
+}

@@ -1,0 +1,173 @@
+//! The command line (clap) and the validated configuration it produces.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+use firmware::cmdline::{Bringup, GuestOptions, Kick};
+
+/// The default guest memory size in MiB.
+pub const DEFAULT_MEMORY_MIB: u64 = 256;
+/// The smallest guest memory sipi accepts: low memory plus room for a kernel above 1 MiB.
+pub const MIN_MEMORY_MIB: u64 = 2;
+/// The default vCPU count.
+pub const DEFAULT_VCPUS: u32 = 1;
+/// The default wall-clock limit for one boot, in seconds.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+
+/// How the BSP enters the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum EntryMode {
+    /// The PVH 32-bit entry when the kernel has a PVH note, else the 64-bit ELF entry.
+    #[default]
+    Auto,
+    /// The PVH 32-bit entry (XEN_ELFNOTE_PHYS32_ENTRY); an error if the kernel has none.
+    Pvh,
+    /// The ELF entry point in 64-bit long mode on identity page tables the VMM builds.
+    Long,
+}
+
+/// Strategy names as clap values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BringupArg {
+    /// Broadcast INIT/SIPI; APs only stamp and mark themselves present (the lower bound).
+    Floor,
+    /// One AP at a time, waiting for each (Linux before 6.5).
+    Serial,
+    /// Kick every AP, then wait for all (Linux 6.5+).
+    Parallel,
+    /// Do not start the APs.
+    None,
+}
+
+/// Kick styles as clap values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KickArg {
+    /// One INIT/SIPI per AP, addressed by APIC ID.
+    PerCpu,
+    /// The all-excluding-self shorthand.
+    Broadcast,
+}
+
+/// Boot a KVM virtual machine with many vCPUs and report, phase by phase, what bringing every
+/// CPU online cost. Without --kernel, boots the guest kernel embedded in this binary.
+#[derive(Debug, Parser)]
+#[command(name = "vmm", version, about, long_about = None)]
+pub struct Cli {
+    /// Number of vCPUs (1 to KVM's maximum).
+    #[arg(long, default_value_t = DEFAULT_VCPUS, value_parser = clap::value_parser!(u32).range(1..))]
+    pub vcpus: u32,
+
+    /// Guest kernel: an ELF64 image with a PVH entry note or a 64-bit entry point.
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+
+    /// Guest memory in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MEMORY_MIB,
+          value_parser = clap::value_parser!(u64).range(MIN_MEMORY_MIB..))]
+    pub memory: u64,
+
+    /// Extra kernel command line, appended after sipi's own options.
+    #[arg(long, value_name = "STR", default_value = "")]
+    pub cmdline: String,
+
+    /// Give up after this many seconds (0: never).
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TIMEOUT_SECS)]
+    pub timeout: u64,
+
+    /// Write the guest's console output to this file instead of stderr.
+    #[arg(long, value_name = "PATH")]
+    pub console: Option<PathBuf>,
+
+    /// Write the report as JSON to this file.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+
+    /// How the BSP enters the kernel.
+    #[arg(long, value_enum, default_value_t = EntryMode::Auto)]
+    pub entry: EntryMode,
+
+    /// AP bringup strategy (passed to the guest).
+    #[arg(long, value_enum, default_value_t = BringupArg::Parallel)]
+    pub bringup: BringupArg,
+
+    /// How the guest kicks APs in parallel bringup.
+    #[arg(long, value_enum, default_value_t = KickArg::PerCpu)]
+    pub kick: KickArg,
+
+    /// Delay between INIT and SIPI in microseconds (Linux used to wait 10000).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub init_delay_us: u32,
+
+    /// Print every CPU's line in the report, not only the slowest.
+    #[arg(long)]
+    pub per_cpu: bool,
+
+    /// Print nothing but errors (the guest console still goes to --console or stderr).
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// The KVM device to open.
+    #[arg(long, value_name = "PATH", default_value = "/dev/kvm")]
+    pub kvm_device: PathBuf,
+
+    /// Test only: the guest leaves the AP with this APIC ID unstarted.
+    #[arg(long, value_name = "APIC_ID", hide = true, default_value_t = 0)]
+    pub test_lose_apic_id: u32,
+
+    /// Test only: the guest raises this exception vector after start-up.
+    #[arg(long, value_name = "VECTOR", hide = true, default_value_t = 0)]
+    pub test_fault_vector: u32,
+}
+
+impl Cli {
+    /// The options the guest reads from its command line.
+    pub fn guest_options(&self) -> GuestOptions {
+        GuestOptions {
+            bringup: match self.bringup {
+                BringupArg::Floor => Bringup::Floor,
+                BringupArg::Serial => Bringup::Serial,
+                BringupArg::Parallel => Bringup::Parallel,
+                BringupArg::None => Bringup::None,
+            },
+            kick: match self.kick {
+                KickArg::PerCpu => Kick::PerCpu,
+                KickArg::Broadcast => Kick::Broadcast,
+            },
+            init_delay_us: self.init_delay_us,
+            lose_apic_id: self.test_lose_apic_id,
+            fault_vector: self.test_fault_vector,
+        }
+    }
+
+    /// Guest memory in bytes (clap bounds the MiB value from below; the product is checked).
+    pub fn memory_bytes(&self) -> Option<u64> {
+        self.memory.checked_mul(1 << 20)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_guest_options() {
+        let cli = Cli::try_parse_from(["vmm"]).unwrap();
+        assert_eq!(cli.vcpus, DEFAULT_VCPUS);
+        assert_eq!(cli.memory_bytes(), Some(DEFAULT_MEMORY_MIB << 20));
+        assert_eq!(cli.guest_options(), GuestOptions::default());
+        let cli =
+            Cli::try_parse_from(["vmm", "--bringup", "serial", "--kick", "broadcast"]).unwrap();
+        assert_eq!(cli.guest_options().bringup, Bringup::Serial);
+        assert_eq!(cli.guest_options().kick, Kick::Broadcast);
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        assert!(Cli::try_parse_from(["vmm", "--vcpus", "0"]).is_err());
+        assert!(Cli::try_parse_from(["vmm", "--vcpus", "many"]).is_err());
+        assert!(Cli::try_parse_from(["vmm", "--memory", "0"]).is_err());
+        assert!(Cli::try_parse_from(["vmm", "--bogus"]).is_err());
+        let huge = Cli::try_parse_from(["vmm", "--memory", &u64::MAX.to_string()]).unwrap();
+        assert_eq!(huge.memory_bytes(), None);
+    }
+}

@@ -1,0 +1,65 @@
+//! Logging of accesses no device claims: each port or MMIO page once, at most
+//! [`MAX_LOGGED`] of them, so a hostile guest cannot flood the host's stderr.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+/// Distinct unknown locations logged before going silent.
+const MAX_LOGGED: usize = 16;
+
+/// The log.
+pub struct UnknownAccessLog {
+    seen: Mutex<HashSet<(u8, u64)>>,
+    quiet: bool,
+}
+
+impl UnknownAccessLog {
+    /// A log that prints warnings unless `quiet`.
+    pub fn new(quiet: bool) -> Self {
+        Self {
+            seen: Mutex::new(HashSet::new()),
+            quiet,
+        }
+    }
+
+    fn once(&self, kind: u8, key: u64, message: impl FnOnce() -> String) {
+        let Ok(mut seen) = self.seen.lock() else {
+            return;
+        };
+        if seen.len() > MAX_LOGGED || !seen.insert((kind, key)) {
+            return;
+        }
+        if !self.quiet {
+            if seen.len() > MAX_LOGGED {
+                eprintln!("warning: more unknown device accesses; no longer logging them");
+            } else {
+                eprintln!("warning: {} (ignored; logged once)", message());
+            }
+        }
+    }
+
+    /// An access to a port no device claims.
+    pub fn port(&self, port: u16, write: bool) {
+        let dir = if write { "wrote to" } else { "read from" };
+        self.once(u8::from(write), u64::from(port), || {
+            format!("the guest {dir} unknown I/O port {port:#x}")
+        });
+    }
+
+    /// An access of the wrong size to a known port.
+    pub fn bad_size(&self, port: u16, size: usize) {
+        self.once(2, u64::from(port) << 8 | size as u64, || {
+            format!(
+                "the guest accessed I/O port {port:#x} with a {size}-byte access; it takes 4 bytes"
+            )
+        });
+    }
+
+    /// An MMIO access no device claims (logged per 4 KiB page).
+    pub fn mmio(&self, addr: u64, write: bool) {
+        let dir = if write { "wrote to" } else { "read from" };
+        self.once(3 + u8::from(write), addr >> 12, || {
+            format!("the guest {dir} unmapped MMIO address {addr:#x}")
+        });
+    }
+}

@@ -1,0 +1,244 @@
+//! vCPU threads: each creates and configures its own vCPU (CPUID, MSRs, FPU, and for the BSP
+//! the entry state) in parallel with the others, waits until all exist, then runs until the VM
+//! stops.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Barrier, Mutex, OnceLock};
+use std::time::Instant;
+
+use kvm_bindings::CpuId;
+use kvm_ioctls::{VcpuExit, VcpuFd, VmFd};
+use vmm_sys_util::eventfd::EventFd;
+
+use crate::cpuid::{self, CpuidParams};
+use crate::devices::{DeviceEvent, Devices};
+use crate::loader::Entry;
+use crate::regs::{self, RegsError};
+
+/// KVM_SYSTEM_EVENT_SHUTDOWN (Documentation/virt/kvm/api.rst, KVM_EXIT_SYSTEM_EVENT).
+const KVM_SYSTEM_EVENT_SHUTDOWN: u32 = 1;
+/// KVM_SYSTEM_EVENT_RESET.
+const KVM_SYSTEM_EVENT_RESET: u32 = 2;
+
+/// Why a vCPU could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum VcpuError {
+    /// KVM_CREATE_VCPU failed.
+    #[error("cannot create vCPU {0}")]
+    Create(u32, #[source] kvm_ioctls::Error),
+    /// The CPUID could not be patched.
+    #[error("cannot build the CPUID of vCPU {0}")]
+    Cpuid(u32, #[source] cpuid::CpuidError),
+    /// KVM_SET_CPUID2 failed.
+    #[error("cannot set the CPUID of vCPU {0}")]
+    SetCpuid(u32, #[source] kvm_ioctls::Error),
+    /// Register setup failed.
+    #[error("cannot set up the registers of vCPU {0}")]
+    Regs(u32, #[source] RegsError),
+    /// The thread could not be started.
+    #[error("cannot start the thread of vCPU {0}")]
+    Spawn(u32, #[source] std::io::Error),
+}
+
+/// How the VM ended, as seen by the vCPUs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The guest wrote its exit status.
+    GuestExit { vcpu: u32, status: u32 },
+    /// Triple fault (KVM_EXIT_SHUTDOWN).
+    TripleFault { vcpu: u32, rip: u64 },
+    /// KVM could not emulate an instruction or hit an internal error.
+    InternalError { vcpu: u32, suberror: u32, rip: u64 },
+    /// VM entry failed.
+    FailEntry { vcpu: u32, reason: u64 },
+    /// The guest asked for a power-off or reset through a KVM system event.
+    SystemEvent { vcpu: u32, kind: u32 },
+    /// KVM_RUN failed or returned an exit sipi does not handle.
+    VcpuFailed { vcpu: u32, message: String },
+}
+
+/// State shared by the vCPU threads and the main thread.
+pub struct VmShared {
+    /// Set once the VM must stop; every vCPU thread checks it before each KVM_RUN.
+    pub stop: AtomicBool,
+    /// Written when `outcome` is set, to wake the main thread's event loop.
+    pub exit_evt: EventFd,
+    /// The first terminal event.
+    pub outcome: Mutex<Option<Outcome>>,
+    /// The devices.
+    pub devices: Devices,
+    /// When the BSP first entered KVM_RUN.
+    pub first_run: OnceLock<Instant>,
+    /// TSC frequency KVM reports for the BSP (0 if unknown).
+    pub tsc_khz: AtomicU32,
+}
+
+impl VmShared {
+    /// New shared state.
+    pub fn new(devices: Devices) -> std::io::Result<Self> {
+        Ok(Self {
+            stop: AtomicBool::new(false),
+            exit_evt: EventFd::new(libc::EFD_NONBLOCK)?,
+            outcome: Mutex::new(None),
+            devices,
+            first_run: OnceLock::new(),
+            tsc_khz: AtomicU32::new(0),
+        })
+    }
+
+    /// Records a terminal event (the first one wins) and stops the VM.
+    pub fn finish(&self, outcome: Outcome) {
+        if let Ok(mut o) = self.outcome.lock() {
+            if o.is_none() {
+                *o = Some(outcome);
+            }
+        }
+        self.stop.store(true, Ordering::Release);
+        // If the eventfd counter is saturated the main thread is already awake.
+        let _ = self.exit_evt.write(1);
+    }
+}
+
+/// What one vCPU thread needs.
+pub struct VcpuSpec {
+    /// vCPU index, also its APIC ID.
+    pub index: u32,
+    /// Total vCPUs.
+    pub count: u32,
+    /// The BSP's entry (None for APs).
+    pub entry: Option<Entry>,
+    /// The VM.
+    pub vm: Arc<VmFd>,
+    /// KVM's supported CPUID, patched per vCPU.
+    pub cpuid: Arc<CpuId>,
+    /// Shared VM state.
+    pub shared: Arc<VmShared>,
+    /// Every vCPU thread and the main thread meet here once all vCPUs are configured.
+    pub configured: Arc<Barrier>,
+    /// ... and here when the main thread lets them run.
+    pub start: Arc<Barrier>,
+    /// Setup errors, collected for the main thread.
+    pub errors: Arc<Mutex<Vec<VcpuError>>>,
+}
+
+/// Creates and configures the vCPU.
+fn setup(spec: &VcpuSpec) -> Result<VcpuFd, VcpuError> {
+    let i = spec.index;
+    let vcpu = spec
+        .vm
+        .create_vcpu(u64::from(i))
+        .map_err(|e| VcpuError::Create(i, e))?;
+    let tsc_khz = vcpu.get_tsc_khz().ok().filter(|k| *k > 0);
+    if spec.entry.is_some() {
+        spec.shared
+            .tsc_khz
+            .store(tsc_khz.unwrap_or(0), Ordering::Relaxed);
+    }
+    let mut cpuid = (*spec.cpuid).clone();
+    cpuid::patch(
+        &mut cpuid,
+        &CpuidParams {
+            apic_id: i,
+            vcpu_count: spec.count,
+            tsc_khz,
+        },
+    )
+    .map_err(|e| VcpuError::Cpuid(i, e))?;
+    vcpu.set_cpuid2(&cpuid)
+        .map_err(|e| VcpuError::SetCpuid(i, e))?;
+    regs::setup_common(&vcpu).map_err(|e| VcpuError::Regs(i, e))?;
+    if let Some(entry) = spec.entry {
+        regs::setup_bsp(&vcpu, entry).map_err(|e| VcpuError::Regs(i, e))?;
+    }
+    Ok(vcpu)
+}
+
+/// The body of a vCPU thread.
+pub fn thread_main(spec: VcpuSpec) {
+    let vcpu = setup(&spec);
+    let vcpu = match vcpu {
+        Ok(v) => Some(v),
+        Err(e) => {
+            if let Ok(mut errors) = spec.errors.lock() {
+                errors.push(e);
+            }
+            None
+        }
+    };
+    spec.configured.wait();
+    spec.start.wait();
+    if let Some(mut vcpu) = vcpu {
+        if !spec.shared.stop.load(Ordering::Acquire) {
+            run(&mut vcpu, &spec);
+        }
+    }
+}
+
+/// Runs the vCPU until the VM stops.
+fn run(vcpu: &mut VcpuFd, spec: &VcpuSpec) {
+    let shared = &spec.shared;
+    let i = spec.index;
+    if spec.entry.is_some() {
+        let _ = shared.first_run.set(Instant::now());
+    }
+    while !shared.stop.load(Ordering::Acquire) {
+        let outcome = match vcpu.run() {
+            Ok(VcpuExit::IoOut(port, data)) => shared
+                .devices
+                .pio_out(i, port, data)
+                .map(|DeviceEvent::Exit(status)| Outcome::GuestExit { vcpu: i, status }),
+            Ok(VcpuExit::IoIn(port, data)) => {
+                shared.devices.pio_in(port, data);
+                None
+            }
+            Ok(VcpuExit::MmioRead(addr, data)) => {
+                shared.devices.mmio_read(addr, data);
+                None
+            }
+            Ok(VcpuExit::MmioWrite(addr, _)) => {
+                shared.devices.mmio_write(addr);
+                None
+            }
+            Ok(VcpuExit::Shutdown) => Some(Outcome::TripleFault {
+                vcpu: i,
+                rip: rip(vcpu),
+            }),
+            Ok(VcpuExit::InternalError) => {
+                // SAFETY: the exit reason is KVM_EXIT_INTERNAL_ERROR, so `internal` is the
+                // union member KVM filled in.
+                let suberror = unsafe { vcpu.get_kvm_run().__bindgen_anon_1.internal.suberror };
+                Some(Outcome::InternalError {
+                    vcpu: i,
+                    suberror,
+                    rip: rip(vcpu),
+                })
+            }
+            Ok(VcpuExit::FailEntry(reason, _)) => Some(Outcome::FailEntry { vcpu: i, reason }),
+            Ok(VcpuExit::SystemEvent(kind, _))
+                if kind == KVM_SYSTEM_EVENT_SHUTDOWN || kind == KVM_SYSTEM_EVENT_RESET =>
+            {
+                Some(Outcome::SystemEvent { vcpu: i, kind })
+            }
+            Ok(VcpuExit::Hlt) => None, // Only without an in-kernel LAPIC; sipi always has one.
+            Ok(VcpuExit::Intr) => None,
+            Ok(other) => Some(Outcome::VcpuFailed {
+                vcpu: i,
+                message: format!("unexpected VM exit {other:?}"),
+            }),
+            // An AP waiting for SIPI returns EAGAIN when woken; EINTR is a kick from the VMM.
+            Err(e) if e.errno() == libc::EAGAIN || e.errno() == libc::EINTR => None,
+            Err(e) => Some(Outcome::VcpuFailed {
+                vcpu: i,
+                message: format!("KVM_RUN failed: {e}"),
+            }),
+        };
+        if let Some(o) = outcome {
+            shared.finish(o);
+        }
+    }
+}
+
+/// The vCPU's RIP, or 0 if it cannot be read.
+fn rip(vcpu: &VcpuFd) -> u64 {
+    vcpu.get_regs().map(|r| r.rip).unwrap_or(0)
+}

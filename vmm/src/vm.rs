@@ -1,0 +1,501 @@
+//! One boot, end to end: KVM, VM, memory, kernel, ACPI, vCPU threads, event loop, teardown,
+//! and the outcome with its report.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Barrier, Mutex, Once};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use firmware::report::decode::Report;
+use firmware::report::{exception_name, MAX_CPUS};
+use kvm_bindings::{kvm_enable_cap, kvm_pit_config, KVM_CAP_X2APIC_API, KVM_PIT_SPEAKER_DUMMY};
+use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
+
+use crate::acpi::{AcpiError, AcpiTables};
+use crate::boot_info::{self, BootInfoError};
+use crate::cli::EntryMode;
+use crate::devices::Devices;
+use crate::event_loop::{self, EventLoopError, ShutdownSignals, Wake};
+use crate::exit::Status;
+use crate::kvm::{KvmError, KvmHost};
+use crate::loader::{self, LoaderError};
+use crate::memory::{self, MemoryError};
+use crate::regs::{self, RegsError};
+use crate::report::{self, JsonReport, VmmPhasesUs};
+use crate::vcpu::{self, Outcome, VcpuError, VcpuSpec, VmShared};
+
+/// Where KVM puts the three-page TSS it needs for real-mode emulation on Intel (below the
+/// IOAPIC, inside the MMIO hole; the address Firecracker and QEMU use).
+const KVM_TSS_ADDRESS: usize = 0xFFFB_D000;
+/// KVM_X2APIC_API_USE_32BIT_IDS (Documentation/virt/kvm/api.rst, 7.18).
+const KVM_X2APIC_API_USE_32BIT_IDS: u64 = 1 << 0;
+/// KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK.
+const KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK: u64 = 1 << 1;
+/// The largest vCPU count that xAPIC IDs can address (0xFF is the broadcast ID).
+pub const MAX_XAPIC_VCPUS: u32 = 255;
+/// Stack size of a vCPU thread: the run loop needs little, and hundreds of threads exist.
+const VCPU_STACK_SIZE: usize = 256 << 10;
+/// How long teardown keeps kicking vCPU threads before giving up on joining one.
+const TEARDOWN_LIMIT: Duration = Duration::from_secs(10);
+
+/// The kernel to boot.
+#[derive(Debug, Clone)]
+pub enum KernelSource {
+    /// The guest built into this binary.
+    Embedded,
+    /// A file.
+    Path(PathBuf),
+}
+
+/// Everything one boot needs.
+pub struct BootConfig {
+    /// vCPUs.
+    pub vcpus: u32,
+    /// Guest memory in bytes.
+    pub memory: u64,
+    /// The kernel.
+    pub kernel: KernelSource,
+    /// The whole kernel command line.
+    pub cmdline: String,
+    /// Wall-clock limit.
+    pub timeout: Option<Duration>,
+    /// BSP entry mode.
+    pub entry: EntryMode,
+    /// The KVM device.
+    pub kvm_device: PathBuf,
+    /// Where guest console output goes.
+    pub console: Box<dyn std::io::Write + Send>,
+    /// Suppress warnings about unknown device accesses.
+    pub quiet: bool,
+}
+
+/// Why the VM could not be set up or run.
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    /// KVM is unusable.
+    #[error(transparent)]
+    Kvm(#[from] KvmError),
+    /// More vCPUs than KVM allows.
+    #[error("--vcpus {requested} is above KVM's maximum of {max}")]
+    TooManyVcpus { requested: u32, max: u32 },
+    /// x2APIC API needed but missing.
+    #[error("{0} vCPUs need KVM_CAP_X2APIC_API, which this KVM lacks")]
+    NoX2ApicApi(u32),
+    /// A VM-level ioctl failed.
+    #[error("cannot {0}")]
+    VmIoctl(&'static str, #[source] kvm_ioctls::Error),
+    /// Memory setup failed.
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    /// The kernel is unusable.
+    #[error(transparent)]
+    Loader(#[from] LoaderError),
+    /// Boot information could not be written.
+    #[error(transparent)]
+    BootInfo(#[from] BootInfoError),
+    /// ACPI tables could not be built.
+    #[error(transparent)]
+    Acpi(#[from] AcpiError),
+    /// Boot structures could not be written.
+    #[error(transparent)]
+    Regs(#[from] RegsError),
+    /// A vCPU could not be set up.
+    #[error(transparent)]
+    Vcpu(#[from] VcpuError),
+    /// The event loop failed.
+    #[error(transparent)]
+    EventLoop(#[from] EventLoopError),
+    /// An event fd could not be created.
+    #[error("cannot create the VM's exit event")]
+    ExitEvent(#[source] std::io::Error),
+}
+
+impl VmError {
+    /// The exit status this error maps to.
+    pub fn status(&self) -> Status {
+        match self {
+            Self::TooManyVcpus { .. } | Self::Loader(_) | Self::BootInfo(_) => Status::Usage,
+            Self::Memory(
+                MemoryError::MoreThanHost { .. } | MemoryError::BeyondAddressWidth { .. },
+            ) => Status::Usage,
+            _ => Status::Host,
+        }
+    }
+}
+
+/// The result of a boot that ran.
+pub struct BootResult {
+    /// The exit status.
+    pub status: Status,
+    /// The one-line error, without the "error: " prefix.
+    pub error: Option<String>,
+    /// The JSON report.
+    pub json: JsonReport,
+}
+
+/// A no-op handler: the signal only interrupts KVM_RUN with EINTR.
+extern "C" fn kick_handler(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
+
+/// The signal used to kick vCPU threads out of KVM_RUN.
+fn kick_signal() -> libc::c_int {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        // Registration of a valid real-time signal cannot fail; if it did, kicks would kill the
+        // process, which teardown would make obvious.
+        let _ = register_signal_handler(SIGRTMIN(), kick_handler);
+    });
+    SIGRTMIN()
+}
+
+fn us(d: Duration) -> u64 {
+    d.as_micros().try_into().unwrap_or(u64::MAX)
+}
+
+/// Boots one VM and waits for it to end.
+pub fn boot(cfg: BootConfig) -> Result<BootResult, VmError> {
+    let t0 = Instant::now();
+    let mut phases = VmmPhasesUs::default();
+    let mut mark = {
+        let mut last = t0;
+        move || {
+            let now = Instant::now();
+            let d = us(now - last);
+            last = now;
+            d
+        }
+    };
+
+    let host = KvmHost::open(&cfg.kvm_device)?;
+    let max = host.max_vcpus.min(MAX_CPUS);
+    if cfg.vcpus > max {
+        return Err(VmError::TooManyVcpus {
+            requested: cfg.vcpus,
+            max,
+        });
+    }
+    if cfg.vcpus > MAX_XAPIC_VCPUS && !host.x2apic_api {
+        return Err(VmError::NoX2ApicApi(cfg.vcpus));
+    }
+    phases.open_kvm = mark();
+
+    let vm = host
+        .kvm
+        .create_vm()
+        .map_err(|e| VmError::VmIoctl("create the VM", e))?;
+    vm.set_tss_address(KVM_TSS_ADDRESS)
+        .map_err(|e| VmError::VmIoctl("set the TSS address", e))?;
+    vm.create_irq_chip()
+        .map_err(|e| VmError::VmIoctl("create the in-kernel irqchip", e))?;
+    let pit = kvm_pit_config {
+        flags: KVM_PIT_SPEAKER_DUMMY,
+        ..Default::default()
+    };
+    vm.create_pit2(pit)
+        .map_err(|e| VmError::VmIoctl("create the in-kernel PIT", e))?;
+    if cfg.vcpus > MAX_XAPIC_VCPUS {
+        let mut cap = kvm_enable_cap {
+            cap: KVM_CAP_X2APIC_API,
+            ..Default::default()
+        };
+        cap.args[0] = KVM_X2APIC_API_USE_32BIT_IDS | KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK;
+        vm.enable_cap(&cap)
+            .map_err(|e| VmError::VmIoctl("enable the x2APIC API", e))?;
+    }
+    phases.create_vm = mark();
+
+    let mem = memory::create(cfg.memory, host.phys_addr_bits())?;
+    memory::register(&vm, &mem)?;
+    phases.memory = mark();
+
+    let image = match &cfg.kernel {
+        KernelSource::Embedded => std::borrow::Cow::Borrowed(crate::EMBEDDED_GUEST),
+        KernelSource::Path(p) => std::borrow::Cow::Owned(loader::read_image(p, cfg.memory)?),
+    };
+    let kernel = loader::load(&image, &mem)?;
+    let entry = kernel.entry(cfg.entry)?;
+    drop(image);
+    phases.load_kernel = mark();
+
+    let acpi = AcpiTables::build(cfg.vcpus)?;
+    acpi.write_to(&mem)?;
+    boot_info::write(&mem, &cfg.cmdline)?;
+    regs::write_boot_structures(&mem, entry)?;
+    phases.acpi = mark();
+
+    let signals = Arc::new(ShutdownSignals::block()?);
+    let shared =
+        Arc::new(VmShared::new(Devices::new(cfg.console, cfg.quiet)).map_err(VmError::ExitEvent)?);
+    let vm = Arc::new(vm);
+    let cpuid = Arc::new(host.supported_cpuid.clone());
+    let configured = Arc::new(Barrier::new(cfg.vcpus as usize + 1));
+    let start = Arc::new(Barrier::new(cfg.vcpus as usize + 1));
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let kick = kick_signal();
+    let mut threads: Vec<JoinHandle<()>> = Vec::with_capacity(cfg.vcpus as usize);
+    let mut spawn_error = None;
+    for index in 0..cfg.vcpus {
+        let spec = VcpuSpec {
+            index,
+            count: cfg.vcpus,
+            entry: (index == 0).then_some(entry),
+            vm: Arc::clone(&vm),
+            cpuid: Arc::clone(&cpuid),
+            shared: Arc::clone(&shared),
+            configured: Arc::clone(&configured),
+            start: Arc::clone(&start),
+            errors: Arc::clone(&errors),
+        };
+        let spawned = std::thread::Builder::new()
+            .name(format!("vcpu{index}"))
+            .stack_size(VCPU_STACK_SIZE)
+            .spawn(move || vcpu::thread_main(spec));
+        match spawned {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                spawn_error = Some(VcpuError::Spawn(index, e));
+                break;
+            }
+        }
+    }
+    if let Some(e) = spawn_error {
+        // The barriers count every vCPU; with a thread missing they would never open, so stand
+        // in for the missing threads.
+        shared.stop.store(true, Ordering::Release);
+        let missing = cfg.vcpus as usize - threads.len();
+        let helpers: Vec<_> = (0..missing)
+            .map(|_| {
+                let (c, s) = (Arc::clone(&configured), Arc::clone(&start));
+                std::thread::spawn(move || {
+                    c.wait();
+                    s.wait();
+                })
+            })
+            .collect();
+        configured.wait();
+        start.wait();
+        helpers.into_iter().chain(threads).for_each(|t| {
+            let _ = t.join();
+        });
+        return Err(e.into());
+    }
+    configured.wait();
+    let setup_error = errors
+        .lock()
+        .ok()
+        .and_then(|mut e| (!e.is_empty()).then(|| e.remove(0)));
+    if setup_error.is_some() {
+        shared.stop.store(true, Ordering::Release);
+    }
+    phases.create_vcpus = mark();
+    let released = Instant::now();
+    start.wait();
+    if let Some(e) = setup_error {
+        for t in threads {
+            let _ = t.join();
+        }
+        return Err(e.into());
+    }
+
+    let wake = event_loop::wait(&shared.exit_evt, cfg.timeout, &signals);
+    let t_stop = Instant::now();
+    shared.stop.store(true, Ordering::Release);
+    join_all(threads, kick);
+    shared.devices.flush();
+    phases.first_run = shared
+        .first_run
+        .get()
+        .map_or(0, |t| us(t.saturating_duration_since(released)));
+    let doorbell = shared.devices.report.first();
+    phases.report = match (shared.first_run.get(), doorbell) {
+        (Some(run), Some(d)) => Some(us(d.at.saturating_duration_since(*run))),
+        _ => None,
+    };
+    phases.exit = doorbell.map(|d| us(t_stop.saturating_duration_since(d.at)));
+    phases.teardown = us(t_stop.elapsed());
+    phases.total = us(t0.elapsed());
+    let wake = wake?;
+
+    let outcome = shared.outcome.lock().ok().and_then(|o| o.clone());
+    let tsc_khz = shared.tsc_khz.load(Ordering::Relaxed);
+    let mut json = JsonReport {
+        status: "",
+        exit_code: 0,
+        error: None,
+        vcpus: cfg.vcpus,
+        online: 0,
+        tsc_khz,
+        vmm_phases_us: phases,
+        guest_status: None,
+        boot: None,
+    };
+    let (buf, read_error) = match doorbell.map(|d| report::read(&mem, d.addr)) {
+        Some(Ok(buf)) => (Some(buf), None),
+        Some(Err(e)) => (None, Some(e)),
+        None => (None, None),
+    };
+    let decoded = match (&buf, read_error) {
+        (Some(buf), _) => Some(report::decode(buf, cfg.vcpus)),
+        (None, Some(e)) => Some(Err(e)),
+        (None, None) => None,
+    };
+    let (status, error) = verdict(
+        wake,
+        outcome.as_ref(),
+        decoded.as_ref(),
+        cfg.timeout,
+        shared.devices.report.extra_rings(),
+    );
+    if let Some(Outcome::GuestExit { status, .. }) = outcome {
+        json.guest_status = Some(status);
+    }
+    if let Some(Ok(Report::Boot(b))) = &decoded {
+        json.online = report::online(b);
+        json.boot = Some(report::boot_json(b, tsc_khz));
+    }
+    json.status = status.name();
+    json.exit_code = status.code();
+    json.error = error.clone();
+    Ok(BootResult {
+        status,
+        error,
+        json,
+    })
+}
+
+/// Kicks every vCPU thread out of KVM_RUN until all have finished, then joins them.
+fn join_all(threads: Vec<JoinHandle<()>>, kick: libc::c_int) {
+    let deadline = Instant::now() + TEARDOWN_LIMIT;
+    let mut pending: Vec<_> = threads;
+    while !pending.is_empty() && Instant::now() < deadline {
+        pending.retain(|t| {
+            if t.is_finished() {
+                return false;
+            }
+            let _ = t.kill(kick);
+            true
+        });
+        if !pending.is_empty() {
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    }
+    // Finished threads were dropped (detached) by retain; join what is left.
+    for t in pending {
+        let _ = t.join();
+    }
+}
+
+/// Decides the exit status and error line from how the VM ended and what it reported.
+fn verdict(
+    wake: Wake,
+    outcome: Option<&Outcome>,
+    report: Option<&Result<Report<'_>, report::ReportCheckError>>,
+    timeout: Option<Duration>,
+    extra_rings: u32,
+) -> (Status, Option<String>) {
+    match wake {
+        Wake::Signal(libc::SIGINT) => {
+            return (Status::Interrupted, Some("interrupted by SIGINT".into()))
+        }
+        Wake::Signal(_) => return (Status::Terminated, Some("terminated by SIGTERM".into())),
+        Wake::Timeout => {
+            let secs = timeout.map_or(0, |t| t.as_secs());
+            return (
+                Status::Timeout,
+                Some(format!(
+                    "the guest did not finish within --timeout {secs} s"
+                )),
+            );
+        }
+        Wake::VmExit => {}
+    }
+    match report {
+        Some(Ok(Report::Fault(f))) => {
+            return (
+                Status::GuestFault,
+                Some(format!(
+                    "guest CPU with APIC ID {} took exception {} (vector {}) at RIP {:#x}, error code {:#x}, CR2 {:#x}",
+                    f.apic_id,
+                    exception_name(f.vector),
+                    f.vector,
+                    f.rip,
+                    f.error_code,
+                    f.cr2
+                )),
+            )
+        }
+        Some(Ok(Report::Panic(msg))) => {
+            let line = msg.lines().next().unwrap_or("");
+            return (Status::GuestFault, Some(format!("the guest panicked: {line}")));
+        }
+        _ => {}
+    }
+    match outcome {
+        Some(Outcome::TripleFault { vcpu, rip }) => {
+            return (
+                Status::GuestFault,
+                Some(format!("vCPU {vcpu} triple-faulted at RIP {rip:#x}")),
+            )
+        }
+        Some(Outcome::InternalError {
+            vcpu,
+            suberror,
+            rip,
+        }) => {
+            return (
+                Status::GuestFault,
+                Some(format!(
+                    "KVM internal error (suberror {suberror}) on vCPU {vcpu} at RIP {rip:#x}"
+                )),
+            )
+        }
+        Some(Outcome::FailEntry { vcpu, reason }) => {
+            return (
+                Status::Host,
+                Some(format!(
+                    "VM entry failed on vCPU {vcpu} (reason {reason:#x})"
+                )),
+            )
+        }
+        Some(Outcome::SystemEvent { vcpu, kind }) => {
+            return (
+                Status::GuestFault,
+                Some(format!(
+                    "vCPU {vcpu} requested a system event of type {kind}"
+                )),
+            )
+        }
+        Some(Outcome::VcpuFailed { vcpu, message }) => {
+            return (Status::Host, Some(format!("vCPU {vcpu}: {message}")))
+        }
+        Some(Outcome::GuestExit { status, .. }) if *status != 0 => {
+            return (
+                Status::GuestFailure,
+                Some(format!("the guest exited with status {status}")),
+            )
+        }
+        _ => {}
+    }
+    match report {
+        None => (
+            Status::BadReport,
+            Some("the guest exited without sending a report".into()),
+        ),
+        Some(Err(e)) => (Status::BadReport, Some(e.to_string())),
+        Some(Ok(Report::Boot(b))) if b.summary.status != 0 => (
+            Status::GuestFailure,
+            Some(format!(
+                "the guest reported failure status {}",
+                b.summary.status
+            )),
+        ),
+        Some(Ok(_)) if extra_rings > 0 => (
+            Status::BadReport,
+            Some(format!(
+                "the guest rang the report doorbell {} times; once is the protocol",
+                extra_rings + 1
+            )),
+        ),
+        Some(Ok(_)) => (Status::Ok, None),
+    }
+}
