@@ -17,6 +17,7 @@ pub mod kvm;
 pub mod loader;
 pub mod memory;
 pub mod output;
+pub mod phases;
 pub mod regs;
 pub mod report;
 pub mod vcpu;
@@ -97,7 +98,7 @@ pub fn run(cli: &Cli) -> Status {
         Err(e) => return fail(e.status(), error_line(&e)),
     };
     if !cli.quiet {
-        print!("{}", report::render_summary(&result.json));
+        print!("{}", report::render_summary(&result.json, cli.per_cpu));
     }
     if let Some(out) = json_out {
         if let Err(e) = out.write(&result.json) {

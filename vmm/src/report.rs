@@ -7,6 +7,9 @@ use firmware::report::{
     ApPhase, BspPhase, CpuState, Kind, CPU_FLAG_BSP, FLAG_X2APIC, HEADER_SIZE, REPORT_ALIGN,
 };
 use serde::Serialize;
+use std::collections::BTreeMap;
+
+use crate::phases::{BringupStats, PhaseStats};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 /// Why a report was rejected.
@@ -208,6 +211,9 @@ pub struct JsonReport {
     /// Boot report details, when one was received.
     #[serde(flatten)]
     pub boot: Option<BootJson>,
+    /// Per-AP timings for the human table (the JSON carries `phases` and `cpus` instead).
+    #[serde(skip)]
+    pub stats: Option<BringupStats>,
 }
 
 /// Boot-report fields of the JSON report.
@@ -227,6 +233,13 @@ pub struct BootJson {
     pub report_status: u32,
     /// BSP TSC stamps per phase.
     pub bsp_stamps: serde_json::Map<String, serde_json::Value>,
+    /// BringupStart to AllOnline on the BSP, in TSC cycles.
+    pub bringup_cycles: u64,
+    /// The same in microseconds (null without a TSC frequency).
+    pub bringup_us: Option<f64>,
+    /// Per AP phase (keyed by the phase that ends, plus `kick_to_online`): cycles from the
+    /// AP's previous stamp, as `min`, `median`, `p99`, `max` and `count` across APs.
+    pub phases: BTreeMap<&'static str, PhaseStats>,
     /// Guest time from entry to report, in TSC cycles.
     pub guest_cycles: u64,
     /// The same in microseconds (null without a TSC frequency).
@@ -240,8 +253,8 @@ pub fn cycles_to_us(cycles: u64, tsc_khz: u32) -> Option<f64> {
     (tsc_khz > 0).then(|| cycles as f64 * 1000.0 / f64::from(tsc_khz))
 }
 
-/// Builds the boot part of the JSON report.
-pub fn boot_json(b: &BootReport<'_>, tsc_khz: u32) -> BootJson {
+/// Builds the boot part of the JSON report from a report and its statistics.
+pub fn boot_json(b: &BootReport<'_>, stats: &BringupStats, tsc_khz: u32) -> BootJson {
     let s = &b.summary;
     let stamp_map = |pairs: &mut dyn Iterator<Item = (&'static str, u64)>| {
         pairs
@@ -275,10 +288,20 @@ pub fn boot_json(b: &BootReport<'_>, tsc_khz: u32) -> BootJson {
         kick: Kick::from_u8(s.kick).map_or("invalid", Kick::name),
         report_status: s.status,
         bsp_stamps: stamp_map(&mut BspPhase::ALL.iter().map(|p| (p.name(), bsp(*p)))),
+        bringup_cycles: stats.bringup_cycles,
+        bringup_us: cycles_to_us(stats.bringup_cycles, tsc_khz),
+        phases: stats.phases.clone(),
         guest_cycles,
         guest_us: cycles_to_us(guest_cycles, tsc_khz),
         cpus,
     }
+}
+
+/// CPUs the guest kicked that never came online.
+pub fn missing(b: &BootReport<'_>) -> u32 {
+    b.cpus()
+        .filter(|r| r.state == CpuState::Missing as u8)
+        .count() as u32
 }
 
 /// CPUs online in a boot report.
@@ -288,8 +311,11 @@ pub fn online(b: &BootReport<'_>) -> u32 {
         .count() as u32
 }
 
-/// The human summary printed after a boot.
-pub fn render_summary(j: &JsonReport) -> String {
+/// Slowest CPUs listed without `--per-cpu`.
+const SLOWEST_SHOWN: usize = 5;
+
+/// The human summary printed after a boot; `per_cpu` lists every CPU's phases.
+pub fn render_summary(j: &JsonReport, per_cpu: bool) -> String {
     let mut out = String::new();
     let mhz = f64::from(j.tsc_khz) / 1000.0;
     out.push_str(&format!(
@@ -319,6 +345,11 @@ pub fn render_summary(j: &JsonReport) -> String {
         }
         out.push_str(line.trim_end_matches(';'));
         out.push('\n');
+    }
+    if let Some(s) = &j.stats {
+        if !s.cpus.is_empty() {
+            out.push_str(&crate::phases::render(s, j.tsc_khz, per_cpu, SLOWEST_SHOWN));
+        }
     }
     let p = &j.vmm_phases_us;
     let report = p.report.map_or_else(|| "-".to_string(), |r| r.to_string());
@@ -381,7 +412,7 @@ mod tests {
             panic!("not a boot report")
         };
         assert_eq!(online(&b), 2);
-        let j = boot_json(&b, 1_000_000);
+        let j = boot_json(&b, &crate::phases::bringup_stats(&b), 1_000_000);
         assert_eq!(j.cpus.len(), 2);
         assert_eq!(
             j.cpus[1].stamps.get("online").and_then(|v| v.as_u64()),

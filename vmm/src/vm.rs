@@ -328,6 +328,7 @@ pub fn boot(cfg: BootConfig) -> Result<BootResult, VmError> {
         vmm_phases_us: phases,
         guest_status: None,
         boot: None,
+        stats: None,
     };
     let (buf, read_error) = match doorbell.map(|d| report::read(&mem, d.addr)) {
         Some(Ok(buf)) => (Some(buf), None),
@@ -350,8 +351,10 @@ pub fn boot(cfg: BootConfig) -> Result<BootResult, VmError> {
         json.guest_status = Some(status);
     }
     if let Some(Ok(Report::Boot(b))) = &decoded {
+        let stats = crate::phases::bringup_stats(b);
         json.online = report::online(b);
-        json.boot = Some(report::boot_json(b, tsc_khz));
+        json.boot = Some(report::boot_json(b, &stats, tsc_khz));
+        json.stats = Some(stats);
     }
     json.status = status.name();
     json.exit_code = status.code();
@@ -482,6 +485,23 @@ fn verdict(
             Some("the guest exited without sending a report".into()),
         ),
         Some(Err(e)) => (Status::BadReport, Some(e.to_string())),
+        Some(Ok(Report::Boot(b))) if report::missing(b) > 0 => {
+            let ids: Vec<String> = b
+                .cpus()
+                .filter(|r| r.state == firmware::report::CpuState::Missing as u8)
+                .take(8)
+                .map(|r| r.apic_id.to_string())
+                .collect();
+            let more = if report::missing(b) > 8 { ", ..." } else { "" };
+            (
+                Status::GuestFailure,
+                Some(format!(
+                    "{} CPUs never came online (APIC IDs {}{more})",
+                    report::missing(b),
+                    ids.join(", ")
+                )),
+            )
+        }
         Some(Ok(Report::Boot(b))) if b.summary.status != 0 => (
             Status::GuestFailure,
             Some(format!(

@@ -45,8 +45,12 @@ impl Devices {
     pub fn pio_out(&self, vcpu: u32, port: u16, data: &[u8]) -> Option<DeviceEvent> {
         match port {
             p if (COM1_PORT..COM1_PORT + COM1_PORT_COUNT).contains(&p) => {
-                if let (Ok(mut s), [byte]) = (self.serial.lock(), data) {
-                    s.write(p - COM1_PORT, *byte);
+                // A string write (`rep outsb`, as a driver fills the 16-byte transmit FIFO)
+                // arrives as one exit carrying every byte.
+                if let Ok(mut s) = self.serial.lock() {
+                    for byte in data {
+                        s.write(p - COM1_PORT, *byte);
+                    }
                 }
                 None
             }
