@@ -7,7 +7,7 @@ use std::sync::{Arc, Barrier, Mutex, OnceLock};
 use std::time::Instant;
 
 use kvm_bindings::CpuId;
-use kvm_ioctls::{VcpuExit, VcpuFd, VmFd};
+use kvm_ioctls::{VcpuExit, VcpuFd};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::cpuid::{self, CpuidParams};
@@ -107,8 +107,9 @@ pub struct VcpuSpec {
     pub count: u32,
     /// The BSP's entry (None for APs).
     pub entry: Option<Entry>,
-    /// The VM.
-    pub vm: Arc<VmFd>,
+    /// The vCPU, created by the main thread (KVM_CREATE_VCPU serialises on the VM's lock, so
+    /// creating in parallel only adds contention); everything else is configured here.
+    pub vcpu: VcpuFd,
     /// KVM's supported CPUID, patched per vCPU.
     pub cpuid: Arc<CpuId>,
     /// Shared VM state.
@@ -121,13 +122,10 @@ pub struct VcpuSpec {
     pub errors: Arc<Mutex<Vec<VcpuError>>>,
 }
 
-/// Creates and configures the vCPU.
-fn setup(spec: &VcpuSpec) -> Result<VcpuFd, VcpuError> {
+/// Configures the vCPU.
+fn setup(spec: &VcpuSpec) -> Result<(), VcpuError> {
     let i = spec.index;
-    let vcpu = spec
-        .vm
-        .create_vcpu(u64::from(i))
-        .map_err(|e| VcpuError::Create(i, e))?;
+    let vcpu = &spec.vcpu;
     let tsc_khz = vcpu.get_tsc_khz().ok().filter(|k| *k > 0);
     if spec.entry.is_some() {
         spec.shared
@@ -146,39 +144,39 @@ fn setup(spec: &VcpuSpec) -> Result<VcpuFd, VcpuError> {
     .map_err(|e| VcpuError::Cpuid(i, e))?;
     vcpu.set_cpuid2(&cpuid)
         .map_err(|e| VcpuError::SetCpuid(i, e))?;
-    regs::setup_common(&vcpu).map_err(|e| VcpuError::Regs(i, e))?;
+    regs::setup_common(vcpu).map_err(|e| VcpuError::Regs(i, e))?;
     if let Some(entry) = spec.entry {
-        regs::setup_bsp(&vcpu, entry).map_err(|e| VcpuError::Regs(i, e))?;
+        regs::setup_bsp(vcpu, entry).map_err(|e| VcpuError::Regs(i, e))?;
     }
-    Ok(vcpu)
+    Ok(())
 }
 
 /// The body of a vCPU thread.
-pub fn thread_main(spec: VcpuSpec) {
-    let vcpu = setup(&spec);
-    let vcpu = match vcpu {
-        Ok(v) => Some(v),
+pub fn thread_main(mut spec: VcpuSpec) {
+    let ok = match setup(&spec) {
+        Ok(()) => true,
         Err(e) => {
             if let Ok(mut errors) = spec.errors.lock() {
                 errors.push(e);
             }
-            None
+            false
         }
     };
     spec.configured.wait();
     spec.start.wait();
-    if let Some(mut vcpu) = vcpu {
-        if !spec.shared.stop.load(Ordering::Acquire) {
-            run(&mut vcpu, &spec);
-        }
+    if ok && !spec.shared.stop.load(Ordering::Acquire) {
+        run(
+            &mut spec.vcpu,
+            spec.index,
+            spec.entry.is_some(),
+            &spec.shared,
+        );
     }
 }
 
 /// Runs the vCPU until the VM stops.
-fn run(vcpu: &mut VcpuFd, spec: &VcpuSpec) {
-    let shared = &spec.shared;
-    let i = spec.index;
-    if spec.entry.is_some() {
+fn run(vcpu: &mut VcpuFd, i: u32, is_bsp: bool, shared: &VmShared) {
+    if is_bsp {
         let _ = shared.first_run.set(Instant::now());
     }
     while !shared.stop.load(Ordering::Acquire) {

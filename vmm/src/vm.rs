@@ -226,7 +226,6 @@ pub fn boot(cfg: BootConfig) -> Result<BootResult, VmError> {
     let signals = Arc::new(ShutdownSignals::block()?);
     let shared =
         Arc::new(VmShared::new(Devices::new(cfg.console, cfg.quiet)).map_err(VmError::ExitEvent)?);
-    let vm = Arc::new(vm);
     let cpuid = Arc::new(host.supported_cpuid.clone());
     let configured = Arc::new(Barrier::new(cfg.vcpus as usize + 1));
     let start = Arc::new(Barrier::new(cfg.vcpus as usize + 1));
@@ -235,11 +234,18 @@ pub fn boot(cfg: BootConfig) -> Result<BootResult, VmError> {
     let mut threads: Vec<JoinHandle<()>> = Vec::with_capacity(cfg.vcpus as usize);
     let mut spawn_error = None;
     for index in 0..cfg.vcpus {
+        let vcpu = match vm.create_vcpu(u64::from(index)) {
+            Ok(v) => v,
+            Err(e) => {
+                spawn_error = Some(VcpuError::Create(index, e));
+                break;
+            }
+        };
         let spec = VcpuSpec {
             index,
             count: cfg.vcpus,
             entry: (index == 0).then_some(entry),
-            vm: Arc::clone(&vm),
+            vcpu,
             cpuid: Arc::clone(&cpuid),
             shared: Arc::clone(&shared),
             configured: Arc::clone(&configured),
@@ -259,7 +265,7 @@ pub fn boot(cfg: BootConfig) -> Result<BootResult, VmError> {
         }
     }
     if let Some(e) = spawn_error {
-        // The barriers count every vCPU; with a thread missing they would never open, so stand
+        // The barriers count every vCPU; with threads missing they would never open, so stand
         // in for the missing threads.
         shared.stop.store(true, Ordering::Release);
         let missing = cfg.vcpus as usize - threads.len();
