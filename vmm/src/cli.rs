@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use firmware::cmdline::{Bringup, GuestOptions, Kick};
 
 /// The default guest memory size in MiB.
@@ -51,8 +51,52 @@ pub enum KickArg {
 /// Boot a KVM virtual machine with many vCPUs and report, phase by phase, what bringing every
 /// CPU online cost. Without --kernel, boots the guest kernel embedded in this binary.
 #[derive(Debug, Parser)]
-#[command(name = "vmm", version, about, long_about = None)]
+#[command(name = "vmm", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 pub struct Cli {
+    /// A tool other than booting (boot options do not apply to it).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Boot options.
+    #[command(flatten)]
+    pub boot: BootArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply a burst of small memory-region changes while vCPUs run guest code, one ioctl at a
+    /// time (--naive) or through transactions, and report ioctl counts and latencies.
+    MemslotBurst(MemslotBurstArgs),
+}
+
+/// Options of `vmm memslot-burst`.
+#[derive(Debug, Clone, Args)]
+pub struct MemslotBurstArgs {
+    /// Region changes to apply (each an add or a remove of a small region).
+    #[arg(long, default_value_t = 6000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub changes: u32,
+
+    /// vCPUs running guest code that keeps touching memory during the burst.
+    #[arg(long, default_value_t = 2)]
+    pub vcpus: u32,
+
+    /// Issue one KVM_SET_USER_MEMORY_REGION per change, as QEMU does, instead of transactions.
+    #[arg(long)]
+    pub naive: bool,
+
+    /// Write the results as JSON to this file.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+
+    /// The KVM device to open.
+    #[arg(long, value_name = "PATH", default_value = "/dev/kvm")]
+    pub kvm_device: PathBuf,
+}
+
+/// Options of a boot (the default command).
+#[derive(Debug, Clone, Args)]
+pub struct BootArgs {
     /// Number of vCPUs (1 to KVM's maximum).
     #[arg(long, default_value_t = DEFAULT_VCPUS, value_parser = clap::value_parser!(u32).range(1..))]
     pub vcpus: u32,
@@ -119,7 +163,7 @@ pub struct Cli {
     pub test_fault_vector: u32,
 }
 
-impl Cli {
+impl BootArgs {
     /// The options the guest reads from its command line.
     pub fn guest_options(&self) -> GuestOptions {
         GuestOptions {
@@ -151,12 +195,13 @@ mod tests {
 
     #[test]
     fn defaults_and_guest_options() {
-        let cli = Cli::try_parse_from(["vmm"]).unwrap();
+        let cli = Cli::try_parse_from(["vmm"]).unwrap().boot;
         assert_eq!(cli.vcpus, DEFAULT_VCPUS);
         assert_eq!(cli.memory_bytes(), Some(DEFAULT_MEMORY_MIB << 20));
         assert_eq!(cli.guest_options(), GuestOptions::default());
-        let cli =
-            Cli::try_parse_from(["vmm", "--bringup", "serial", "--kick", "broadcast"]).unwrap();
+        let cli = Cli::try_parse_from(["vmm", "--bringup", "serial", "--kick", "broadcast"])
+            .unwrap()
+            .boot;
         assert_eq!(cli.guest_options().bringup, Bringup::Serial);
         assert_eq!(cli.guest_options().kick, Kick::Broadcast);
     }
@@ -168,6 +213,26 @@ mod tests {
         assert!(Cli::try_parse_from(["vmm", "--memory", "0"]).is_err());
         assert!(Cli::try_parse_from(["vmm", "--bogus"]).is_err());
         let huge = Cli::try_parse_from(["vmm", "--memory", &u64::MAX.to_string()]).unwrap();
-        assert_eq!(huge.memory_bytes(), None);
+        assert_eq!(huge.boot.memory_bytes(), None);
+    }
+
+    #[test]
+    fn memslot_burst_is_a_subcommand_with_its_own_options() {
+        let args = [
+            "vmm",
+            "memslot-burst",
+            "--changes",
+            "10",
+            "--vcpus",
+            "3",
+            "--naive",
+        ];
+        let cli = Cli::try_parse_from(args).unwrap();
+        let Some(Command::MemslotBurst(a)) = cli.command else {
+            panic!("not parsed as memslot-burst")
+        };
+        assert_eq!((a.changes, a.vcpus, a.naive), (10, 3, true));
+        assert!(Cli::try_parse_from(["vmm", "memslot-burst", "--changes", "0"]).is_err());
+        assert!(Cli::try_parse_from(["vmm", "--memory", "64", "memslot-burst"]).is_err());
     }
 }

@@ -47,8 +47,22 @@ pub fn error_line(e: &dyn std::error::Error) -> String {
     line
 }
 
-/// Runs the `vmm` command: boots, prints the summary, writes JSON, and returns the status.
+/// Runs the `vmm` command line and returns the exit status.
 pub fn run(cli: &Cli) -> Status {
+    match &cli.command {
+        Some(cli::Command::MemslotBurst(args)) => memslot_burst(args),
+        None => run_boot(&cli.boot),
+    }
+}
+
+/// `vmm memslot-burst` (not implemented yet).
+fn memslot_burst(_args: &cli::MemslotBurstArgs) -> Status {
+    eprintln!("error: memslot-burst is not implemented yet");
+    Status::Usage
+}
+
+/// Boots, prints the summary, writes JSON, and returns the status.
+pub fn run_boot(cli: &cli::BootArgs) -> Status {
     let fail = |status: Status, message: String| {
         eprintln!("error: {message}");
         status
