@@ -2,13 +2,18 @@
 //! the entry state) in parallel with the others, waits until all exist, then runs until the VM
 //! stops.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Once;
 use std::sync::{Arc, Barrier, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
 use std::time::Instant;
 
 use kvm_bindings::CpuId;
 use kvm_ioctls::{VcpuExit, VcpuFd};
 use vmm_sys_util::eventfd::EventFd;
+use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 
 use crate::cpuid::{self, CpuidParams};
 use crate::devices::{DeviceEvent, Devices};
@@ -174,8 +179,65 @@ pub fn thread_main(mut spec: VcpuSpec) {
     }
 }
 
+thread_local! {
+    /// The `immediate_exit` byte of the kvm_run area of the vCPU this thread is running, or
+    /// null. The kick handler sets it so that a kick arriving just before KVM_RUN still makes
+    /// KVM_RUN return at once (the race Documentation/virt/kvm/api.rst describes for
+    /// `immediate_exit`).
+    static IMMEDIATE_EXIT: Cell<*mut u8> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// The kick signal's handler: makes the interrupted or next KVM_RUN return with EINTR.
+extern "C" fn kick_handler(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    let byte = IMMEDIATE_EXIT.with(Cell::get);
+    if !byte.is_null() {
+        // SAFETY: the pointer was set by `run` on this thread to the live kvm_run mapping of
+        // the vCPU it is running, and is cleared before that vCPU can be dropped.
+        unsafe { byte.write_volatile(1) };
+    }
+}
+
+/// The real-time signal that kicks vCPU threads out of KVM_RUN (registered once).
+fn kick_signal() -> libc::c_int {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        // Registering a valid real-time signal does not fail; if it did, the first kick would
+        // end the process, which every boot test would show at once.
+        let _ = register_signal_handler(SIGRTMIN(), kick_handler);
+    });
+    SIGRTMIN()
+}
+
+/// How long a vCPU thread may take to leave KVM_RUN after a kick before it is kicked again.
+const REKICK_AFTER: Duration = Duration::from_millis(1);
+
+/// Stops every vCPU thread (the caller has set `stop`) and joins them all.
+pub fn stop_threads(threads: Vec<JoinHandle<()>>) {
+    let kick = kick_signal();
+    for t in &threads {
+        let _ = t.kill(kick);
+    }
+    for t in threads {
+        // A kick cannot be lost (immediate_exit), but keep kicking a thread that is slow to go
+        // rather than risk waiting forever.
+        let mut waited = Duration::ZERO;
+        while !t.is_finished() {
+            std::thread::sleep(Duration::from_micros(50));
+            waited += Duration::from_micros(50);
+            if waited >= REKICK_AFTER {
+                let _ = t.kill(kick);
+                waited = Duration::ZERO;
+            }
+        }
+        let _ = t.join();
+    }
+}
+
 /// Runs the vCPU until the VM stops.
 fn run(vcpu: &mut VcpuFd, i: u32, is_bsp: bool, shared: &VmShared) {
+    kick_signal();
+    let immediate_exit: *mut u8 = &mut vcpu.get_kvm_run().immediate_exit;
+    IMMEDIATE_EXIT.with(|c| c.set(immediate_exit));
     if is_bsp {
         let _ = shared.first_run.set(Instant::now());
     }
@@ -234,6 +296,7 @@ fn run(vcpu: &mut VcpuFd, i: u32, is_bsp: bool, shared: &VmShared) {
             shared.finish(o);
         }
     }
+    IMMEDIATE_EXIT.with(|c| c.set(std::ptr::null_mut()));
 }
 
 /// The vCPU's RIP, or 0 if it cannot be read.

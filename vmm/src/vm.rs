@@ -3,14 +3,13 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Barrier, Mutex, Once};
+use std::sync::{Arc, Barrier, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use firmware::report::decode::Report;
 use firmware::report::{exception_name, MAX_CPUS};
 use kvm_bindings::{kvm_enable_cap, kvm_pit_config, KVM_CAP_X2APIC_API, KVM_PIT_SPEAKER_DUMMY};
-use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 
 use crate::acpi::{AcpiError, AcpiTables};
 use crate::boot_info::{self, BootInfoError};
@@ -36,8 +35,6 @@ const KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK: u64 = 1 << 1;
 pub const MAX_XAPIC_VCPUS: u32 = 255;
 /// Stack size of a vCPU thread: the run loop needs little, and hundreds of threads exist.
 const VCPU_STACK_SIZE: usize = 256 << 10;
-/// How long teardown keeps kicking vCPU threads before giving up on joining one.
-const TEARDOWN_LIMIT: Duration = Duration::from_secs(10);
 
 /// The kernel to boot.
 #[derive(Debug, Clone)]
@@ -134,20 +131,6 @@ pub struct BootResult {
     pub json: JsonReport,
 }
 
-/// A no-op handler: the signal only interrupts KVM_RUN with EINTR.
-extern "C" fn kick_handler(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
-
-/// The signal used to kick vCPU threads out of KVM_RUN.
-fn kick_signal() -> libc::c_int {
-    static REGISTER: Once = Once::new();
-    REGISTER.call_once(|| {
-        // Registration of a valid real-time signal cannot fail; if it did, kicks would kill the
-        // process, which teardown would make obvious.
-        let _ = register_signal_handler(SIGRTMIN(), kick_handler);
-    });
-    SIGRTMIN()
-}
-
 fn us(d: Duration) -> u64 {
     d.as_micros().try_into().unwrap_or(u64::MAX)
 }
@@ -230,7 +213,6 @@ pub fn boot(cfg: BootConfig) -> Result<BootResult, VmError> {
     let configured = Arc::new(Barrier::new(cfg.vcpus as usize + 1));
     let start = Arc::new(Barrier::new(cfg.vcpus as usize + 1));
     let errors = Arc::new(Mutex::new(Vec::new()));
-    let kick = kick_signal();
     let mut threads: Vec<JoinHandle<()>> = Vec::with_capacity(cfg.vcpus as usize);
     let mut spawn_error = None;
     for index in 0..cfg.vcpus {
@@ -306,7 +288,7 @@ pub fn boot(cfg: BootConfig) -> Result<BootResult, VmError> {
     let wake = event_loop::wait(&shared.exit_evt, cfg.timeout, &signals);
     let t_stop = Instant::now();
     shared.stop.store(true, Ordering::Release);
-    join_all(threads, kick);
+    vcpu::stop_threads(threads);
     shared.devices.flush();
     phases.first_run = shared
         .first_run
@@ -370,28 +352,6 @@ pub fn boot(cfg: BootConfig) -> Result<BootResult, VmError> {
         error,
         json,
     })
-}
-
-/// Kicks every vCPU thread out of KVM_RUN until all have finished, then joins them.
-fn join_all(threads: Vec<JoinHandle<()>>, kick: libc::c_int) {
-    let deadline = Instant::now() + TEARDOWN_LIMIT;
-    let mut pending: Vec<_> = threads;
-    while !pending.is_empty() && Instant::now() < deadline {
-        pending.retain(|t| {
-            if t.is_finished() {
-                return false;
-            }
-            let _ = t.kill(kick);
-            true
-        });
-        if !pending.is_empty() {
-            std::thread::sleep(Duration::from_micros(500));
-        }
-    }
-    // Finished threads were dropped (detached) by retain; join what is left.
-    for t in pending {
-        let _ = t.join();
-    }
 }
 
 /// Decides the exit status and error line from how the VM ended and what it reported.
