@@ -9,7 +9,7 @@ GUEST_BUILT := target/guest-build/x86_64-unknown-linux-gnu/release/guest
 RUN_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: all build run test lint fmt clippy bench clean FORCE
+.PHONY: all build run test lint fmt clippy bench peers clean
 
 all: build
 
@@ -38,8 +38,14 @@ clippy:
 		$(CARGO) clippy --release --manifest-path guest/Cargo.toml \
 		--target x86_64-unknown-linux-gnu --target-dir target/guest-build -- -D warnings
 
+# The benchmark harness (benches/): serial vs parallel bringup across vCPU counts, memslot
+# bursts, and QEMU as a peer when it is installed. Results go to target/bench/.
 bench: build
 	$(CARGO) bench -p vmm -- $(BENCH_ARGS)
+
+# Installs the peers the benchmark compares against (Debian's QEMU).
+peers:
+	command -v qemu-system-x86_64 >/dev/null || { apt-get update && apt-get install -y qemu-system-x86; }
 
 clean:
 	$(CARGO) clean

@@ -1,0 +1,179 @@
+//! The markdown table (stdout and bringup.md), the CSV, and the files on disk.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::qemu::QemuCell;
+use crate::runner::Strategy;
+use crate::stats::{bringup_of, Cell};
+
+/// AP phases in table order (keys of the vmm JSON `phases`).
+const AP_PHASES: [&str; 5] = [
+    "trampoline",
+    "long_mode",
+    "percpu_init",
+    "online",
+    "kick_to_online",
+];
+/// VMM phases in table order (keys of the vmm JSON `vmm_phases_us`).
+const VMM_PHASES: [&str; 11] = [
+    "open_kvm",
+    "create_vm",
+    "memory",
+    "load_kernel",
+    "acpi",
+    "create_vcpus",
+    "first_run",
+    "report",
+    "exit",
+    "teardown",
+    "total",
+];
+
+fn num(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.0}")
+    } else {
+        "-".into()
+    }
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "-".into(),
+    }
+}
+
+/// The report as markdown.
+pub fn markdown(rows: &[Cell], qemu: &[QemuCell], runs: u32, qemu_found: bool) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "## AP bringup (median of {runs} runs; bringup = BSP's BringupStart to AllOnline)\n"
+    );
+    let _ = writeln!(
+        s,
+        "| vCPUs | strategy | bringup us (min-max) | {} (median cycles) | vs serial | vs floor | wall ms | peak RSS MiB |",
+        AP_PHASES.join(" | ")
+    );
+    let _ = writeln!(s, "|{}", "---|".repeat(8 + AP_PHASES.len() - 1));
+    for c in rows {
+        let phases: Vec<String> = AP_PHASES
+            .iter()
+            .map(|p| c.phases.get(*p).map_or("-".into(), |v| num(*v)))
+            .collect();
+        let me = Some(c.bringup_us);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} ({}-{}) | {} | {} | {} | {:.1} | {:.1} |",
+            c.vcpus,
+            c.strategy.name(),
+            num(c.bringup_us),
+            num(c.bringup_us_min),
+            num(c.bringup_us_max),
+            phases.join(" | "),
+            ratio(me, bringup_of(rows, c.vcpus, Strategy::Serial)),
+            ratio(me, bringup_of(rows, c.vcpus, Strategy::Floor)),
+            c.wall_us / 1000.0,
+            c.max_rss_kb / 1024.0,
+        );
+    }
+    let _ = writeln!(s, "\n## VMM phases (median us)\n");
+    let _ = writeln!(s, "| vCPUs | strategy | {} |", VMM_PHASES.join(" | "));
+    let _ = writeln!(s, "|{}", "---|".repeat(2 + VMM_PHASES.len()));
+    for c in rows {
+        let v: Vec<String> = VMM_PHASES
+            .iter()
+            .map(|p| c.vmm_phases.get(*p).map_or("-".into(), |x| num(*x)))
+            .collect();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} |",
+            c.vcpus,
+            c.strategy.name(),
+            v.join(" | ")
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n## Peer: QEMU (same guest.elf through its PVH entry)\n"
+    );
+    if !qemu_found {
+        let _ = writeln!(
+            s,
+            "qemu-system-x86_64 is not installed (`make peers` installs it): no QEMU figures."
+        );
+    }
+    if !qemu.is_empty() {
+        let _ = writeln!(s, "| vCPUs | QEMU wall ms | guest bringup under QEMU us | sipi parallel wall ms | QEMU / sipi wall |");
+        let _ = writeln!(s, "|---|---|---|---|---|");
+        for q in qemu {
+            let sipi = rows
+                .iter()
+                .find(|c| c.vcpus == q.vcpus && c.strategy == Strategy::Parallel)
+                .map(|c| c.wall_us);
+            let _ = writeln!(
+                s,
+                "| {} | {:.1} | {} | {} | {} |",
+                q.vcpus,
+                q.wall_us / 1000.0,
+                num(q.bringup_us),
+                sipi.map_or("-".into(), |w| format!("{:.1}", w / 1000.0)),
+                ratio(Some(q.wall_us), sipi),
+            );
+        }
+    }
+    s
+}
+
+/// The CSV (one row per cell, every measured field).
+pub fn csv(rows: &[Cell]) -> String {
+    let mut s = String::from("vcpus,strategy,runs,bringup_us_median,bringup_us_min,bringup_us_max,bringup_cycles_median,wall_us_median,peak_rss_kib");
+    for p in AP_PHASES {
+        let _ = write!(s, ",ap_{p}_cycles");
+    }
+    for p in VMM_PHASES {
+        let _ = write!(s, ",vmm_{p}_us");
+    }
+    s.push('\n');
+    for c in rows {
+        let _ = write!(
+            s,
+            "{},{},{},{},{},{},{},{},{}",
+            c.vcpus,
+            c.strategy.name(),
+            c.runs,
+            num(c.bringup_us),
+            num(c.bringup_us_min),
+            num(c.bringup_us_max),
+            num(c.bringup_cycles),
+            num(c.wall_us),
+            num(c.max_rss_kb)
+        );
+        for p in AP_PHASES {
+            let _ = write!(s, ",{}", c.phases.get(p).map_or(String::new(), |v| num(*v)));
+        }
+        for p in VMM_PHASES {
+            let _ = write!(
+                s,
+                ",{}",
+                c.vmm_phases.get(p).map_or(String::new(), |v| num(*v))
+            );
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// Writes bringup.md, bringup.csv and bringup.svg into `dir`.
+pub fn write_all(dir: &Path, rows: &[Cell], qemu: &[QemuCell], md: &str) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))
+    };
+    write("bringup.md", md)?;
+    write("bringup.csv", &csv(rows))?;
+    crate::plot::svg(&dir.join("bringup.svg"), rows, qemu)
+}

@@ -1,0 +1,162 @@
+//! Running `vmm` once and reading its JSON report, whole-process wall time and peak RSS.
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use serde_json::Value;
+
+/// What the harness compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Broadcast INIT/SIPI, APs only stamp (the lower bound).
+    Floor,
+    /// One AP at a time.
+    Serial,
+    /// One AP at a time with Linux's legacy 10 ms INIT delay (small counts only).
+    SerialLegacy,
+    /// Kick every AP with its own INIT/SIPI, then wait.
+    Parallel,
+    /// Kick every AP with the all-excluding-self shorthand, then wait.
+    Broadcast,
+}
+
+/// The legacy INIT delay is only run up to this many vCPUs (it costs 10 ms per AP).
+const LEGACY_MAX_VCPUS: u32 = 8;
+
+impl Strategy {
+    /// Every strategy, in table order.
+    pub const ALL: [Strategy; 5] = [
+        Self::Floor,
+        Self::Serial,
+        Self::SerialLegacy,
+        Self::Parallel,
+        Self::Broadcast,
+    ];
+
+    /// Name in tables, CSV and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Floor => "floor",
+            Self::Serial => "serial",
+            Self::SerialLegacy => "serial-10ms",
+            Self::Parallel => "parallel",
+            Self::Broadcast => "broadcast",
+        }
+    }
+
+    /// Parses a name.
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.name() == s)
+    }
+
+    /// Whether this strategy runs at `vcpus`.
+    pub fn applies_to(self, vcpus: u32) -> bool {
+        self != Self::SerialLegacy || vcpus <= LEGACY_MAX_VCPUS
+    }
+
+    /// The vmm options selecting it.
+    pub fn vmm_args(self) -> &'static [&'static str] {
+        match self {
+            Self::Floor => &["--bringup", "floor"],
+            Self::Serial => &["--bringup", "serial"],
+            Self::SerialLegacy => &["--bringup", "serial", "--init-delay-us", "10000"],
+            Self::Parallel => &["--bringup", "parallel", "--kick", "per-cpu"],
+            Self::Broadcast => &["--bringup", "parallel", "--kick", "broadcast"],
+        }
+    }
+}
+
+/// One boot's figures.
+#[derive(Debug, Clone, Default)]
+pub struct Sample {
+    /// Whole process, fork to exit.
+    pub wall_us: f64,
+    /// Peak resident set of the vmm process (KiB).
+    pub max_rss_kb: f64,
+    /// Guest bringup, BringupStart to AllOnline.
+    pub bringup_cycles: f64,
+    /// The same in microseconds.
+    pub bringup_us: f64,
+    /// Median across APs of each AP phase, in cycles.
+    pub phases: BTreeMap<String, f64>,
+    /// VMM phases, in microseconds.
+    pub vmm_phases: BTreeMap<String, f64>,
+}
+
+fn numbers(v: &Value, field: Option<&str>) -> BTreeMap<String, f64> {
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, x)| {
+                    field
+                        .map_or(Some(x), |f| x.get(f))
+                        .and_then(Value::as_f64)
+                        .map(|f| (k.clone(), f))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Peak RSS (KiB) and exit status of a finished child, via wait4.
+fn wait_with_rusage(pid: libc::pid_t) -> Result<(i32, f64), String> {
+    let mut status = 0;
+    // SAFETY: rusage is plain data, fully written by wait4 on success.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `status` and `usage` are valid for writes; `pid` is our own child.
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if rc != pid {
+        return Err(format!("wait4 failed: {}", std::io::Error::last_os_error()));
+    }
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    Ok((code, usage.ru_maxrss as f64))
+}
+
+/// Boots `vmm --vcpus n` with strategy `s` once.
+pub fn run_vmm(vmm: &str, n: u32, s: Strategy) -> Result<Sample, String> {
+    let dir = std::env::temp_dir().join(format!("sipi-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let json = dir.join("r.json");
+    let _ = std::fs::remove_file(&json);
+    let start = Instant::now();
+    let child = Command::new(vmm)
+        .args([
+            "--vcpus",
+            &n.to_string(),
+            "--quiet",
+            "--console",
+            "/dev/null",
+            "--json",
+        ])
+        .arg(&json)
+        .args(s.vmm_args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run {vmm}: {e}"))?;
+    let pid = libc::pid_t::try_from(child.id()).map_err(|e| e.to_string())?;
+    let (code, rss) = wait_with_rusage(pid)?;
+    let wall_us = start.elapsed().as_secs_f64() * 1e6;
+    let text = std::fs::read_to_string(&json).map_err(|e| format!("exit {code}, no JSON: {e}"))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    if code != 0 || v["online"].as_u64() != Some(u64::from(n)) {
+        return Err(format!(
+            "exit {code}, online {}, error {}",
+            v["online"], v["error"]
+        ));
+    }
+    Ok(Sample {
+        wall_us,
+        max_rss_kb: rss,
+        bringup_cycles: v["bringup_cycles"].as_f64().unwrap_or(0.0),
+        bringup_us: v["bringup_us"].as_f64().unwrap_or(0.0),
+        phases: numbers(&v["phases"], Some("median")),
+        vmm_phases: numbers(&v["vmm_phases_us"], None),
+    })
+}
