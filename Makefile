@@ -9,7 +9,7 @@ GUEST_BUILT := target/guest-build/x86_64-unknown-linux-gnu/release/guest
 RUN_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: all build run test lint fmt clippy bench peers clean
+.PHONY: all build run test lint fmt clippy bench peers fuzz clean
 
 all: build
 
@@ -42,6 +42,18 @@ clippy:
 # bursts, and QEMU as a peer when it is installed. Results go to target/bench/.
 bench: build
 	$(CARGO) bench -p vmm -- $(BENCH_ARGS)
+
+# Fuzzes the decoders of untrusted input (guest report, ACPI tables, kernel images, guest
+# options) with cargo-fuzz on the nightly toolchain, FUZZ_SECONDS each. A crash found becomes a
+# regression test in the crate that owns the decoder.
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := report acpi elf cmdline
+fuzz: build
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	for t in $(FUZZ_TARGETS); do \
+		SIPI_GUEST_ELF=$(abspath $(GUEST_ELF)) $(CARGO) +nightly fuzz run $$t -- \
+			-max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
 
 # Installs the peers the benchmark compares against (Debian's QEMU).
 peers:
