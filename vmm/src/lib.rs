@@ -1,8 +1,9 @@
 //! sipi's VMM as a library: the `vmm` binary is a thin wrapper around [`run`].
 //!
-//! One concern per module: [`kvm`] (device and capabilities), [`memory`] (guest RAM),
-//! [`loader`] (kernel ELF), [`acpi`] (tables), [`boot_info`] (PVH hand-off), [`cpuid`],
-//! [`regs`] (architectural state), [`vcpu`] (threads and run loop), [`devices`] (port I/O),
+//! One concern per module: [`kvm`] (device and capabilities), [`memory`] (guest RAM and the
+//! memory-slot transaction layer), [`memslot_burst`] (`vmm memslot-burst`), [`loader`] (kernel
+//! ELF), [`acpi`] (tables), [`boot_info`] (PVH hand-off), [`cpuid`], [`regs`] (architectural
+//! state), [`vcpu`] (threads and run loop), [`devices`] (port I/O),
 //! [`event_loop`] (main thread), [`report`] (the guest's report), [`vm`] (one boot end to end),
 //! [`cli`] and [`exit`] (the user interface).
 
@@ -16,6 +17,7 @@ pub mod exit;
 pub mod kvm;
 pub mod loader;
 pub mod memory;
+pub mod memslot_burst;
 pub mod output;
 pub mod phases;
 pub mod regs;
@@ -55,10 +57,46 @@ pub fn run(cli: &Cli) -> Status {
     }
 }
 
-/// `vmm memslot-burst` (not implemented yet).
-fn memslot_burst(_args: &cli::MemslotBurstArgs) -> Status {
-    eprintln!("error: memslot-burst is not implemented yet");
-    Status::Usage
+/// `vmm memslot-burst`: runs the burst, prints its figures, writes JSON, returns the status.
+fn memslot_burst(args: &cli::MemslotBurstArgs) -> Status {
+    let fail = |status: Status, message: String| {
+        eprintln!("error: {message}");
+        status
+    };
+    let json_out = match args
+        .json
+        .as_deref()
+        .map(output::JsonOutput::prepare)
+        .transpose()
+    {
+        Ok(j) => j,
+        Err(e) => return fail(Status::Usage, error_line(&e)),
+    };
+    let cfg = memslot_burst::BurstConfig {
+        changes: args.changes,
+        vcpus: args.vcpus,
+        mode: if args.naive {
+            memslot_burst::Mode::Naive
+        } else {
+            memslot_burst::Mode::Batched
+        },
+        changes_per_transaction: None,
+        kvm_device: args.kvm_device.clone(),
+    };
+    let report = match memslot_burst::run(&cfg) {
+        Ok(r) => r,
+        Err(e) => return fail(e.status(), error_line(&e)),
+    };
+    print!("{}", memslot_burst::render(&report));
+    if let Some(out) = json_out {
+        if let Err(e) = out.write(&report) {
+            return fail(Status::Host, error_line(&e));
+        }
+    }
+    match &report.error {
+        Some(message) => fail(Status::GuestFailure, message.clone()),
+        None => Status::Ok,
+    }
 }
 
 /// Boots, prints the summary, writes JSON, and returns the status.

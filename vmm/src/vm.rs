@@ -26,7 +26,7 @@ use crate::vcpu::{self, Outcome, VcpuError, VcpuSpec, VmShared};
 
 /// Where KVM puts the three-page TSS it needs for real-mode emulation on Intel (below the
 /// IOAPIC, inside the MMIO hole; the address Firecracker and QEMU use).
-const KVM_TSS_ADDRESS: usize = 0xFFFB_D000;
+pub(crate) const KVM_TSS_ADDRESS: usize = 0xFFFB_D000;
 /// KVM_X2APIC_API_USE_32BIT_IDS (Documentation/virt/kvm/api.rst, 7.18).
 const KVM_X2APIC_API_USE_32BIT_IDS: u64 = 1 << 0;
 /// KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK.
@@ -188,7 +188,8 @@ pub fn boot(cfg: BootConfig) -> Result<BootResult, VmError> {
     phases.create_vm = mark();
 
     let mem = memory::create(cfg.memory, host.phys_addr_bits())?;
-    memory::register(&vm, &mem)?;
+    // Dropping the map deletes the slots: it lives until the vCPU threads are joined.
+    let _memory_map = memory::register(&vm, &host, &mem)?;
     phases.memory = mark();
 
     let image = match &cfg.kernel {

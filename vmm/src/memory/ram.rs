@@ -1,10 +1,19 @@
-//! Guest RAM: the region layout around the 32-bit MMIO hole, the host mapping, and its
-//! registration with KVM.
+//! Guest RAM of a boot: the layout around the 32-bit MMIO hole, the host mapping, and its
+//! registration with KVM through the memory map.
 
-use firmware::layout::{MMIO_HOLE_END, MMIO_HOLE_START};
-use kvm_bindings::kvm_userspace_memory_region;
+use std::sync::Arc;
+
+use firmware::layout::{
+    BIOS_AREA_END, BIOS_AREA_START, LOW_RAM_END, MMIO_HOLE_END, MMIO_HOLE_START,
+};
 use kvm_ioctls::VmFd;
 use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+
+use super::error::MapError;
+use super::map::{MapLimits, MemoryMap};
+use super::region::{Backing, Region, RegionFlags};
+use super::sink::KvmMemslots;
+use crate::kvm::KvmHost;
 
 /// Why guest memory could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -18,17 +27,9 @@ pub enum MemoryError {
     /// The host refused the mapping.
     #[error("cannot map {0} MiB of guest memory on the host")]
     Map(u64, #[source] vm_memory::mmap::FromRangesError),
-    /// A region's host address could not be found.
-    #[error("guest memory region at {0:#x} has no host mapping")]
-    NoHostAddress(u64),
-    /// KVM refused a memory slot.
-    #[error("KVM refused memory slot {slot} at {addr:#x}")]
-    Register {
-        slot: u32,
-        addr: u64,
-        #[source]
-        source: kvm_ioctls::Error,
-    },
+    /// The memory map refused the layout, or KVM refused a slot.
+    #[error("cannot register guest memory with KVM")]
+    Slots(#[from] MapError),
 }
 
 /// The RAM ranges for `size` bytes of guest memory: below the MMIO hole, and the rest above
@@ -74,31 +75,42 @@ pub fn create(size: u64, phys_bits: u32) -> Result<GuestMemoryMmap, MemoryError>
     GuestMemoryMmap::from_ranges(&ranges).map_err(|e| MemoryError::Map(mib, e))
 }
 
-/// Registers every region of `mem` with KVM, one slot per region.
-pub fn register(vm: &VmFd, mem: &GuestMemoryMmap) -> Result<(), MemoryError> {
-    for (slot, region) in mem.iter().enumerate() {
-        let slot = slot as u32;
-        let addr = region.start_addr().0;
-        let host = mem
-            .get_host_address(region.start_addr())
-            .map_err(|_| MemoryError::NoHostAddress(addr))?;
-        let r = kvm_userspace_memory_region {
-            slot,
-            flags: 0,
-            guest_phys_addr: addr,
-            memory_size: region.len(),
-            userspace_addr: host as u64,
-        };
-        // SAFETY: the host range [userspace_addr, +memory_size) is a live mapping owned by
-        // `mem`, which the caller keeps alive for as long as the VM exists (the VM is torn down
-        // before the memory is dropped).
-        unsafe { vm.set_user_memory_region(r) }.map_err(|source| MemoryError::Register {
-            slot,
-            addr,
-            source,
-        })?;
+/// The VMM's own memory areas inside a RAM mapping that starts at guest address `start` and
+/// is `len` bytes long: the pieces between the boundaries of firmware::layout (low memory, the
+/// legacy video/option-ROM hole, the BIOS area holding the RSDP and ACPI tables, RAM from
+/// 1 MiB), as `(guest address, size)`.
+pub fn areas(start: u64, len: u64) -> Vec<(u64, u64)> {
+    let end = start + len;
+    let mut cuts: Vec<u64> = [LOW_RAM_END, BIOS_AREA_START, BIOS_AREA_END]
+        .into_iter()
+        .filter(|c| *c > start && *c < end)
+        .collect();
+    cuts.insert(0, start);
+    cuts.push(end);
+    cuts.windows(2).map(|w| (w[0], w[1] - w[0])).collect()
+}
+
+/// Registers guest RAM with KVM through one memory-map transaction: every area of
+/// [`areas`] is its own region, and the commit merges them (same mapping, same flags) into one
+/// slot below the MMIO hole and one above 4 GiB. The returned map must live as long as the
+/// vCPUs run: dropping it deletes the slots.
+pub fn register<'vm>(
+    vm: &'vm VmFd,
+    host: &KvmHost,
+    mem: &GuestMemoryMmap,
+) -> Result<MemoryMap<KvmMemslots<&'vm VmFd>>, MemoryError> {
+    let mut map = MemoryMap::new(KvmMemslots::new(vm), MapLimits::of(host));
+    let mut txn = map.begin();
+    for region in mem.iter() {
+        let base = region.start_addr().0;
+        let mapping = region.get_mmap();
+        for (addr, size) in areas(base, region.len()) {
+            let backing = Backing::new(Arc::clone(&mapping), addr - base);
+            txn.add(Region::new(addr, size, backing, RegionFlags::NONE))?;
+        }
     }
-    Ok(())
+    txn.commit()?;
+    Ok(map)
 }
 
 #[cfg(test)]
@@ -127,5 +139,22 @@ mod tests {
         let e = create(64 << 20, 20).unwrap_err();
         assert!(matches!(e, MemoryError::BeyondAddressWidth { .. }), "{e}");
         assert!(create(4 << 20, 36).is_ok());
+    }
+
+    #[test]
+    fn the_low_megabyte_is_cut_at_the_firmware_areas() {
+        assert_eq!(
+            areas(0, 2 << 20),
+            vec![
+                (0, LOW_RAM_END),
+                (LOW_RAM_END, BIOS_AREA_START - LOW_RAM_END),
+                (BIOS_AREA_START, BIOS_AREA_END - BIOS_AREA_START),
+                (BIOS_AREA_END, (2 << 20) - BIOS_AREA_END),
+            ]
+        );
+        assert_eq!(
+            areas(MMIO_HOLE_END, 1 << 30),
+            vec![(MMIO_HOLE_END, 1 << 30)]
+        );
     }
 }
