@@ -8,6 +8,7 @@ GUEST_ELF := target/guest.elf
 GUEST_BUILT := target/guest-build/x86_64-unknown-linux-gnu/release/guest
 RUN_ARGS ?=
 BENCH_ARGS ?=
+MEMSLOT_BENCH_ARGS ?=
 
 .PHONY: all build run test lint fmt clippy bench peers fuzz clean
 
@@ -40,8 +41,11 @@ clippy:
 
 # The benchmark harness (benches/): serial vs parallel bringup across vCPU counts, memslot
 # bursts, and QEMU as a peer when it is installed. Results go to target/bench/.
+# BENCH_ARGS go to the bringup harness (e.g. --counts 1,4,16 --runs 2 --large --no-qemu),
+# MEMSLOT_BENCH_ARGS to the memslot one (e.g. --changes 6000 --vcpus 0,2 --repeat 3).
 bench: build
-	$(CARGO) bench -p vmm -- $(BENCH_ARGS)
+	$(CARGO) bench -p vmm --bench bringup -- $(BENCH_ARGS)
+	$(CARGO) bench -p vmm --bench memslot -- $(MEMSLOT_BENCH_ARGS)
 
 # Fuzzes the decoders of untrusted input (guest report, ACPI tables, kernel images, guest
 # options) with cargo-fuzz on the nightly toolchain, FUZZ_SECONDS each. A crash found becomes a
