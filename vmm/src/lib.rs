@@ -23,6 +23,7 @@ pub mod phases;
 pub mod regs;
 pub mod report;
 pub mod vcpu;
+pub mod vcpu_set;
 pub mod vm;
 
 /// The bundled guest kernel, built by build.rs.

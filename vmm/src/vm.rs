@@ -3,8 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Barrier, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use firmware::report::decode::Report;
@@ -22,7 +21,8 @@ use crate::loader::{self, LoaderError};
 use crate::memory::{self, MemoryError};
 use crate::regs::{self, RegsError};
 use crate::report::{self, JsonReport, VmmPhasesUs};
-use crate::vcpu::{self, Outcome, VcpuError, VcpuSpec, VmShared};
+use crate::vcpu::{Outcome, VcpuError, VmShared};
+use crate::vcpu_set::VcpuSet;
 
 /// Where KVM puts the three-page TSS it needs for real-mode emulation on Intel (below the
 /// IOAPIC, inside the MMIO hole; the address Firecracker and QEMU use).
@@ -33,8 +33,6 @@ const KVM_X2APIC_API_USE_32BIT_IDS: u64 = 1 << 0;
 const KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK: u64 = 1 << 1;
 /// The largest vCPU count that xAPIC IDs can address (0xFF is the broadcast ID).
 pub const MAX_XAPIC_VCPUS: u32 = 255;
-/// Stack size of a vCPU thread: the run loop needs little, and hundreds of threads exist.
-const VCPU_STACK_SIZE: usize = 256 << 10;
 
 /// The kernel to boot.
 #[derive(Debug, Clone)]
@@ -103,6 +101,9 @@ pub enum VmError {
     /// The event loop failed.
     #[error(transparent)]
     EventLoop(#[from] EventLoopError),
+    /// The memory registration thread panicked.
+    #[error("the guest memory registration thread failed")]
+    MemoryThread,
     /// An event fd could not be created.
     #[error("cannot create the VM's exit event")]
     ExitEvent(#[source] std::io::Error),
@@ -187,10 +188,10 @@ pub fn boot(cfg: BootConfig) -> Result<BootResult, VmError> {
     }
     phases.create_vm = mark();
 
+    let t_mem = Instant::now();
     let mem = memory::create(cfg.memory, host.phys_addr_bits())?;
-    // Dropping the map deletes the slots: it lives until the vCPU threads are joined.
-    let _memory_map = memory::register(&vm, &host, &mem)?;
-    phases.memory = mark();
+    let mmap_us = us(t_mem.elapsed());
+    mark();
 
     let image = match &cfg.kernel {
         KernelSource::Embedded => std::borrow::Cow::Borrowed(crate::EMBEDDED_GUEST),
@@ -211,85 +212,39 @@ pub fn boot(cfg: BootConfig) -> Result<BootResult, VmError> {
     let shared =
         Arc::new(VmShared::new(Devices::new(cfg.console, cfg.quiet)).map_err(VmError::ExitEvent)?);
     let cpuid = Arc::new(host.supported_cpuid.clone());
-    let configured = Arc::new(Barrier::new(cfg.vcpus as usize + 1));
-    let start = Arc::new(Barrier::new(cfg.vcpus as usize + 1));
-    let errors = Arc::new(Mutex::new(Vec::new()));
-    let mut threads: Vec<JoinHandle<()>> = Vec::with_capacity(cfg.vcpus as usize);
-    let mut spawn_error = None;
-    for index in 0..cfg.vcpus {
-        let vcpu = match vm.create_vcpu(u64::from(index)) {
-            Ok(v) => v,
-            Err(e) => {
-                spawn_error = Some(VcpuError::Create(index, e));
-                break;
-            }
-        };
-        let spec = VcpuSpec {
-            index,
-            count: cfg.vcpus,
-            entry: (index == 0).then_some(entry),
-            vcpu,
-            cpuid: Arc::clone(&cpuid),
-            shared: Arc::clone(&shared),
-            configured: Arc::clone(&configured),
-            start: Arc::clone(&start),
-            errors: Arc::clone(&errors),
-        };
-        let spawned = std::thread::Builder::new()
-            .name(format!("vcpu{index}"))
-            .stack_size(VCPU_STACK_SIZE)
-            .spawn(move || vcpu::thread_main(spec));
-        match spawned {
-            Ok(t) => threads.push(t),
-            Err(e) => {
-                spawn_error = Some(VcpuError::Spawn(index, e));
-                break;
-            }
-        }
-    }
-    if let Some(e) = spawn_error {
-        // The barriers count every vCPU; with threads missing they would never open, so stand
-        // in for the missing threads.
-        shared.stop.store(true, Ordering::Release);
-        let missing = cfg.vcpus as usize - threads.len();
-        let helpers: Vec<_> = (0..missing)
-            .map(|_| {
-                let (c, s) = (Arc::clone(&configured), Arc::clone(&start));
-                std::thread::spawn(move || {
-                    c.wait();
-                    s.wait();
-                })
-            })
-            .collect();
-        configured.wait();
-        start.wait();
-        helpers.into_iter().chain(threads).for_each(|t| {
-            let _ = t.join();
+    // Registering guest RAM with KVM costs a few ms here whatever its size, under a different
+    // KVM lock than vCPU creation: do both at once. Dropping the map deletes the slots, so it
+    // lives until the vCPU threads are joined.
+    let (vcpus, registered) = std::thread::scope(|s| {
+        let registering = s.spawn(|| {
+            let t = Instant::now();
+            (memory::register(&vm, &host, &mem), us(t.elapsed()))
         });
-        return Err(e.into());
-    }
-    configured.wait();
-    let setup_error = errors
-        .lock()
-        .ok()
-        .and_then(|mut e| (!e.is_empty()).then(|| e.remove(0)));
-    if setup_error.is_some() {
-        shared.stop.store(true, Ordering::Release);
-    }
+        let vcpus = VcpuSet::spawn(&vm, cfg.vcpus, entry, &cpuid, &shared);
+        (vcpus, registering.join())
+    });
+    let _memory_map = match registered {
+        Ok((Ok(map), register_us)) => {
+            phases.memory = mmap_us + register_us;
+            map
+        }
+        Ok((Err(e), _)) => {
+            vcpus.abort();
+            return Err(e.into());
+        }
+        Err(_) => {
+            vcpus.abort();
+            return Err(VmError::MemoryThread);
+        }
+    };
+    let vcpus = vcpus.wait_configured()?;
     phases.create_vcpus = mark();
     let released = Instant::now();
-    start.wait();
-    if let Some(e) = setup_error {
-        for t in threads {
-            let _ = t.join();
-        }
-        return Err(e.into());
-    }
+    vcpus.release();
 
     let wake = event_loop::wait(&shared.exit_evt, cfg.timeout, &signals);
     let t_stop = Instant::now();
-    shared.stop.store(true, Ordering::Release);
-    vcpu::stop_threads(threads);
+    vcpus.stop();
     shared.devices.flush();
     phases.first_run = shared
         .first_run
