@@ -72,7 +72,12 @@ fn main() -> ExitCode {
         if let Some(q) = &qemu {
             for (i, n) in qemu_counts.iter().enumerate() {
                 bar.set_message(format!("run {}: QEMU {n} vCPUs", run + 1));
-                match qemu::run(q, &args.guest_elf, *n) {
+                let tsc_khz = samples
+                    .iter()
+                    .flatten()
+                    .map(|s| s.tsc_khz)
+                    .find(|k| *k > 0.0);
+                match qemu::run(q, &args.guest_elf, *n, tsc_khz) {
                     Ok(sample) => qemu_samples[i].push(sample),
                     Err(e) => failures.push(format!("QEMU {n} vCPUs: {e}")),
                 }

@@ -54,8 +54,9 @@ pub fn field(console: &str, key: &str) -> Option<f64> {
         .find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
 }
 
-/// Boots `guest` under QEMU with `n` vCPUs, parallel bringup.
-pub fn run(qemu: &Path, guest: &Path, n: u32) -> Result<QemuSample, String> {
+/// Boots `guest` under QEMU with `n` vCPUs, parallel bringup. QEMU does not give the guest
+/// the TSC frequency, so `tsc_khz` (what KVM reported to sipi on this host) converts cycles.
+pub fn run(qemu: &Path, guest: &Path, n: u32, tsc_khz: Option<f64>) -> Result<QemuSample, String> {
     let start = Instant::now();
     let out = Command::new(qemu)
         .args([
@@ -94,8 +95,14 @@ pub fn run(qemu: &Path, guest: &Path, n: u32) -> Result<QemuSample, String> {
     if online as u32 != n {
         return Err(format!("{online} of {n} CPUs online under QEMU"));
     }
+    let from_cycles = field(&console, "bringup_cycles")
+        .zip(tsc_khz)
+        .map(|(c, k)| c * 1000.0 / k);
+    let bringup_us = field(&console, "bringup_us")
+        .or(from_cycles)
+        .unwrap_or(f64::NAN);
     Ok(QemuSample {
         wall_us,
-        bringup_us: field(&console, "bringup_us").unwrap_or(f64::NAN),
+        bringup_us,
     })
 }

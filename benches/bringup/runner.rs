@@ -80,6 +80,8 @@ pub struct Sample {
     pub bringup_us: f64,
     /// Median across APs of each AP phase, in cycles.
     pub phases: BTreeMap<String, f64>,
+    /// TSC frequency KVM reported.
+    pub tsc_khz: f64,
     /// VMM phases, in microseconds.
     pub vmm_phases: BTreeMap<String, f64>,
 }
@@ -156,6 +158,7 @@ pub fn run_vmm(vmm: &str, n: u32, s: Strategy) -> Result<Sample, String> {
         max_rss_kb: rss,
         bringup_cycles: v["bringup_cycles"].as_f64().unwrap_or(0.0),
         bringup_us: v["bringup_us"].as_f64().unwrap_or(0.0),
+        tsc_khz: v["tsc_khz"].as_f64().unwrap_or(0.0),
         phases: numbers(&v["phases"], Some("median")),
         vmm_phases: numbers(&v["vmm_phases_us"], None),
     })

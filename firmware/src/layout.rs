@@ -10,6 +10,7 @@
 //! | `0x7000..0x8000`    | kernel command line (NUL-terminated)                       |
 //! | `0x8000..0x9000`    | AP real-mode trampoline (SIPI vector 0x08)                 |
 //! | `0x9000..0xF000`    | VMM-built identity page tables (long-mode entry only)      |
+//! | `0x10000..0x19000`  | AP floor table: first-instruction TSC and present flag per APIC ID, written by APs in real mode (floor bringup) |
 //! | `0xA0000..0xE0000`  | legacy VGA/option-ROM hole: not RAM                         |
 //! | `0xE0000..0x100000` | BIOS area: RSDP (found by scanning) and the ACPI tables     |
 //! | `0x100000..`        | the kernel image, then free RAM                            |
@@ -47,6 +48,20 @@ pub const TRAMPOLINE_ADDR: u64 = 0x8000;
 pub const TRAMPOLINE_MAX: usize = 0x1000;
 /// The SIPI vector that starts an AP at [`TRAMPOLINE_ADDR`].
 pub const SIPI_VECTOR: u8 = (TRAMPOLINE_ADDR >> 12) as u8;
+
+/// The floor bringup's table, written by each AP in real mode (no mode switch): the TSC of its
+/// first trampoline instruction and a present flag, both indexed by APIC ID. It lies below
+/// 1 MiB and inside one 64 KiB real-mode segment, [`AP_FLOOR_TABLE_ADDR`]` >> 4`, so that an AP
+/// reaches every entry with a 32-bit index and no segment arithmetic.
+pub const AP_FLOOR_TABLE_ADDR: u64 = 0x1_0000;
+/// Entries in each array of the floor table: one per possible APIC ID.
+pub const AP_FLOOR_ENTRIES: u64 = crate::report::MAX_CPUS as u64;
+/// Offset of the stamps (`u64` per APIC ID) in the floor table.
+pub const AP_FLOOR_STAMPS_OFFSET: u64 = 0;
+/// Offset of the present flags (`u8` per APIC ID, non-zero once the AP ran) in the floor table.
+pub const AP_FLOOR_PRESENT_OFFSET: u64 = AP_FLOOR_STAMPS_OFFSET + 8 * AP_FLOOR_ENTRIES;
+/// Size of the floor table.
+pub const AP_FLOOR_TABLE_SIZE: u64 = AP_FLOOR_PRESENT_OFFSET + AP_FLOOR_ENTRIES;
 
 /// PML4 of the identity map the VMM builds for a kernel entered directly in long mode.
 pub const PML4_ADDR: u64 = 0x9000;
@@ -102,6 +117,12 @@ pub const EXIT_PORT: u16 = 0x704;
 const _: () = assert!(PD_ADDR + PD_COUNT * PAGE_SIZE <= LOW_RAM_END);
 const _: () = assert!(MEMMAP_ADDR + (MEMMAP_MAX_ENTRIES * 24) as u64 <= CMDLINE_ADDR);
 const _: () = assert!(TRAMPOLINE_ADDR.is_multiple_of(PAGE_SIZE) && TRAMPOLINE_ADDR < 0x10_0000);
+// The floor table is one real-mode segment: 16-byte aligned base, at most 64 KiB, below 1 MiB.
+const _: () = assert!(
+    AP_FLOOR_TABLE_ADDR.is_multiple_of(16)
+        && AP_FLOOR_TABLE_SIZE <= 0x1_0000
+        && AP_FLOOR_TABLE_ADDR + AP_FLOOR_TABLE_SIZE <= LOW_RAM_END
+);
 
 /// Returns true if `[addr, addr + len)` lies inside the range `[start, end)`.
 pub const fn range_within(addr: u64, len: u64, start: u64, end: u64) -> bool {
@@ -124,6 +145,10 @@ mod tests {
             (CMDLINE_ADDR, CMDLINE_ADDR + CMDLINE_MAX as u64),
             (TRAMPOLINE_ADDR, TRAMPOLINE_ADDR + TRAMPOLINE_MAX as u64),
             (PML4_ADDR, PD_ADDR + PD_COUNT * PAGE_SIZE),
+            (
+                AP_FLOOR_TABLE_ADDR,
+                AP_FLOOR_TABLE_ADDR + AP_FLOOR_TABLE_SIZE,
+            ),
             (BIOS_AREA_START, BIOS_AREA_END),
         ];
         for pair in areas.windows(2) {

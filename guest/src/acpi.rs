@@ -1,4 +1,5 @@
-//! Finding the processors: RSDP -> XSDT -> MADT, decoded in place with the firmware crate.
+//! Finding the processors: RSDP -> XSDT (or, with ACPI 1.0 firmware, RSDT) -> MADT, decoded in
+//! place with the firmware crate.
 //!
 //! The tables are read where the firmware left them, through the identity map. Every address
 //! and length is checked before it is read (see [`crate::phys`]) and no table may claim more
@@ -8,9 +9,9 @@ use core::fmt;
 
 use firmware::acpi::AcpiError;
 use firmware::acpi::madt::{MADT_SIGNATURE, Madt};
-use firmware::acpi::rsdp::{RSDP_V2_SIZE, Rsdp};
+use firmware::acpi::rsdp::{RSDP_V1_SIZE, RSDP_V2_SIZE, RootTable, Rsdp};
 use firmware::acpi::sdt::{SDT_HEADER_SIZE, SdtHeader};
-use firmware::acpi::xsdt;
+use firmware::acpi::{rsdt, xsdt};
 use firmware::layout::{BIOS_AREA_END, BIOS_AREA_START};
 
 use crate::phys;
@@ -21,7 +22,7 @@ pub const TABLE_MAX_LEN: usize = 1 << 20;
 /// Why the MADT could not be found.
 #[derive(Debug, Clone, Copy)]
 pub enum Error {
-    /// No valid ACPI 2.0+ RSDP at the address start_info gave, nor in the BIOS area.
+    /// No valid RSDP at the address start_info gave, nor in the BIOS area.
     NoRsdp {
         /// `hvm_start_info.rsdp_paddr` (0: none given).
         hint: u64,
@@ -42,8 +43,10 @@ pub enum Error {
         addr: u64,
         error: AcpiError,
     },
-    /// The XSDT lists no MADT.
-    NoMadt { xsdt_addr: u64 },
+    /// The RSDP points to neither an XSDT nor an RSDT.
+    NoRootTable,
+    /// The root table (XSDT or RSDT) lists no MADT.
+    NoMadt { root: &'static str, addr: u64 },
 }
 
 impl fmt::Display for Error {
@@ -55,12 +58,11 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "no usable ACPI RSDP: the one at {hint:#x} is rejected ({e}) and the BIOS area \
-                 holds no valid ACPI 2.0+ RSDP"
+                 holds no valid RSDP"
             ),
             Self::NoRsdp { hint, .. } => write!(
                 f,
-                "no usable ACPI RSDP: none at {hint:#x} and no valid ACPI 2.0+ RSDP in the BIOS \
-                 area"
+                "no usable ACPI RSDP: none at {hint:#x} and no valid RSDP in the BIOS area"
             ),
             Self::Unreadable { what, addr } => {
                 write!(f, "the ACPI {what} at {addr:#x} is outside readable RAM")
@@ -73,23 +75,48 @@ impl fmt::Display for Error {
             Self::Invalid { what, addr, error } => {
                 write!(f, "the ACPI {what} at {addr:#x} is invalid: {error}")
             }
-            Self::NoMadt { xsdt_addr } => {
-                write!(f, "the XSDT at {xsdt_addr:#x} lists no MADT (APIC table)")
+            Self::NoRootTable => {
+                write!(f, "the ACPI RSDP points to neither an XSDT nor an RSDT")
+            }
+            Self::NoMadt { root, addr } => {
+                write!(f, "the {root} at {addr:#x} lists no MADT (APIC table)")
             }
         }
     }
 }
 
 /// Finds and validates the MADT, starting from the RSDP address in `hvm_start_info` (0 or
-/// invalid: the BIOS area is scanned as ACPI 6.5, 5.2.5.1 describes).
+/// invalid: the BIOS area is scanned as ACPI 6.5, 5.2.5.1 describes), through the XSDT when
+/// the RSDP has one and the RSDT otherwise.
 pub fn find_madt(rsdp_hint: u64) -> Result<Madt<'static>, Error> {
     let rsdp = find_rsdp(rsdp_hint)?;
-    let xsdt_bytes = table(rsdp.xsdt_addr, "XSDT")?;
-    let tables = xsdt::entries(xsdt_bytes).map_err(|error| Error::Invalid {
-        what: "XSDT",
-        addr: rsdp.xsdt_addr,
-        error,
-    })?;
+    match rsdp.root_table().ok_or(Error::NoRootTable)? {
+        RootTable::Xsdt(addr) => {
+            let tables = xsdt::entries(table(addr, "XSDT")?).map_err(|error| Error::Invalid {
+                what: "XSDT",
+                addr,
+                error,
+            })?;
+            madt_among(tables, "XSDT", addr)
+        }
+        RootTable::Rsdt(addr) => {
+            let addr = u64::from(addr);
+            let tables = rsdt::entries(table(addr, "RSDT")?).map_err(|error| Error::Invalid {
+                what: "RSDT",
+                addr,
+                error,
+            })?;
+            madt_among(tables, "RSDT", addr)
+        }
+    }
+}
+
+/// The first MADT among the tables a root table (`root` at `root_addr`) lists.
+fn madt_among(
+    tables: impl Iterator<Item = u64>,
+    root: &'static str,
+    root_addr: u64,
+) -> Result<Madt<'static>, Error> {
     for addr in tables {
         let Some(header) = phys::bytes(addr, SDT_HEADER_SIZE) else {
             continue;
@@ -105,13 +132,16 @@ pub fn find_madt(rsdp_hint: u64) -> Result<Madt<'static>, Error> {
         });
     }
     Err(Error::NoMadt {
-        xsdt_addr: rsdp.xsdt_addr,
+        root,
+        addr: root_addr,
     })
 }
 
-/// The RSDP at `hint`, else the first valid one in the BIOS area.
+/// The RSDP at `hint`, else the first valid one in the BIOS area. An ACPI 1.0 RSDP is only
+/// [`RSDP_V1_SIZE`] bytes long, so the hint is read with that length when the longer read fails.
 fn find_rsdp(hint: u64) -> Result<Rsdp, Error> {
-    let hint_error = match phys::bytes(hint, RSDP_V2_SIZE).map(Rsdp::parse) {
+    let at_hint = phys::bytes(hint, RSDP_V2_SIZE).or_else(|| phys::bytes(hint, RSDP_V1_SIZE));
+    let hint_error = match at_hint.map(Rsdp::parse) {
         Some(Ok(rsdp)) => return Ok(rsdp),
         Some(Err(e)) => Some(e),
         None => None,

@@ -1,10 +1,21 @@
 //! The local APIC (Intel SDM Vol. 3A, chapter 11), in x2APIC mode when the CPU supports it,
-//! else in xAPIC mode at [`LAPIC_BASE`]. Each CPU enables its own APIC with
-//! [`LocalApic::enable`]; the BSP and the APs run the same code.
+//! else in xAPIC mode at [`LAPIC_BASE`], and the inter-processor interrupts that start the APs
+//! (INIT and STARTUP, Intel SDM Vol. 3A, 11.6 and 9.4).
+//!
+//! The BSP enables its APIC with [`LocalApic::enable`]. An AP's APIC is enabled by the AP's
+//! CPL-0 entry code, in the same mode, with the values [`ap_apic_base`] and [`SVR_ENABLED`]
+//! (see [`crate::trampoline`]): three emulated instructions there instead of five supervisor
+//! calls here.
+//!
+//! Sending IPIs: in x2APIC mode the ICR is MSR 0x830, which CPL-3 code reaches through a
+//! supervisor call (~70 us on kvm_pvm); [`LocalApic::kick`] and [`LocalApic::kick_all_but_self`]
+//! therefore send the INIT, STARTUP, STARTUP sequences of a whole list of APs, or the
+//! broadcast, in one call (~25 us per AP, see [`crate::supervisor`]). In xAPIC mode the ICR is
+//! MMIO that CPL-3 code writes directly (every page is user-accessible; ~32 us per access).
 
 use crate::cpu::{self, msr};
 use crate::supervisor;
-use firmware::layout::LAPIC_BASE;
+use firmware::layout::{LAPIC_BASE, SIPI_VECTOR};
 
 /// IA32_APIC_BASE bits (Intel SDM Vol. 3A, 11.4.4, Figure 11-5).
 mod base {
@@ -16,15 +27,49 @@ mod base {
     pub const ADDRESS_MASK: u64 = !0xFFF & ((1 << 52) - 1);
 }
 
+/// Interrupt command register fields (Intel SDM Vol. 3A, 11.6.1, Figure 11-12; in x2APIC mode
+/// 11.12.9, Figure 11-28), as bits of the 64-bit ICR value.
+pub mod icr {
+    /// Delivery mode 101b: INIT.
+    pub const DELIVERY_MODE_INIT: u64 = 0b101 << 8;
+    /// Delivery mode 110b: Start-Up (the vector is the start page number).
+    pub const DELIVERY_MODE_STARTUP: u64 = 0b110 << 8;
+    /// Delivery status (xAPIC only): the previous IPI is still being sent.
+    pub const DELIVERY_STATUS_PENDING: u64 = 1 << 12;
+    /// Level: assert (the SDM's MP initialization examples set it for INIT and STARTUP alike).
+    pub const LEVEL_ASSERT: u64 = 1 << 14;
+    /// Destination shorthand 11b: all excluding self.
+    pub const SHORTHAND_ALL_EXCLUDING_SELF: u64 = 0b11 << 18;
+    /// The destination field in x2APIC mode: bits 63:32, the 32-bit x2APIC ID.
+    pub const X2APIC_DESTINATION_SHIFT: u32 = 32;
+    /// The destination field in xAPIC mode: bits 63:56 (ICR high, bits 31:24), an 8-bit ID.
+    pub const XAPIC_DESTINATION_SHIFT: u32 = 56;
+    /// The INIT IPI's low half: INIT, level assert, no shorthand.
+    pub const INIT: u64 = DELIVERY_MODE_INIT | LEVEL_ASSERT;
+    /// The STARTUP IPI's low half that starts an AP at the trampoline (vector
+    /// [`super::SIPI_VECTOR`]).
+    pub const STARTUP: u64 = DELIVERY_MODE_STARTUP | LEVEL_ASSERT | super::SIPI_VECTOR as u64;
+}
+
+/// The IA32_APIC_BASE an AP's entry code writes: the default base, enabled, and in x2APIC mode
+/// when `x2apic` (the BSP's mode). An AP's BSP flag (bit 8) is clear.
+pub const fn ap_apic_base(x2apic: bool) -> u64 {
+    LAPIC_BASE | base::ENABLE | if x2apic { base::X2APIC_ENABLE } else { 0 }
+}
+
 /// Local APIC registers, as xAPIC MMIO offsets (Intel SDM Vol. 3A, Table 11-1). In x2APIC mode
 /// register `offset` is MSR `0x800 + offset / 16` (Intel SDM Vol. 3A, 11.12.1.2, Table 11-6).
 #[derive(Debug, Clone, Copy)]
 #[repr(u32)]
-enum Register {
+pub enum Register {
     /// Local APIC ID.
     Id = 0x20,
     /// Spurious-interrupt vector register.
     SpuriousVector = 0xF0,
+    /// Interrupt command register, bits 31:0 (in x2APIC mode the whole 64-bit ICR).
+    IcrLow = 0x300,
+    /// Interrupt command register, bits 63:32 (xAPIC only).
+    IcrHigh = 0x310,
 }
 
 /// First MSR of the x2APIC register space.
@@ -36,8 +81,31 @@ const SVR_APIC_SOFTWARE_ENABLE: u32 = 1 << 8;
 const SVR_VECTOR_MASK: u32 = 0xFF;
 /// The spurious-interrupt vector the kernel programs (0xFF, as Linux and most kernels do).
 const SPURIOUS_VECTOR: u32 = 0xFF;
+/// The SVR of an enabled APIC: software enable, spurious vector 0xFF, the other bits clear as
+/// after reset (focus checking on, no EOI broadcast suppression). An AP's entry writes it.
+pub const SVR_ENABLED: u32 = SPURIOUS_VECTOR | SVR_APIC_SOFTWARE_ENABLE;
 /// In xAPIC mode the APIC ID is in bits 31:24 of the ID register.
-const XAPIC_ID_SHIFT: u32 = 24;
+pub const XAPIC_ID_SHIFT: u32 = 24;
+/// Polls of the xAPIC delivery status before an IPI is sent anyway.
+const ICR_IDLE_POLL_LIMIT: u32 = 1000;
+
+/// Where an IPI goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// The CPU with this APIC ID.
+    ApicId(u32),
+    /// Every CPU but the sender (the all-excluding-self shorthand).
+    AllExcludingSelf,
+}
+
+/// The IPIs the kernel sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ipi {
+    /// INIT: the target resets and waits for a STARTUP IPI.
+    Init,
+    /// STARTUP: a target waiting for it starts in real mode at the trampoline.
+    Startup,
+}
 
 /// How the local APIC is accessed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +180,117 @@ impl LocalApic {
         }
     }
 
+    /// True if `apic_id` can be addressed in this mode: any 32-bit ID in x2APIC mode, 0..=254
+    /// in xAPIC mode (0xFF is the broadcast ID).
+    pub fn can_address(self, apic_id: u32) -> bool {
+        self.mode == Mode::X2Apic || apic_id <= firmware::acpi::madt::MAX_XAPIC_ID
+    }
+
+    /// The 64-bit ICR value of `ipi` to `dest`.
+    ///
+    /// # Panics
+    ///
+    /// If `dest` cannot be addressed in this mode (see [`Self::can_address`]): a bug.
+    fn icr(self, ipi: Ipi, dest: Destination) -> u64 {
+        let low = match ipi {
+            Ipi::Init => icr::INIT,
+            Ipi::Startup => icr::STARTUP,
+        };
+        match dest {
+            Destination::AllExcludingSelf => low | icr::SHORTHAND_ALL_EXCLUDING_SELF,
+            Destination::ApicId(id) => {
+                assert!(self.can_address(id), "APIC ID {id} cannot be addressed");
+                let shift = match self.mode {
+                    Mode::X2Apic => icr::X2APIC_DESTINATION_SHIFT,
+                    Mode::XApic => icr::XAPIC_DESTINATION_SHIFT,
+                };
+                low | (u64::from(id) << shift)
+            }
+        }
+    }
+
+    /// Sends `ipi` to `dest`.
+    pub fn send(self, ipi: Ipi, dest: Destination) {
+        let value = self.icr(ipi, dest);
+        match self.mode {
+            // SAFETY: the ICR MSR exists in x2APIC mode, and a write only sends the IPI; INIT
+            // and STARTUP never target this CPU (an ID other than the BSP's, or a shorthand
+            // excluding self: see crate::bringup).
+            Mode::X2Apic => unsafe { supervisor::wrmsr(x2apic_msr(Register::IcrLow), value) },
+            Mode::XApic => {
+                self.wait_icr_idle();
+                self.write(Register::IcrHigh, (value >> 32) as u32);
+                self.write(Register::IcrLow, value as u32);
+            }
+        }
+    }
+
+    /// Starts every AP in `apic_ids`, in order: for each, records the TSC in the same place of
+    /// `stamps` just before its INIT, then sends INIT, STARTUP, STARTUP, with no delay between
+    /// them (Linux does the same on modern CPUs; the STARTUP IPIs are ignored by a CPU that is
+    /// not waiting for one).
+    ///
+    /// # Panics
+    ///
+    /// If the slices differ in length, or an ID cannot be addressed: bugs in the caller.
+    pub fn kick(self, apic_ids: &[u32], stamps: &mut [u64]) {
+        assert_eq!(apic_ids.len(), stamps.len());
+        match self.mode {
+            Mode::X2Apic => {
+                // SAFETY: every ID is an AP (not this CPU) that the caller means to start; the
+                // call writes only `stamps`.
+                unsafe { supervisor::kick_x2apic(apic_ids, stamps, 0) }
+            }
+            Mode::XApic => {
+                for (id, stamp) in apic_ids.iter().zip(stamps.iter_mut()) {
+                    *stamp = cpu::rdtsc();
+                    self.send(Ipi::Init, Destination::ApicId(*id));
+                    self.send(Ipi::Startup, Destination::ApicId(*id));
+                    self.send(Ipi::Startup, Destination::ApicId(*id));
+                }
+            }
+        }
+    }
+
+    /// Starts every AP at once: INIT, STARTUP, STARTUP with the all-excluding-self shorthand,
+    /// back to back (in x2APIC mode in one supervisor call). Returns the TSC just before the
+    /// INIT.
+    pub fn kick_all_but_self(self) -> u64 {
+        match self.mode {
+            Mode::X2Apic => {
+                let mut stamp = [0];
+                // SAFETY: the shorthand excludes this CPU; every other CPU is an AP the caller
+                // means to start. The call writes only `stamp`.
+                unsafe {
+                    supervisor::kick_x2apic(
+                        &[0],
+                        &mut stamp,
+                        icr::SHORTHAND_ALL_EXCLUDING_SELF as u32,
+                    )
+                };
+                stamp[0]
+            }
+            Mode::XApic => {
+                let stamp = cpu::rdtsc();
+                self.send(Ipi::Init, Destination::AllExcludingSelf);
+                self.send(Ipi::Startup, Destination::AllExcludingSelf);
+                self.send(Ipi::Startup, Destination::AllExcludingSelf);
+                stamp
+            }
+        }
+    }
+
+    /// Waits (bounded) until the xAPIC has sent the previous IPI (Intel SDM Vol. 3A, 11.6.1:
+    /// software checks the delivery status before writing the ICR again).
+    fn wait_icr_idle(self) {
+        for _ in 0..ICR_IDLE_POLL_LIMIT {
+            if u64::from(self.read(Register::IcrLow)) & icr::DELIVERY_STATUS_PENDING == 0 {
+                return;
+            }
+            core::hint::spin_loop();
+        }
+    }
+
     /// Reads a 32-bit register.
     fn read(self, reg: Register) -> u32 {
         match self.mode {
@@ -130,7 +309,7 @@ impl LocalApic {
     fn write(self, reg: Register, value: u32) {
         match self.mode {
             // SAFETY: the APIC is in x2APIC mode, where this MSR is a writable APIC register;
-            // the callers write only values valid for it.
+            // the callers write only values valid for it (ICR writes go through `send`).
             Mode::X2Apic => unsafe { supervisor::wrmsr(x2apic_msr(reg), u64::from(value)) },
             // SAFETY: as in `read`: an aligned 32-bit write to a register of the enabled,
             // uncacheable xAPIC page; the callers write only values valid for it.
@@ -140,7 +319,7 @@ impl LocalApic {
 }
 
 /// The x2APIC MSR of `reg`.
-fn x2apic_msr(reg: Register) -> u32 {
+pub const fn x2apic_msr(reg: Register) -> u32 {
     X2APIC_MSR_BASE + (reg as u32 >> 4)
 }
 

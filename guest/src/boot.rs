@@ -115,10 +115,11 @@ mod seg {
     pub const FLAT: u64 = LIMIT_MAX | GRANULARITY_4K | PRESENT | CODE_OR_DATA | ACCESSED;
 }
 
-/// Flat 32-bit code segment (for the 32-bit half of the AP trampoline).
-const GDT_CODE32: u64 = seg::FLAT | seg::DEFAULT_32 | seg::EXECUTABLE | seg::READ_WRITE;
+/// Flat 32-bit code segment (selector [`KERNEL_CS32`]; unused today, kept so that the AP
+/// trampoline's GDT and this one share their selectors).
+pub const GDT_CODE32: u64 = seg::FLAT | seg::DEFAULT_32 | seg::EXECUTABLE | seg::READ_WRITE;
 /// 64-bit code segment, CPL 0.
-const GDT_CODE64: u64 = seg::FLAT | seg::LONG_MODE | seg::EXECUTABLE | seg::READ_WRITE;
+pub const GDT_CODE64: u64 = seg::FLAT | seg::LONG_MODE | seg::EXECUTABLE | seg::READ_WRITE;
 /// Flat data segment, DPL 0.
 const GDT_DATA: u64 = seg::FLAT | seg::DEFAULT_32 | seg::READ_WRITE;
 /// Flat data segment, DPL 3.
@@ -132,8 +133,28 @@ const _: () = assert!(GDT_DATA == 0x00CF_9300_0000_FFFF);
 const _: () = assert!(GDT_USER_DATA == 0x00CF_F300_0000_FFFF);
 const _: () = assert!(GDT_USER_CODE64 == 0x00AF_FB00_0000_FFFF);
 
+/// The GDT's segment descriptors in selector order (null, [`KERNEL_CS32`], [`KERNEL_CS`],
+/// [`KERNEL_DS`], [`USER_DS`], [`USER_CS`]); the TSS descriptor follows at [`TSS_SELECTOR`].
+/// Every AP's own GDT starts with the same entries (see [`crate::percpu`]).
+pub const GDT_SEGMENTS: [u64; 6] = [
+    0,
+    GDT_CODE32,
+    GDT_CODE64,
+    GDT_DATA,
+    GDT_USER_DATA,
+    GDT_USER_CODE64,
+];
+const _: () = assert!(
+    GDT_SEGMENTS.len() * 8 == TSS_SELECTOR as usize
+        && GDT_SEGMENTS[(KERNEL_CS32 >> 3) as usize] == GDT_CODE32
+        && GDT_SEGMENTS[(KERNEL_CS >> 3) as usize] == GDT_CODE64
+        && GDT_SEGMENTS[(KERNEL_DS >> 3) as usize] == GDT_DATA
+        && GDT_SEGMENTS[(USER_DS >> 3) as usize] == GDT_USER_DATA
+        && GDT_SEGMENTS[(USER_CS >> 3) as usize] == GDT_USER_CODE64
+);
+
 /// Size of a 64-bit TSS (Intel SDM Vol. 3A, 8.7, Figure 8-11), without an I/O bitmap.
-const TSS_SIZE: u64 = 104;
+pub const TSS_SIZE: u64 = 104;
 /// Ports covered by the TSS's I/O permission bitmap (Intel SDM Vol. 1, 19.5.2), all allowed.
 ///
 /// IOPL 3 alone should allow port I/O at CPL 3, but kvm_pvm's instruction emulator, which
@@ -141,7 +162,7 @@ const TSS_SIZE: u64 = 104;
 /// above this bound are beyond the TSS limit and fault.
 const IO_BITMAP_PORTS: u64 = 0x800;
 /// Bytes of the I/O bitmap (one bit per port), then the 0xFF byte that must end it.
-const IO_BITMAP_BYTES: u64 = IO_BITMAP_PORTS / 8;
+pub const IO_BITMAP_BYTES: u64 = IO_BITMAP_PORTS / 8;
 const _: () = assert!(
     (COM1_PORT + COM1_PORT_COUNT) as u64 <= IO_BITMAP_PORTS
         && (REPORT_PORT as u64) < IO_BITMAP_PORTS
@@ -154,14 +175,22 @@ const TSS_LIMIT: u64 = TSS_SIZE + IO_BITMAP_BYTES;
 /// present. 64-bit TSS descriptors are 16 bytes; the high half is base 63:32.
 const GDT_TSS_LOW: u64 = TSS_LIMIT | seg::TYPE_TSS_AVAILABLE | seg::PRESENT;
 const _: () = assert!(TSS_LIMIT <= 0xFFFF);
+/// The access byte (byte 5) of an available, present 64-bit TSS descriptor: what LTR needs to
+/// find, and what it turns into "busy".
+pub const TSS_ACCESS_AVAILABLE: u8 = (GDT_TSS_LOW >> 40) as u8;
+
+/// The 16-byte GDT descriptor of an available 64-bit TSS at `base` (Intel SDM Vol. 3A, 8.2.3,
+/// Figure 8-4): limit, type and present from [`GDT_TSS_LOW`], the base split over its fields.
+pub const fn tss_descriptor(base: u64) -> [u64; 2] {
+    let low = GDT_TSS_LOW
+        | ((base & 0xFF_FFFF) << 16) // base 23:0 in bits 39:16
+        | (((base >> 24) & 0xFF) << 56); // base 31:24 in bits 63:56
+    [low, base >> 32]
+}
 
 /// Requested privilege level 3 in a selector.
 const RPL_3: u16 = 3;
 /// Selector of the flat 32-bit code segment.
-#[expect(
-    dead_code,
-    reason = "the AP trampoline's protected-mode step will use it"
-)]
 pub const KERNEL_CS32: u16 = 0x08;
 /// Selector of the CPL-0 64-bit code segment.
 pub const KERNEL_CS: u16 = 0x10;
@@ -400,7 +429,7 @@ bsp_kernel_stack_top:
     tss_selector = const TSS_SELECTOR,
     tss_size = const TSS_SIZE,
     io_bitmap_bytes = const IO_BITMAP_BYTES,
-    tss_access = const (GDT_TSS_LOW >> 40) & 0xFF,
+    tss_access = const TSS_ACCESS_AVAILABLE,
     cr4_pae = const cr4::PAE,
     ia32_efer = const msr::IA32_EFER,
     efer_lme = const efer::LME,

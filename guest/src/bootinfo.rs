@@ -3,7 +3,9 @@
 
 use firmware::cmdline::GuestOptions;
 use firmware::layout::CMDLINE_MAX;
-use firmware::pvh::{START_INFO_SIZE, StartInfo};
+use firmware::pvh::{
+    MEMMAP_ENTRY_SIZE, MemmapEntry, START_INFO_SIZE, START_INFO_VERSION, StartInfo,
+};
 
 use crate::phys;
 
@@ -14,6 +16,26 @@ pub struct BootInfo {
     pub start_info: StartInfo,
     /// The `sipi.` options parsed from it.
     pub options: GuestOptions,
+}
+
+/// Most memory-map entries read (a PC firmware map has a dozen).
+const MEMMAP_READ_MAX: usize = 128;
+
+impl BootInfo {
+    /// The PVH memory map's entries: none if the start info predates the memory map (version
+    /// 0), lists none, or points outside readable RAM; at most [`MEMMAP_READ_MAX`].
+    pub fn memory_map(&self) -> impl Iterator<Item = MemmapEntry> + use<> {
+        let info = &self.start_info;
+        let count = if info.version >= START_INFO_VERSION {
+            (info.memmap_entries as usize).min(MEMMAP_READ_MAX)
+        } else {
+            0
+        };
+        let table = phys::bytes(info.memmap_paddr, count * MEMMAP_ENTRY_SIZE).unwrap_or(&[]);
+        table
+            .chunks_exact(MEMMAP_ENTRY_SIZE)
+            .filter_map(MemmapEntry::from_bytes)
+    }
 }
 
 /// Reads `hvm_start_info` at `start_info_addr` and the command line it points to, and parses

@@ -15,6 +15,8 @@ pub mod cr0 {
     pub const EM: u64 = 1 << 2;
     /// Task Switched: the next x87/SSE instruction raises #NM when set.
     pub const TS: u64 = 1 << 3;
+    /// Extension Type: hard-wired to 1 (387 coprocessor instructions supported).
+    pub const ET: u64 = 1 << 4;
     /// Paging.
     pub const PG: u64 = 1 << 31;
 }
@@ -141,6 +143,26 @@ pub unsafe fn outb(port: u16, value: u8) {
     // SAFETY: the caller guarantees that the write is a valid device operation.
     unsafe {
         asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags))
+    };
+}
+
+/// Writes `bytes` to an I/O port with one `rep outsb`, which a VMM receives as one exit.
+///
+/// # Safety
+///
+/// Writing each of `bytes` to `port`, in order, must be a valid device operation for the caller.
+pub unsafe fn outsb(port: u16, bytes: &[u8]) {
+    // SAFETY: REP OUTSB reads RCX bytes forwards from RSI (the slice, valid for its length; DF
+    // is clear as the ABI requires) and writes them to port DX; the caller guarantees that the
+    // writes are valid device operations.
+    unsafe {
+        asm!(
+            "rep outsb",
+            in("dx") port,
+            inout("rsi") bytes.as_ptr() => _,
+            inout("rcx") bytes.len() => _,
+            options(nostack, preserves_flags, readonly),
+        )
     };
 }
 

@@ -192,7 +192,7 @@ extern "sysv64" fn exception_handler(frame: *const ExceptionFrame) -> ! {
     }
     let vector = frame.vector as u32;
     let _ = writeln!(
-        Com1,
+        Com1::new(),
         "sipi-guest: exception {} ({vector}) on apic {apic_id} at rip {:#x} (cpl {}), error code \
          {:#x}, cr2 {cr2:#x}, rsp {:#x}, rflags {:#x}",
         exception_name(vector),

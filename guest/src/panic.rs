@@ -58,6 +58,6 @@ fn panic(info: &PanicInfo<'_>) -> ! {
         let _ = write!(message, " (at {location})");
     }
     serial::write_bytes(b"sipi-guest: panic: ");
-    let _ = writeln!(Com1, "{}", message.as_str());
+    let _ = writeln!(Com1::new(), "{}", message.as_str());
     report::send_panic(message.as_str())
 }

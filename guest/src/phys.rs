@@ -5,7 +5,10 @@
 
 use core::ops::Range;
 
-use firmware::layout::{MMIO_HOLE_START, TRAMPOLINE_ADDR, TRAMPOLINE_MAX, range_within};
+use firmware::layout::{
+    AP_FLOOR_TABLE_ADDR, AP_FLOOR_TABLE_SIZE, MMIO_HOLE_START, TRAMPOLINE_ADDR, TRAMPOLINE_MAX,
+    range_within,
+};
 
 unsafe extern "C" {
     /// First byte of the kernel image (linker.ld).
@@ -15,7 +18,7 @@ unsafe extern "C" {
 }
 
 /// The kernel image, whose `.data` and `.bss` the kernel writes.
-fn kernel_image() -> Range<u64> {
+pub fn kernel_image() -> Range<u64> {
     (&raw const __kernel_start) as u64..(&raw const __kernel_end) as u64
 }
 
@@ -26,7 +29,9 @@ fn overlaps(addr: u64, len: u64, range: Range<u64>) -> bool {
 
 /// True if `[addr, addr + len)` may be read as firmware data: not null, inside RAM below the
 /// MMIO hole (so the identity map covers it and no device answers the read), and disjoint from
-/// everything the kernel writes (its image and the AP trampoline page).
+/// everything the kernel writes at a fixed address (its image, the AP trampoline page and the
+/// AP floor table). The only other memory the kernel writes, the AP stacks, lies in RAM that the
+/// firmware memory map lists as usable (see [`crate::percpu`]), where no firmware structure is.
 fn readable(addr: u64, len: u64) -> bool {
     addr != 0
         && range_within(addr, len, 0, MMIO_HOLE_START)
@@ -36,6 +41,11 @@ fn readable(addr: u64, len: u64) -> bool {
             len,
             TRAMPOLINE_ADDR..TRAMPOLINE_ADDR + TRAMPOLINE_MAX as u64,
         )
+        && !overlaps(
+            addr,
+            len,
+            AP_FLOOR_TABLE_ADDR..AP_FLOOR_TABLE_ADDR + AP_FLOOR_TABLE_SIZE,
+        )
 }
 
 /// The `len` bytes at guest-physical `addr`, or `None` if that range may not be read.
@@ -44,7 +54,8 @@ pub fn bytes(addr: u64, len: usize) -> Option<&'static [u8]> {
         return None;
     }
     // SAFETY: the range is identity-mapped RAM (below the MMIO hole, inside the 4 GiB map) and
-    // the kernel never writes it (it is outside the kernel image and the trampoline page), so
+    // the kernel never writes it: it is outside the kernel image, the trampoline page and the
+    // floor table, and the AP stacks go only where the memory map says no firmware data is. So
     // the bytes stay valid and unchanged for the rest of the boot.
     Some(unsafe { core::slice::from_raw_parts(addr as *const u8, len) })
 }

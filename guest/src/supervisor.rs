@@ -2,7 +2,8 @@
 //! [`crate::boot`] for why the Rust code runs at CPL 3).
 //!
 //! A call is `UD2` followed by the 4-byte [`MARKER`], with the function in RAX and the arguments
-//! in RDI and RSI; the result comes back in RAX, and RCX, RDX and R11 are clobbered. The #UD
+//! in RDI and RSI (and RDX, R10 where a [`Function`] says so); the result comes back in RAX, and
+//! RCX, RDX and R11 are clobbered, plus the registers a [`Function`] lists. The #UD
 //! stub (CPL 0) recognises the marker after a `UD2` executed at CPL 3, carries the function out
 //! and returns after the marker with IRETQ; any other #UD is reported as a fault. A fault inside
 //! a call (RDMSR of a missing MSR, say) is reported like any other exception.
@@ -10,9 +11,14 @@
 //! Why not `INT n` or `SYSCALL`: kvm_pvm turns an `INT n` at CPL 3 into #UD and runs the SYSCALL
 //! target at CPL 3, while it delivers exceptions from CPL 3 to the IDT at CPL 0 as the
 //! architecture says. On hardware virtualisation all three work; the #UD path costs the same.
+//!
+//! Cost on kvm_pvm: a call is ~70 us (the exception, ~15 emulated instructions of this stub at
+//! ~2 us each, IRETQ), so a loop over many items belongs inside one call, as in
+//! [`kick_x2apic`]. [`Function::Halt`] is dispatched first: every AP ends with it.
 
 use core::arch::{asm, global_asm};
 
+use crate::apic::{self, Register, icr};
 use crate::idt::vector;
 
 /// Bytes after the `UD2` of a supervisor call ("SUPV" little endian), never executed.
@@ -30,6 +36,11 @@ pub enum Function {
     WriteMsr = 1,
     /// CLI; HLT, forever: never returns.
     Halt = 2,
+    /// Starts APs in x2APIC mode: RDI = their x2APIC IDs (`u32` each), RSI = a `u64` per AP
+    /// for the TSC just before its INIT, RDX = how many, R10 = a destination shorthand for
+    /// the ICR's low half (0: none). For each AP in order: RDTSC, INIT, STARTUP, STARTUP through
+    /// the ICR MSR. RDI, RSI, R8, R9 and R10 are clobbered too.
+    KickX2Apic = 3,
 }
 
 global_asm!(
@@ -47,12 +58,14 @@ invalid_opcode_entry:
     cmpl ${marker}, {ud2_len}(%r11)     /* then the marker */
     jne 5f
     addq ${call_len}, (%rsp)            /* return after the marker */
+    cmp ${fn_halt}, %rax
+    je 3f
     cmp ${fn_read_msr}, %rax
     je 1f
     cmp ${fn_write_msr}, %rax
     je 2f
-    cmp ${fn_halt}, %rax
-    je 3f
+    cmp ${fn_kick_x2apic}, %rax
+    je 4f
     jmp 5f                              /* unknown function: reported as a #UD */
 1:  mov %edi, %ecx                      /* RDMSR: ECX = MSR, EDX:EAX = value */
     rdmsr
@@ -68,6 +81,28 @@ invalid_opcode_entry:
 3:  cli                                 /* HALT: forever */
     hlt
     jmp 3b
+4:  test %rdx, %rdx                     /* KICK_X2APIC: RDI = IDs, RSI = stamps, RDX = */
+    jz 42f                              /* count, R10 = shorthand */
+    lea (%rdi,%rdx,4), %rdi             /* one past the last ID */
+    lea (%rsi,%rdx,8), %rsi             /* one past the last stamp */
+    neg %rdx
+    mov %rdx, %r8                       /* R8 = index, from -count up to 0 */
+    mov ${icr_init}, %r9d
+    or %r10d, %r9d                      /* R9 = INIT's low half */
+    or ${icr_startup}, %r10d            /* R10 = STARTUP's low half */
+    mov ${x2apic_icr}, %ecx
+41: rdtsc                               /* ApPhase::Kick, just before the INIT */
+    mov %eax, (%rsi,%r8,8)
+    mov %edx, 4(%rsi,%r8,8)
+    mov (%rdi,%r8,4), %edx              /* ICR 63:32: the destination x2APIC ID */
+    mov %r9d, %eax
+    wrmsr
+    mov %r10d, %eax
+    wrmsr
+    wrmsr                               /* the second STARTUP (Intel SDM Vol. 3A, 9.4.4.1) */
+    inc %r8
+    jnz 41b
+42: iretq
 5:  pushq $0                            /* a real #UD: no error code */
     pushq ${ud_vector}
     jmp exception_common
@@ -81,6 +116,10 @@ invalid_opcode_entry:
     fn_read_msr = const Function::ReadMsr as u64,
     fn_write_msr = const Function::WriteMsr as u64,
     fn_halt = const Function::Halt as u64,
+    fn_kick_x2apic = const Function::KickX2Apic as u64,
+    x2apic_icr = const apic::x2apic_msr(Register::IcrLow),
+    icr_init = const icr::INIT,
+    icr_startup = const icr::STARTUP,
     options(att_syntax),
 );
 
@@ -131,6 +170,43 @@ pub unsafe fn wrmsr(msr: u32, value: u64) {
             in("rsi") value,
             out("rcx") _,
             out("rdx") _,
+            out("r11") _,
+            options(nostack),
+        );
+    }
+}
+
+/// Starts the APs with x2APIC IDs `apic_ids`: for each in order, records the TSC in the same
+/// place of `stamps`, then sends INIT, STARTUP, STARTUP (the STARTUP vector is the trampoline's
+/// page), all in one supervisor call. With a non-zero destination `shorthand` (ICR bits 19:18)
+/// each sequence goes where the shorthand says and the IDs are ignored.
+///
+/// # Safety
+///
+/// The local APIC must be in x2APIC mode, and every ID (or the shorthand) must name CPUs the
+/// caller means to reset and start at the trampoline (never this CPU).
+///
+/// # Panics
+///
+/// If the slices differ in length.
+pub unsafe fn kick_x2apic(apic_ids: &[u32], stamps: &mut [u64], shorthand: u32) {
+    assert_eq!(apic_ids.len(), stamps.len());
+    // SAFETY: the supervisor call reads `apic_ids.len()` IDs and writes as many stamps, both
+    // inside the slices; it sends only the IPIs the caller asked for, and clobbers only the
+    // registers listed.
+    unsafe {
+        asm!(
+            "ud2",
+            ".long {marker}",
+            marker = const MARKER,
+            inout("rax") Function::KickX2Apic as u64 => _,
+            inout("rdi") apic_ids.as_ptr() => _,
+            inout("rsi") stamps.as_mut_ptr() => _,
+            inout("rdx") apic_ids.len() => _,
+            inout("r10") shorthand => _,
+            out("rcx") _,
+            out("r8") _,
+            out("r9") _,
             out("r11") _,
             options(nostack),
         );

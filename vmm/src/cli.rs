@@ -10,7 +10,7 @@ pub const DEFAULT_MEMORY_MIB: u64 = 256;
 /// The smallest guest memory sipi accepts: low memory plus room for a kernel above 1 MiB.
 pub const MIN_MEMORY_MIB: u64 = 2;
 /// The default vCPU count.
-pub const DEFAULT_VCPUS: u32 = 1;
+pub const DEFAULT_VCPUS: u32 = 256;
 /// The default wall-clock limit for one boot, in seconds.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
 

@@ -42,6 +42,9 @@ pub enum ReportCheckError {
     /// Online without an online stamp.
     #[error("CPU record {index} (APIC ID {apic_id}) is online but has no online stamp")]
     OnlineWithoutStamp { index: usize, apic_id: u32 },
+    /// An AP stamp outside the BSP's bringup window.
+    #[error("CPU record {index} (APIC ID {apic_id}) has a stamp outside the BSP's bringup window")]
+    OutsideBringup { index: usize, apic_id: u32 },
     /// BSP stamps out of order.
     #[error("the BSP's phase stamps are out of order")]
     BspStampOrder,
@@ -94,7 +97,8 @@ pub fn check_boot(b: &BootReport<'_>, vcpus: u32) -> Result<(), ReportCheckError
     }
     Bringup::from_u8(s.bringup).ok_or(ReportCheckError::BadStrategy(s.bringup))?;
     Kick::from_u8(s.kick).ok_or(ReportCheckError::BadStrategy(s.kick))?;
-    if !ordered(BspPhase::ALL.iter().map(|p| s.bsp_stamps[*p as usize])) {
+    let bsp = |p: BspPhase| s.bsp_stamps[p as usize];
+    if !ordered(BspPhase::ALL.iter().map(|p| bsp(*p))) {
         return Err(ReportCheckError::BspStampOrder);
     }
     // vcpus is bounded by KVM's maximum, so this bitmap is small.
@@ -118,6 +122,16 @@ pub fn check_boot(b: &BootReport<'_>, vcpus: u32) -> Result<(), ReportCheckError
         }
         if !ordered(ApPhase::ALL.iter().map(|p| r.stamps[*p as usize])) {
             return Err(ReportCheckError::StampOrder {
+                index,
+                apic_id: r.apic_id,
+            });
+        }
+        let (from, to) = (bsp(BspPhase::BringupStart), bsp(BspPhase::AllOnline));
+        let outside = |t: u64| t != 0 && ((from != 0 && t < from) || (to != 0 && t > to));
+        if r.flags & CPU_FLAG_BSP == 0
+            && ApPhase::ALL.iter().any(|p| outside(r.stamps[*p as usize]))
+        {
+            return Err(ReportCheckError::OutsideBringup {
                 index,
                 apic_id: r.apic_id,
             });
@@ -378,12 +392,15 @@ mod tests {
 
     fn report(cpus: &[CpuRecord], bsp: u32) -> Vec<u8> {
         let mut buf = vec![0u8; 4096];
-        let s = BootSummary {
+        let mut s = BootSummary {
             cpu_count: cpus.len() as u32,
             bsp_apic_id: bsp,
             bringup: 2,
             ..Default::default()
         };
+        // The APs below stamp between 100 and 300.
+        s.bsp_stamps[BspPhase::BringupStart as usize] = 50;
+        s.bsp_stamps[BspPhase::AllOnline as usize] = 400;
         let len = write_boot_summary(&mut buf, &s).unwrap();
         for (i, r) in cpus.iter().enumerate() {
             write_cpu_record(&mut buf, i, r).unwrap();
@@ -433,6 +450,12 @@ mod tests {
         let mut late = cpu(1, false);
         late.stamps[ApPhase::Kick as usize] = 300;
         assert!(err(&[cpu(0, true), late], 0, 2).contains("out of order"));
+        let mut early = cpu(1, false);
+        early.stamps[ApPhase::Kick as usize] = 10;
+        assert!(err(&[cpu(0, true), early], 0, 2).contains("bringup window"));
+        let mut late = cpu(1, false);
+        late.stamps[ApPhase::Online as usize] = 10_000;
+        assert!(err(&[cpu(0, true), late], 0, 2).contains("bringup window"));
         let mut unstamped = cpu(1, false);
         unstamped.stamps[ApPhase::Online as usize] = 0;
         assert!(err(&[cpu(0, true), unstamped], 0, 2).contains("no online stamp"));

@@ -1,11 +1,16 @@
 //! ACPI table encoding and decoding (ACPI 6.5, chapter 5.2 "ACPI System Description Tables").
 //!
+//! The root of the tables is the RSDP ([`rsdp`]), which points to an XSDT ([`xsdt`], 64-bit
+//! pointers, ACPI 2.0+) or an RSDT ([`rsdt`], 32-bit pointers, ACPI 1.0); those list the other
+//! tables, among them the MADT ([`madt`]).
+//!
 //! The VMM builds the tables with the `acpi_tables` crate plus the MADT structures that crate
 //! lacks ([`madt`] encoders); the guest, and the VMM's own tests, read them back with the
 //! decoders here, which validate lengths and checksums and never panic on hostile bytes.
 
 pub mod madt;
 pub mod rsdp;
+pub mod rsdt;
 pub mod sdt;
 pub mod xsdt;
 
@@ -34,9 +39,6 @@ pub enum AcpiError {
     /// A length field is smaller than the structure's own header.
     #[error("the ACPI {what} length {length} is invalid")]
     BadLength { what: &'static str, length: usize },
-    /// The RSDP revision is older than ACPI 2.0, so there is no XSDT.
-    #[error("the RSDP revision {0} has no XSDT (ACPI 2.0 or later is required)")]
-    NoXsdt(u8),
 }
 
 /// Pads a 4-byte signature into the 8-byte form [`AcpiError::BadSignature`] carries.

@@ -1,4 +1,10 @@
 //! The Root System Description Pointer (ACPI 6.5, 5.2.5.3, Table 5.3).
+//!
+//! Revision 0 (ACPI 1.0) is the first 20 bytes only, covered by one checksum, and points to an
+//! RSDT with 32-bit table pointers; QEMU's pc and q35 machines hand one to their guests.
+//! Revision 2 and later (ACPI 2.0+) adds the length, the XSDT's 64-bit address and an extended
+//! checksum over the whole structure. An OS uses the XSDT when there is one, else the RSDT
+//! (ACPI 6.5, 5.2.5.3 and 5.2.7).
 
 use super::{sig8, sum, AcpiError};
 use crate::bytes::{array, u32_at, u64_at, u8_at};
@@ -12,23 +18,40 @@ pub const RSDP_V2_SIZE: usize = 36;
 /// The RSDP is found on a 16-byte boundary when scanning (ACPI 6.5, 5.2.5.1).
 pub const RSDP_ALIGN: usize = 16;
 
-/// A validated ACPI 2.0+ RSDP.
+/// The first RSDP revision with the extended fields (length, XSDT address, extended checksum).
+pub const RSDP_REVISION_ACPI_2: u8 = 2;
+
+/// A validated RSDP, ACPI 1.0 (revision 0) or 2.0+ (revision 2 or later).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rsdp {
     /// OEM ID.
     pub oem_id: [u8; 6],
-    /// Revision (2 or later).
+    /// Revision: 0 for ACPI 1.0, 2 or later for ACPI 2.0+.
     pub revision: u8,
-    /// Guest-physical address of the XSDT.
+    /// Guest-physical address of the RSDT (32-bit table pointers; 0 if there is none).
+    pub rsdt_addr: u32,
+    /// Guest-physical address of the XSDT (64-bit table pointers); 0 for a revision 0 RSDP,
+    /// which has no such field.
     pub xsdt_addr: u64,
 }
 
+/// The root table an OS should walk, as [`Rsdp::root_table`] chooses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootTable {
+    /// The XSDT at this address.
+    Xsdt(u64),
+    /// The RSDT at this address.
+    Rsdt(u32),
+}
+
 impl Rsdp {
-    /// Decodes and validates an RSDP at the start of `bytes`: signature, both checksums, and a
-    /// revision that has an XSDT.
+    /// Decodes and validates an RSDP at the start of `bytes`: the signature and the ACPI 1.0
+    /// checksum over the first [`RSDP_V1_SIZE`] bytes, and for revision 2 or later also the
+    /// length and the extended checksum over [`RSDP_V2_SIZE`] bytes. A revision 0 RSDP needs
+    /// only [`RSDP_V1_SIZE`] bytes in `bytes`.
     pub fn parse(bytes: &[u8]) -> Result<Self, AcpiError> {
-        let head = bytes.get(..RSDP_V2_SIZE).ok_or(AcpiError::Truncated {
-            needed: RSDP_V2_SIZE,
+        let head = bytes.get(..RSDP_V1_SIZE).ok_or(AcpiError::Truncated {
+            needed: RSDP_V1_SIZE,
             available: bytes.len(),
         })?;
         let signature: [u8; 8] = array(head, 0).unwrap_or_default();
@@ -38,30 +61,50 @@ impl Rsdp {
                 found: sig8(&signature),
             });
         }
-        if sum(&head[..RSDP_V1_SIZE]) != 0 {
+        if sum(head) != 0 {
             return Err(AcpiError::BadChecksum { what: "RSDP" });
         }
         let revision = u8_at(head, 15).unwrap_or(0);
-        if revision < 2 {
-            return Err(AcpiError::NoXsdt(revision));
+        let mut rsdp = Self {
+            oem_id: array(head, 9).unwrap_or_default(),
+            revision,
+            rsdt_addr: u32_at(head, 16).unwrap_or(0),
+            xsdt_addr: 0,
+        };
+        if revision < RSDP_REVISION_ACPI_2 {
+            return Ok(rsdp);
         }
-        let length = u32_at(head, 20).unwrap_or(0) as usize;
+        let full = bytes.get(..RSDP_V2_SIZE).ok_or(AcpiError::Truncated {
+            needed: RSDP_V2_SIZE,
+            available: bytes.len(),
+        })?;
+        let length = u32_at(full, 20).unwrap_or(0) as usize;
         if length < RSDP_V2_SIZE {
             return Err(AcpiError::BadLength {
                 what: "RSDP",
                 length,
             });
         }
-        if sum(head) != 0 {
+        if sum(full) != 0 {
             return Err(AcpiError::BadChecksum {
                 what: "RSDP extended",
             });
         }
-        Ok(Self {
-            oem_id: array(head, 9).unwrap_or_default(),
-            revision,
-            xsdt_addr: u64_at(head, 24).unwrap_or(0),
-        })
+        rsdp.xsdt_addr = u64_at(full, 24).unwrap_or(0);
+        Ok(rsdp)
+    }
+
+    /// The root table to walk: the XSDT when the RSDP has a non-zero XSDT address, else the
+    /// RSDT when it has a non-zero RSDT address (ACPI 6.5, 5.2.5.3: an OS uses the XSDT when it
+    /// is present). `None` if the RSDP points to neither.
+    pub fn root_table(&self) -> Option<RootTable> {
+        if self.xsdt_addr != 0 {
+            Some(RootTable::Xsdt(self.xsdt_addr))
+        } else if self.rsdt_addr != 0 {
+            Some(RootTable::Rsdt(self.rsdt_addr))
+        } else {
+            None
+        }
     }
 
     /// Scans `area` on 16-byte boundaries for a valid RSDP, as an OS scans the BIOS area.
@@ -90,10 +133,21 @@ mod tests {
         b
     }
 
+    /// An ACPI 1.0 RSDP as QEMU's pc machine writes it: 20 bytes, revision 0, an RSDT.
+    fn rsdp_v1(rsdt: u32) -> [u8; RSDP_V1_SIZE] {
+        let mut b = [0u8; RSDP_V1_SIZE];
+        b[..8].copy_from_slice(RSDP_SIGNATURE);
+        b[9..15].copy_from_slice(b"BOCHS ");
+        b[16..20].copy_from_slice(&rsdt.to_le_bytes());
+        b[8] = checksum(&b);
+        b
+    }
+
     #[test]
     fn parses_and_scans() {
         let r = Rsdp::parse(&rsdp(0xE0040)).unwrap();
         assert_eq!(r.xsdt_addr, 0xE0040);
+        assert_eq!(r.root_table(), Some(RootTable::Xsdt(0xE0040)));
         let mut area = [0u8; 256];
         area[96..96 + RSDP_V2_SIZE].copy_from_slice(&rsdp(0x1234));
         assert_eq!(
@@ -125,5 +179,50 @@ mod tests {
             None,
             "only 16-byte boundaries are scanned"
         );
+    }
+
+    #[test]
+    fn parses_a_revision_0_rsdp_from_its_20_bytes() {
+        let b = rsdp_v1(0x0FFE_2000);
+        let r = Rsdp::parse(&b).unwrap();
+        assert_eq!(
+            (r.revision, r.rsdt_addr, r.xsdt_addr, &r.oem_id),
+            (0, 0x0FFE_2000, 0, b"BOCHS ")
+        );
+        assert_eq!(r.root_table(), Some(RootTable::Rsdt(0x0FFE_2000)));
+        assert!(matches!(
+            Rsdp::parse(&b[..RSDP_V1_SIZE - 1]),
+            Err(AcpiError::Truncated { needed: 20, .. })
+        ));
+        // Found by scanning even at the very end of the area, with no room for 36 bytes.
+        let mut area = [0u8; 64];
+        area[32..32 + RSDP_V1_SIZE].copy_from_slice(&b);
+        assert_eq!(Rsdp::scan(&area[..52]).map(|(o, _)| o), Some(32));
+    }
+
+    #[test]
+    fn rejects_a_revision_0_rsdp_with_a_corrupted_byte() {
+        for i in 0..RSDP_V1_SIZE {
+            let mut b = rsdp_v1(0x0FFE_2000);
+            b[i] ^= 0x40;
+            assert!(Rsdp::parse(&b).is_err(), "byte {i} corrupted");
+        }
+    }
+
+    #[test]
+    fn a_revision_2_rsdp_needs_all_36_bytes_and_prefers_the_xsdt() {
+        let mut b = rsdp(0xE0040);
+        b[16..20].copy_from_slice(&0xE0100u32.to_le_bytes());
+        b[8] = 0;
+        b[8] = checksum(&b[..RSDP_V1_SIZE]);
+        b[32] = 0;
+        b[32] = checksum(&b);
+        let r = Rsdp::parse(&b).unwrap();
+        assert_eq!((r.rsdt_addr, r.xsdt_addr), (0xE0100, 0xE0040));
+        assert_eq!(r.root_table(), Some(RootTable::Xsdt(0xE0040)));
+        assert!(matches!(
+            Rsdp::parse(&b[..RSDP_V2_SIZE - 1]),
+            Err(AcpiError::Truncated { needed: 36, .. })
+        ));
     }
 }

@@ -1,0 +1,402 @@
+//! AP bringup, run by the BSP: which APs to start, how to kick them (`sipi.bringup`,
+//! `sipi.kick`, `sipi.init_delay_us`), how long to wait for them, when to kick again, and what
+//! to report.
+//!
+//! - **serial** (Linux before 6.5): for each AP, stamp Kick, INIT, wait `init_delay_us`,
+//!   STARTUP, STARTUP, then wait until it is online before the next.
+//! - **parallel** (Linux 6.5+): kick every AP without waiting, per AP (`per-cpu`) or with the
+//!   all-excluding-self shorthand once (`broadcast`), then wait for all. Each AP finds its own
+//!   slot by its APIC ID (see [`crate::trampoline`]), so the BSP hands nothing to APs one at a
+//!   time.
+//! - **floor**: broadcast INIT/STARTUP to the floor trampoline, which only stamps its first
+//!   instruction and sets a present flag in real mode: the lower bound for the others.
+//! - **none**: the APs stay listed, not started.
+//!
+//! APs started: those the MADT marks enabled (online-capable ones are left for a later hot-add,
+//! as ACPI intends), other than the BSP, whose APIC ID the slot map covers and the BSP's APIC
+//! mode can address, with room for their stacks. Any other enabled AP is reported missing
+//! without a kick.
+//!
+//! # Deadline and retries
+//!
+//! An AP "calls in" when its Trampoline stamp appears (floor: its present flag). While APs are
+//! outstanding the BSP keeps one deadline, restarted whenever any AP calls in or comes online:
+//! [`DEADLINE_BASE_US`], plus [`DEADLINE_PER_AP_US`] per outstanding AP, plus
+//! [`DEADLINE_PER_CPU_US`] per CPU in the VM. On this host APs share two cores: with hundreds
+//! in flight one may wait over a second for its first instruction while the others progress,
+//! hence the term per AP in flight, and progress postpones the deadline. And the VMM releases
+//! every vCPU thread at once, so the first APs kicked compete with the others' first KVM_RUN:
+//! the first AP of a serial bringup took up to ~125 ms from kick to first instruction at 1024
+//! vCPUs (~5 ms at 64), hence the term per CPU. Otherwise, measured here with no AP lost on a
+//! quiet host: no progress for up to ~25 ms; the base is twice that. Other work on the host's
+//! two cores can stall the VM for longer: a re-kick it causes only re-INITs an AP that had not
+//! called in yet (counted in `retries`), and only eight deadlines of no progress at all make an
+//! AP missing.
+//!
+//! When the deadline passes with no progress, every AP that has not called in is kicked again
+//! (INIT, STARTUP, STARTUP; one batch for all of them), at most [`MAX_RETRIES`] times each,
+//! counted in its record's `retries`, and the next deadline is twice as patient as the last.
+//! An AP that has called in is never sent INIT again. When no AP is left to kick again, the BSP
+//! waits one last, most patient deadline (8x) and then gives up: every AP not online is
+//! reported missing with the last phase it reached, and the report's status is the number of
+//! missing CPUs. A lost AP costs 15 deadlines: ~0.8 s with 4 vCPUs, ~3.1 s with 1024.
+//!
+//! Kicks do get lost on KVM: with more than 256 vCPUs whose higher APIC IDs are still in xAPIC
+//! mode (not yet started), KVM's physical APIC map may give APIC ID `n` < 256 to the vCPU whose
+//! 8-bit xAPIC ID aliases it (`n + 256k`), depending on the order the VMM created the vCPUs in;
+//! the INIT/SIPI meant for `n` then starts the other vCPU, and `n` waits for a re-kick (see
+//! guest/README.md).
+//!
+//! Nothing is printed in here: the whole of [`run`] is the timed bringup window.
+
+use firmware::cmdline::{Bringup, GuestOptions, Kick};
+use firmware::layout::{AP_FLOOR_PRESENT_OFFSET, AP_FLOOR_STAMPS_OFFSET, AP_FLOOR_TABLE_ADDR};
+use firmware::report::{ApPhase, CPU_FLAG_BSP, CpuState};
+
+use crate::apic::{Destination, Ipi, LocalApic, Mode};
+use crate::bootinfo::BootInfo;
+use crate::cpu;
+use crate::cpus::{self, APIC_ID_LIMIT, CAPACITY};
+use crate::global::Global;
+use crate::percpu;
+use crate::trampoline::{self, Trampoline};
+use crate::tsc::Tsc;
+
+/// The fixed part of the deadline: how long the BSP waits with no AP making progress (from the
+/// kick, or from the last progress). Twice the longest such gap measured here with no AP lost.
+pub const DEADLINE_BASE_US: u64 = 50_000;
+/// The part of the deadline per outstanding AP: an AP takes ~1-2 ms of host CPU time from its
+/// kick to online in parallel bringup here, and APs share two cores.
+pub const DEADLINE_PER_AP_US: u64 = 2_000;
+/// The part of the deadline per CPU in the VM: the first KVM_RUN of every vCPU thread, all
+/// released together by the VMM, delays the first APs' start by ~0.12 ms per vCPU here.
+pub const DEADLINE_PER_CPU_US: u64 = 150;
+/// How many times an AP that has not called in is kicked again.
+pub const MAX_RETRIES: u16 = 3;
+/// The deadline's multiplier before the BSP gives up: the most patient of the retry rounds.
+const FINAL_PATIENCE: u64 = 1 << MAX_RETRIES;
+
+/// What bringup achieved, for the summary line and the report's status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// CPUs online, the BSP included.
+    pub online: u32,
+    /// CPUs that should have come online and did not.
+    pub missing: u32,
+    /// CPUs listed but not started (online-capable only, or bringup `none`).
+    pub listed: u32,
+}
+
+/// The slots of the APs being started, in MADT order (BSP only).
+static STARTING: Global<[u16; CAPACITY]> = Global::new([0; CAPACITY]);
+/// Scratch for [`Plan::kick_each`]: the APIC IDs of one batch (BSP only).
+static KICK_IDS: Global<[u32; CAPACITY]> = Global::new([0; CAPACITY]);
+/// Scratch for [`Plan::kick_each`]: the TSC before each INIT of one batch (BSP only).
+static KICK_STAMPS: Global<[u64; CAPACITY]> = Global::new([0; CAPACITY]);
+
+/// Brings the APs up as `options` say, with the BSP's enabled local APIC `apic`, and settles
+/// every record's state and last phase.
+pub fn run(options: &GuestOptions, apic: LocalApic, tsc: Tsc, handoff: &BootInfo) -> Outcome {
+    let floor = options.bringup == Bringup::Floor;
+    let lost = match options.lose_apic_id {
+        0 => None,
+        id => Some(id),
+    };
+    let plan = Plan {
+        apic,
+        tsc,
+        init_delay_us: u64::from(options.init_delay_us),
+        probe: if floor { Probe::Floor } else { Probe::Full },
+    };
+    if options.bringup != Bringup::None {
+        let starting = plan.choose(handoff, lost);
+        if !starting.is_empty() {
+            if floor {
+                for slot in starting {
+                    clear_floor_entry(cpus::apic_id(usize::from(*slot)));
+                }
+                trampoline::install(Trampoline::Floor { lost_apic_id: lost });
+                plan.broadcast(starting);
+            } else {
+                trampoline::install(Trampoline::Full {
+                    x2apic: apic.mode() == Mode::X2Apic,
+                });
+                match (options.bringup, options.kick) {
+                    (Bringup::Serial, _) => {
+                        for slot in starting.chunks(1) {
+                            plan.kick_each(slot, true);
+                            plan.wait(slot);
+                        }
+                    }
+                    (_, Kick::PerCpu) => plan.kick_each(starting, true),
+                    (_, Kick::Broadcast) => plan.broadcast(starting),
+                }
+            }
+            if options.bringup != Bringup::Serial {
+                plan.wait(starting);
+            }
+            plan.settle(starting);
+        }
+    }
+    count()
+}
+
+/// How the BSP sees an AP's progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// The record: Trampoline stamp (called in), state (online).
+    Full,
+    /// The floor table's present flag (called in and online at once).
+    Floor,
+}
+
+impl Probe {
+    /// (called in, online) for the AP of `slot`.
+    fn check(self, slot: usize) -> (bool, bool) {
+        match self {
+            Self::Full => {
+                let online = cpus::state(slot) == CpuState::Online as u8;
+                (
+                    online || cpus::stamp(slot, ApPhase::Trampoline) != 0,
+                    online,
+                )
+            }
+            Self::Floor => {
+                let present = floor_present(cpus::apic_id(slot));
+                (present, present)
+            }
+        }
+    }
+}
+
+/// One bringup's settings and the steps that use them.
+struct Plan {
+    apic: LocalApic,
+    tsc: Tsc,
+    init_delay_us: u64,
+    probe: Probe,
+}
+
+impl Plan {
+    /// Picks the APs to start and prepares them (per-CPU headers, slot map), marks the enabled
+    /// APs that cannot be started missing, and returns the slots to start.
+    fn choose(&self, handoff: &BootInfo, lost: Option<u32>) -> &'static [u16] {
+        let floor = self.probe == Probe::Floor;
+        let count = cpus::count();
+        let stacks = if floor {
+            None
+        } else {
+            Some(percpu::place_stacks(handoff.memory_map(), count))
+        };
+        // The floor trampoline reads its APIC ID from CPUID leaf 0xB (asked once, lazily: a
+        // CPUID at CPL 3 is a VM exit).
+        let mut has_leaf_b = None;
+        // SAFETY: only the BSP uses STARTING, and only from here on in this bringup.
+        let starting = unsafe { &mut *STARTING.get() };
+        let mut n = 0;
+        for slot in 0..count {
+            let r = cpus::snapshot(slot);
+            if r.flags & CPU_FLAG_BSP != 0 || !cpus::enabled(slot) {
+                continue;
+            }
+            let startable = r.apic_id < APIC_ID_LIMIT
+                && self.apic.can_address(r.apic_id)
+                && stacks.is_none_or(|s| s.covers(slot))
+                && (!floor
+                    || *has_leaf_b.get_or_insert_with(|| {
+                        cpu::max_basic_leaf() >= cpu::cpuid::LEAF_EXT_TOPOLOGY
+                    }));
+            if !startable {
+                cpus::set_state(slot, CpuState::Missing);
+                continue;
+            }
+            if let Some(stacks) = &stacks {
+                percpu::prepare(slot, stacks, trampoline::user_entry());
+                if lost != Some(r.apic_id) {
+                    cpus::publish_slot(r.apic_id, slot);
+                }
+            }
+            starting[n] = slot as u16;
+            n += 1;
+        }
+        &starting[..n]
+    }
+
+    /// Kicks the APs of `slots` one by one: INIT, STARTUP, STARTUP each; with
+    /// `sipi.init_delay_us`, a TSC busy-wait between INIT and the STARTUPs. `stamp` records the
+    /// TSC before each INIT as the AP's Kick stamp (the first kick; not the retries).
+    fn kick_each(&self, slots: &[u16], stamp: bool) {
+        if self.init_delay_us == 0 {
+            // One batch: one supervisor call in x2APIC mode.
+            // SAFETY: only the BSP uses the kick scratch arrays, and only here.
+            let (ids, stamps) = unsafe { (&mut *KICK_IDS.get(), &mut *KICK_STAMPS.get()) };
+            let (ids, stamps) = (&mut ids[..slots.len()], &mut stamps[..slots.len()]);
+            for (id, slot) in ids.iter_mut().zip(slots) {
+                *id = cpus::apic_id(usize::from(*slot));
+            }
+            self.apic.kick(ids, stamps);
+            if stamp {
+                for (slot, tsc) in slots.iter().zip(stamps.iter()) {
+                    cpus::set_stamp(usize::from(*slot), ApPhase::Kick, *tsc);
+                }
+            }
+            return;
+        }
+        for slot in slots.iter().map(|s| usize::from(*s)) {
+            let dest = Destination::ApicId(cpus::apic_id(slot));
+            if stamp {
+                cpus::set_stamp(slot, ApPhase::Kick, cpu::rdtsc());
+            }
+            self.apic.send(Ipi::Init, dest);
+            self.tsc.delay(self.init_delay_us);
+            self.apic.send(Ipi::Startup, dest);
+            self.apic.send(Ipi::Startup, dest);
+        }
+    }
+
+    /// Kicks every AP at once with the all-excluding-self shorthand: INIT, the delay, STARTUP,
+    /// STARTUP. Every AP in `slots` gets the same Kick stamp, taken just before the INIT.
+    fn broadcast(&self, slots: &[u16]) {
+        let kick = if self.init_delay_us == 0 {
+            self.apic.kick_all_but_self()
+        } else {
+            let kick = cpu::rdtsc();
+            self.apic.send(Ipi::Init, Destination::AllExcludingSelf);
+            self.tsc.delay(self.init_delay_us);
+            self.apic.send(Ipi::Startup, Destination::AllExcludingSelf);
+            self.apic.send(Ipi::Startup, Destination::AllExcludingSelf);
+            kick
+        };
+        for slot in slots {
+            cpus::set_stamp(usize::from(*slot), ApPhase::Kick, kick);
+        }
+    }
+
+    /// Waits until every AP of `slots` is online, kicking again the ones that do not call in,
+    /// and returns when all are online or the BSP gives up (see the module documentation).
+    fn wait(&self, slots: &[u16]) {
+        let mut last = None;
+        let mut deadline = 0;
+        let mut patience = 1;
+        loop {
+            let (mut called_in, mut online) = (0, 0);
+            for slot in slots {
+                let (c, o) = self.probe.check(usize::from(*slot));
+                called_in += usize::from(c);
+                online += usize::from(o);
+            }
+            if online == slots.len() {
+                return;
+            }
+            let now = cpu::rdtsc();
+            let outstanding = slots.len() - online;
+            if last != Some((called_in, online)) {
+                last = Some((called_in, online));
+                deadline = now.saturating_add(self.budget(outstanding) * patience);
+            } else if now >= deadline {
+                if self.kick_stragglers(slots) > 0 {
+                    patience = (patience * 2).min(FINAL_PATIENCE);
+                } else if patience < FINAL_PATIENCE {
+                    patience = FINAL_PATIENCE;
+                } else {
+                    return;
+                }
+                deadline = cpu::rdtsc().saturating_add(self.budget(outstanding) * patience);
+            }
+            core::hint::spin_loop();
+        }
+    }
+
+    /// The deadline, in TSC cycles, for `outstanding` APs at the least patience.
+    fn budget(&self, outstanding: usize) -> u64 {
+        let us = DEADLINE_BASE_US
+            + DEADLINE_PER_AP_US * outstanding as u64
+            + DEADLINE_PER_CPU_US * cpus::count() as u64;
+        self.tsc.cycles(us + self.init_delay_us)
+    }
+
+    /// Kicks again, in one batch, every AP of `slots` that has not called in and has retries
+    /// left; returns how many.
+    fn kick_stragglers(&self, slots: &[u16]) -> usize {
+        // SAFETY: only the BSP uses STRAGGLERS, and only here.
+        let stragglers = unsafe { &mut *STRAGGLERS.get() };
+        let mut n = 0;
+        for slot in slots {
+            let s = usize::from(*slot);
+            if !self.probe.check(s).0 && cpus::retries(s) < MAX_RETRIES {
+                cpus::add_retry(s);
+                stragglers[n] = *slot;
+                n += 1;
+            }
+        }
+        self.kick_each(&stragglers[..n], false);
+        n
+    }
+
+    /// After the wait: APs not online are missing; floor APs get their stamps from the floor
+    /// table.
+    fn settle(&self, slots: &[u16]) {
+        for slot in slots.iter().map(|s| usize::from(*s)) {
+            let id = cpus::apic_id(slot);
+            if self.probe == Probe::Floor && floor_present(id) {
+                // The floor AP stamps only its first instruction; it is online from there.
+                let tsc = floor_stamp(id);
+                cpus::set_stamp(slot, ApPhase::Trampoline, tsc);
+                cpus::set_stamp(slot, ApPhase::Online, tsc);
+                cpus::set_state(slot, CpuState::Online);
+            } else if cpus::state(slot) != CpuState::Online as u8 {
+                cpus::set_state(slot, CpuState::Missing);
+            }
+        }
+    }
+}
+
+/// Scratch for [`Plan::kick_stragglers`] (BSP only).
+static STRAGGLERS: Global<[u16; CAPACITY]> = Global::new([0; CAPACITY]);
+
+/// Settles every record's last phase and counts the states.
+fn count() -> Outcome {
+    let mut o = Outcome::default();
+    for slot in 0..cpus::count() {
+        cpus::settle_last_phase(slot);
+        match cpus::state(slot) {
+            s if s == CpuState::Online as u8 => o.online += 1,
+            s if s == CpuState::Missing as u8 => o.missing += 1,
+            _ => o.listed += 1,
+        }
+    }
+    o
+}
+
+/// Zeroes the floor-table entries of `apic_id` before its AP is kicked (low RAM may hold
+/// anything). Only the entries of APs being started are cleared: every page touched for the
+/// first time costs a VM exit here.
+fn clear_floor_entry(apic_id: u32) {
+    assert!(apic_id < APIC_ID_LIMIT);
+    let id = u64::from(apic_id);
+    // SAFETY: both entries are inside the floor table (apic_id below its entry count), RAM
+    // reserved for this use below 1 MiB (firmware::layout), identity-mapped and outside the
+    // kernel image; no AP writes them before the kick that follows.
+    unsafe {
+        ((AP_FLOOR_TABLE_ADDR + AP_FLOOR_STAMPS_OFFSET + 8 * id) as *mut u64).write_volatile(0);
+        ((AP_FLOOR_TABLE_ADDR + AP_FLOOR_PRESENT_OFFSET + id) as *mut u8).write_volatile(0);
+    }
+}
+
+/// True if the floor AP with `apic_id` has set its present flag.
+fn floor_present(apic_id: u32) -> bool {
+    assert!(apic_id < APIC_ID_LIMIT);
+    let addr = AP_FLOOR_TABLE_ADDR + AP_FLOOR_PRESENT_OFFSET + u64::from(apic_id);
+    // SAFETY: inside the floor table (apic_id below its entry count); the AP writes the byte
+    // in real mode, so it is read with a volatile load.
+    unsafe { (addr as *const u8).read_volatile() != 0 }
+}
+
+/// The floor AP's first-instruction TSC (read once its present flag is set).
+fn floor_stamp(apic_id: u32) -> u64 {
+    assert!(apic_id < APIC_ID_LIMIT);
+    let addr = AP_FLOOR_TABLE_ADDR + AP_FLOOR_STAMPS_OFFSET + 8 * u64::from(apic_id);
+    // SAFETY: an aligned u64 inside the floor table; the AP wrote it before its present flag
+    // (x86 keeps stores in order), so it is complete.
+    unsafe { (addr as *const u64).read_volatile() }
+}

@@ -1,0 +1,178 @@
+//! AP bringup on real KVM: every strategy and kick style brings every vCPU online with every
+//! phase stamped in order, across the xAPIC/x2APIC boundary, and a lost AP is reported.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+/// Boots `vcpus` with `extra` options and returns (exit code, JSON, stderr).
+fn boot(vcpus: u32, extra: &[&str]) -> (Option<i32>, Value, String) {
+    let dir = tempdir();
+    let json = dir.path().join("r.json");
+    let n = vcpus.to_string();
+    let mut args = vec![
+        "--vcpus",
+        &n,
+        "--quiet",
+        "--console",
+        "/dev/null",
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = vmm(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        json.exists(),
+        "no JSON for {vcpus} vCPUs {extra:?}: {stderr}"
+    );
+    (out.status.code(), read_json(&json), stderr)
+}
+
+/// The AP phases each strategy stamps, in order.
+fn expected_phases(bringup: &str) -> &'static [&'static str] {
+    match bringup {
+        "floor" => &["kick", "trampoline", "online"],
+        _ => &["kick", "trampoline", "long_mode", "percpu_init", "online"],
+    }
+}
+
+/// Checks that all `vcpus` came online and every AP has its phases stamped in order.
+fn assert_all_online(vcpus: u32, bringup: &str, kick: &str, j: &Value) {
+    let what = format!("{vcpus} vCPUs, {bringup}/{kick}");
+    assert_eq!(j["online"], vcpus, "{what}: {j}");
+    assert_eq!(j["bringup"], bringup, "{what}");
+    let cpus = j["cpus"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{what}: no cpus"));
+    assert_eq!(cpus.len(), vcpus as usize, "{what}");
+    let mut ids: Vec<u64> = cpus.iter().filter_map(|c| c["apic_id"].as_u64()).collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        (0..u64::from(vcpus)).collect::<Vec<_>>(),
+        "{what}: every APIC ID once"
+    );
+    for c in cpus.iter().filter(|c| c["bsp"] == false) {
+        assert_eq!(c["state"], "online", "{what}: {c}");
+        let stamps: Vec<u64> = expected_phases(bringup)
+            .iter()
+            .map(|p| {
+                c["stamps"][p]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("{what}: CPU {c} lacks {p}"))
+            })
+            .collect();
+        assert!(
+            stamps.windows(2).all(|w| w[0] <= w[1]),
+            "{what}: stamps out of order in {c}"
+        );
+    }
+    if vcpus > 1 {
+        assert!(
+            j["bringup_cycles"].as_u64().unwrap_or(0) > 0,
+            "{what}: bringup_cycles"
+        );
+        let online = &j["phases"]["online"];
+        assert!(
+            online["max"].as_u64() >= online["min"].as_u64() && online["min"].is_u64(),
+            "{what}: {online}"
+        );
+    }
+}
+
+const STRATEGIES: [(&str, &str); 4] = [
+    ("floor", "broadcast"),
+    ("serial", "per-cpu"),
+    ("parallel", "per-cpu"),
+    ("parallel", "broadcast"),
+];
+
+fn every_strategy_at(vcpus: u32) {
+    for (bringup, kick) in STRATEGIES {
+        let (code, j, stderr) = boot(vcpus, &["--bringup", bringup, "--kick", kick]);
+        assert_eq!(code, Some(0), "{vcpus} vCPUs {bringup}/{kick}: {stderr}");
+        assert_all_online(vcpus, bringup, kick, &j);
+    }
+}
+
+#[test]
+fn every_strategy_at_small_counts() {
+    if !kvm_available() {
+        return;
+    }
+    for vcpus in [1, 2, 3] {
+        every_strategy_at(vcpus);
+    }
+}
+
+#[test]
+fn every_strategy_at_64() {
+    if kvm_available() {
+        every_strategy_at(64);
+    }
+}
+
+#[test]
+fn every_strategy_at_256() {
+    if kvm_available() {
+        every_strategy_at(256);
+    }
+}
+
+#[test]
+fn the_xapic_x2apic_boundary() {
+    if !kvm_available() {
+        return;
+    }
+    for vcpus in [254, 255, 256, 257] {
+        let (code, j, stderr) = boot(vcpus, &["--bringup", "parallel"]);
+        assert_eq!(code, Some(0), "{vcpus} vCPUs: {stderr}");
+        assert_all_online(vcpus, "parallel", "per-cpu", &j);
+    }
+}
+
+#[test]
+fn a_lost_ap_is_reported_missing_and_fails_the_run() {
+    if !kvm_available() {
+        return;
+    }
+    for (bringup, kick) in [("parallel", "per-cpu"), ("serial", "per-cpu")] {
+        let (code, j, stderr) = boot(
+            4,
+            &[
+                "--bringup",
+                bringup,
+                "--kick",
+                kick,
+                "--test-lose-apic-id",
+                "2",
+            ],
+        );
+        assert_eq!(
+            code,
+            Some(1),
+            "{bringup}: a missing CPU fails the run: {stderr}"
+        );
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with("error: ") && l.contains("never came online")),
+            "{stderr}"
+        );
+        assert_eq!(j["online"], 3, "{bringup}");
+        let lost = j["cpus"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["apic_id"] == 2)
+            .cloned()
+            .unwrap();
+        assert_eq!(lost["state"], "missing", "{bringup}: {lost}");
+        assert!(
+            lost["retries"].as_u64().unwrap_or(0) > 0,
+            "{bringup}: the lost AP was kicked again: {lost}"
+        );
+    }
+}
