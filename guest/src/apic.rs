@@ -18,7 +18,7 @@ use crate::supervisor;
 use firmware::layout::{LAPIC_BASE, SIPI_VECTOR};
 
 /// IA32_APIC_BASE bits (Intel SDM Vol. 3A, 11.4.4, Figure 11-5).
-mod base {
+pub mod base {
     /// x2APIC mode enable (EXTD).
     pub const X2APIC_ENABLE: u64 = 1 << 10;
     /// APIC global enable (EN).

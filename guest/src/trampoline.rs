@@ -156,9 +156,13 @@ ap_floor_end:
     .global ap_entry64_x2apic
 ap_entry64_x2apic:
     mov ${ia32_apic_base}, %ecx
+    rdmsr                               /* firmware may hand APs over in x2APIC mode */
+    test ${x2apic_enable}, %eax
+    jnz 1f                              /* already: skip a write that costs KVM a map rebuild */
     mov ${apic_base_x2apic}, %eax       /* enabled, x2APIC mode */
+    xor %edx, %edx
     wrmsr
-    mov ${x2apic_id_msr}, %ecx
+1:  mov ${x2apic_id_msr}, %ecx
     rdmsr                               /* EAX = x2APIC ID, EDX = 0 */
     mov %eax, %ebp                      /* EBP = APIC ID */
     mov ${x2apic_svr_msr}, %ecx
@@ -224,6 +228,7 @@ ap_user_entry:                          /* CPL 3, RBX = header offset, EBP = API
     no_lost_apic_id = const NO_LOST_APIC_ID,
     ia32_apic_base = const msr::IA32_APIC_BASE,
     apic_base_x2apic = const apic::ap_apic_base(true),
+    x2apic_enable = const apic::base::X2APIC_ENABLE,
     apic_base_xapic = const apic::ap_apic_base(false),
     x2apic_id_msr = const X2APIC_ID_MSR,
     x2apic_svr_msr = const X2APIC_SVR_MSR,

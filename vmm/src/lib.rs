@@ -14,6 +14,7 @@ pub mod cpuid;
 pub mod devices;
 pub mod event_loop;
 pub mod exit;
+pub mod fds;
 pub mod kvm;
 pub mod loader;
 pub mod memory;

@@ -72,6 +72,9 @@ pub enum RegsError {
     /// Writing the GDT or page tables into guest memory failed.
     #[error("cannot write boot structures into guest memory")]
     Memory(#[source] vm_memory::GuestMemoryError),
+    /// KVM did not accept an MSR.
+    #[error("KVM refused to set MSR {0:#x}")]
+    MsrRejected(u32),
     /// The MSR list could not be built.
     #[error("cannot build the MSR list")]
     MsrList,
@@ -182,6 +185,39 @@ pub fn setup_bsp(vcpu: &VcpuFd, entry: Entry) -> Result<(), RegsError> {
         ..Default::default()
     };
     vcpu.set_regs(&regs).map_err(set("registers"))
+}
+
+/// IA32_APIC_BASE (Intel SDM Vol. 3A, 11.4.4).
+const MSR_IA32_APIC_BASE: u32 = 0x1B;
+/// IA32_APIC_BASE.BSP: this is the bootstrap processor.
+const APIC_BASE_BSP: u64 = 1 << 8;
+/// IA32_APIC_BASE.EXTD: x2APIC mode.
+const APIC_BASE_EXTD: u64 = 1 << 10;
+/// IA32_APIC_BASE.EN: the local APIC is enabled.
+const APIC_BASE_EN: u64 = 1 << 11;
+
+/// Hands the vCPU over with its local APIC in x2APIC mode, as firmware must when APIC IDs
+/// exceed 254 (Intel x2APIC Specification, 2.2: xAPIC IDs cannot address them; an AP left in
+/// xAPIC mode has an 8-bit ID that aliases others). x2APIC mode survives INIT, so an AP's
+/// trampoline does not have to switch modes (each switch makes KVM rebuild its APIC map).
+/// The vCPU's CPUID must already advertise x2APIC.
+pub fn setup_x2apic(vcpu: &VcpuFd, bsp: bool) -> Result<(), RegsError> {
+    let base = firmware::layout::LAPIC_BASE | APIC_BASE_EN | APIC_BASE_EXTD;
+    let data = if bsp { base | APIC_BASE_BSP } else { base };
+    let entries = [kvm_msr_entry {
+        index: MSR_IA32_APIC_BASE,
+        data,
+        ..Default::default()
+    }];
+    let msrs = Msrs::from_entries(&entries).map_err(|_| RegsError::MsrList)?;
+    match vcpu.set_msrs(&msrs) {
+        Ok(1) => Ok(()),
+        Ok(_) => Err(RegsError::MsrRejected(MSR_IA32_APIC_BASE)),
+        Err(source) => Err(RegsError::Set {
+            what: "IA32_APIC_BASE",
+            source,
+        }),
+    }
 }
 
 /// Sets the MSRs and FPU state every vCPU starts with.

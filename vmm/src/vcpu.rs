@@ -150,6 +150,9 @@ fn setup(spec: &VcpuSpec) -> Result<(), VcpuError> {
     vcpu.set_cpuid2(&cpuid)
         .map_err(|e| VcpuError::SetCpuid(i, e))?;
     regs::setup_common(vcpu).map_err(|e| VcpuError::Regs(i, e))?;
+    if spec.count > crate::vm::MAX_XAPIC_VCPUS {
+        regs::setup_x2apic(vcpu, i == 0).map_err(|e| VcpuError::Regs(i, e))?;
+    }
     if let Some(entry) = spec.entry {
         regs::setup_bsp(vcpu, entry).map_err(|e| VcpuError::Regs(i, e))?;
     }

@@ -16,6 +16,7 @@ use crate::cli::EntryMode;
 use crate::devices::Devices;
 use crate::event_loop::{self, EventLoopError, ShutdownSignals, Wake};
 use crate::exit::Status;
+use crate::fds;
 use crate::kvm::{KvmError, KvmHost};
 use crate::loader::{self, LoaderError};
 use crate::memory::{self, MemoryError};
@@ -31,6 +32,9 @@ pub(crate) const KVM_TSS_ADDRESS: usize = 0xFFFB_D000;
 const KVM_X2APIC_API_USE_32BIT_IDS: u64 = 1 << 0;
 /// KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK.
 const KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK: u64 = 1 << 1;
+/// File descriptors beyond one per vCPU the process may hold during a boot (stdio, KVM, the VM,
+/// event fds, signalfd, timerfd, console and JSON files).
+const FD_HEADROOM: usize = 64;
 /// The largest vCPU count that xAPIC IDs can address (0xFF is the broadcast ID).
 pub const MAX_XAPIC_VCPUS: u32 = 255;
 
@@ -104,6 +108,9 @@ pub enum VmError {
     /// The memory registration thread panicked.
     #[error("the guest memory registration thread failed")]
     MemoryThread,
+    /// The fd table could not be grown.
+    #[error(transparent)]
+    Fds(#[from] crate::fds::FdError),
     /// An event fd could not be created.
     #[error("cannot create the VM's exit event")]
     ExitEvent(#[source] std::io::Error),
@@ -212,6 +219,8 @@ pub fn boot(cfg: BootConfig) -> Result<BootResult, VmError> {
     let shared =
         Arc::new(VmShared::new(Devices::new(cfg.console, cfg.quiet)).map_err(VmError::ExitEvent)?);
     let cpuid = Arc::new(host.supported_cpuid.clone());
+    // One fd per vCPU (and its kvm_run mapping) is about to be created while threads exist.
+    fds::reserve(&vm, cfg.vcpus as usize + FD_HEADROOM)?;
     // Registering guest RAM with KVM costs a few ms here whatever its size, under a different
     // KVM lock than vCPU creation: do both at once. Dropping the map deletes the slots, so it
     // lives until the vCPU threads are joined.
