@@ -26,6 +26,9 @@ run: build
 # (set SIPI_SKIP_KVM=1 to skip those on a machine without KVM; CI never does).
 test: build
 	$(CARGO) test --release --workspace
+	# A smoke run of the benchmark harness end to end (figures come from `make bench`).
+	$(CARGO) bench -p vmm --bench bringup -- --counts 1,2 --runs 1 --no-qemu --out $(CURDIR)/target/bench-smoke
+	test -s target/bench-smoke/bringup.csv && test -s target/bench-smoke/bringup.svg
 
 lint: fmt clippy
 

@@ -96,7 +96,14 @@ fn main() -> ExitCode {
         .zip(&qemu_samples)
         .filter_map(|(n, v)| qemu::QemuCell::from_samples(*n, v))
         .collect();
-    let md = output::markdown(&rows, &qemu_rows, args.runs, qemu.is_some());
+    let qemu_note = match (&qemu, args.no_qemu) {
+        (_, true) => Some("Not run (--no-qemu)."),
+        (None, false) => {
+            Some("qemu-system-x86_64 is not installed (`make peers` installs it): no QEMU figures.")
+        }
+        (Some(_), false) => None,
+    };
+    let md = output::markdown(&rows, &qemu_rows, args.runs, qemu_note);
     print!("{md}");
     for f in &failures {
         eprintln!("warning: {f}");
@@ -106,7 +113,8 @@ fn main() -> ExitCode {
         return ExitCode::from(3);
     }
     eprintln!("wrote {}/bringup.{{md,csv,svg}}", args.out.display());
-    if rows.is_empty() {
+    // Any failed boot fails the run: a benchmark that silently drops cells would mislead.
+    if rows.is_empty() || !failures.is_empty() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

@@ -46,7 +46,7 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
 }
 
 /// The report as markdown.
-pub fn markdown(rows: &[Cell], qemu: &[QemuCell], runs: u32, qemu_found: bool) -> String {
+pub fn markdown(rows: &[Cell], qemu: &[QemuCell], runs: u32, qemu_note: Option<&str>) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -99,11 +99,8 @@ pub fn markdown(rows: &[Cell], qemu: &[QemuCell], runs: u32, qemu_found: bool) -
         s,
         "\n## Peer: QEMU (same guest.elf through its PVH entry)\n"
     );
-    if !qemu_found {
-        let _ = writeln!(
-            s,
-            "qemu-system-x86_64 is not installed (`make peers` installs it): no QEMU figures."
-        );
+    if let Some(note) = qemu_note {
+        let _ = writeln!(s, "{note}");
     }
     if !qemu.is_empty() {
         let _ = writeln!(s, "| vCPUs | QEMU wall ms | guest bringup under QEMU us | sipi parallel wall ms | QEMU / sipi wall |");
