@@ -10,14 +10,43 @@ RUN_ARGS ?=
 BENCH_ARGS ?=
 MEMSLOT_BENCH_ARGS ?=
 
-.PHONY: all build run test lint fmt clippy bench peers fuzz clean
+.PHONY: all build kernels run test lint fmt clippy bench peers fuzz clean
 
 all: build
 
-build:
+build: kernels
 	$(CARGO) build --release -p vmm
 	@mkdir -p target
 	cp $(GUEST_BUILT) $(GUEST_ELF)
+
+# The test kernels (tests/kernels/*.s, GNU as + ld, no other toolchain): third-party style
+# multiboot and PVH kernels the integration tests boot, built into target/kernels/.
+KERNEL_SRC := tests/kernels
+KERNEL_DIR := target/kernels
+KERNELS_ELF32 := mb_smp pvh_i8042 pvh_s5 pvh_start_info
+KERNELS_ELF64 := pvh_debug_exit pvh_sipi_exit pvh_triple_fault
+KERNELS_FLAT := mb_aout
+KERNEL_DEPS := $(KERNEL_SRC)/lib.inc $(KERNEL_SRC)/pvh.inc $(KERNEL_SRC)/kernel.ld
+KERNEL_LDFLAGS := -n --no-warn-rwx-segments -T $(KERNEL_SRC)/kernel.ld
+KERNEL_FILES := $(KERNELS_ELF32:%=$(KERNEL_DIR)/%.elf) $(KERNELS_ELF64:%=$(KERNEL_DIR)/%.elf) \
+	$(KERNELS_FLAT:%=$(KERNEL_DIR)/%.bin)
+
+kernels: $(KERNEL_FILES)
+
+$(KERNELS_ELF32:%=$(KERNEL_DIR)/%.elf): $(KERNEL_DIR)/%.elf: $(KERNEL_SRC)/%.s $(KERNEL_DEPS)
+	@mkdir -p $(KERNEL_DIR)
+	as --32 -I $(KERNEL_SRC) -o $(KERNEL_DIR)/$*.o $<
+	ld -m elf_i386 $(KERNEL_LDFLAGS) -o $@ $(KERNEL_DIR)/$*.o
+
+$(KERNELS_ELF64:%=$(KERNEL_DIR)/%.elf): $(KERNEL_DIR)/%.elf: $(KERNEL_SRC)/%.s $(KERNEL_DEPS)
+	@mkdir -p $(KERNEL_DIR)
+	as --64 -I $(KERNEL_SRC) -o $(KERNEL_DIR)/$*.o $<
+	ld -m elf_x86_64 $(KERNEL_LDFLAGS) -o $@ $(KERNEL_DIR)/$*.o
+
+$(KERNELS_FLAT:%=$(KERNEL_DIR)/%.bin): $(KERNEL_DIR)/%.bin: $(KERNEL_SRC)/%.s $(KERNEL_DEPS)
+	@mkdir -p $(KERNEL_DIR)
+	as --32 -I $(KERNEL_SRC) -o $(KERNEL_DIR)/$*.o $<
+	ld -m elf_i386 $(KERNEL_LDFLAGS) --oformat binary -o $@ $(KERNEL_DIR)/$*.o
 
 run: build
 	$(VMM) $(RUN_ARGS)

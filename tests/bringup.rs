@@ -30,7 +30,8 @@ fn boot(vcpus: u32, extra: &[&str]) -> (Option<i32>, Value, String) {
     (out.status.code(), read_json(&json), stderr)
 }
 
-/// The AP phases each strategy stamps, in order.
+/// The AP phases each strategy stamps, in order, without `--tsc-sync` (tests/tsc_sync.rs covers
+/// the `tsc_sync` phase between `percpu_init` and `online`).
 fn expected_phases(bringup: &str) -> &'static [&'static str] {
     match bringup {
         "floor" => &["kick", "trampoline", "online"],
@@ -56,6 +57,14 @@ fn assert_all_online(vcpus: u32, bringup: &str, kick: &str, j: &Value) {
     );
     for c in cpus.iter().filter(|c| c["bsp"] == false) {
         assert_eq!(c["state"], "online", "{what}: {c}");
+        let mut stamped: Vec<&str> = c["stamps"]
+            .as_object()
+            .map(|m| m.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        let mut expected = expected_phases(bringup).to_vec();
+        stamped.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(stamped, expected, "{what}: exactly these phases in {c}");
         let stamps: Vec<u64> = expected_phases(bringup)
             .iter()
             .map(|p| {
@@ -78,6 +87,10 @@ fn assert_all_online(vcpus: u32, bringup: &str, kick: &str, j: &Value) {
         assert!(
             online["max"].as_u64() >= online["min"].as_u64() && online["min"].is_u64(),
             "{what}: {online}"
+        );
+        assert!(
+            j["phases"].get("tsc_sync").is_none(),
+            "{what}: no TSC check was asked for"
         );
     }
 }

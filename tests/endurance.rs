@@ -29,6 +29,7 @@ fn boot_in_process(vcpus: u32) -> vmm::vm::BootResult {
         kvm_device: "/dev/kvm".into(),
         console: Box::new(std::io::sink()),
         quiet: true,
+        tsc_skew: None,
     };
     boot(cfg).unwrap_or_else(|e| panic!("boot failed: {}", vmm::error_line(&e)))
 }

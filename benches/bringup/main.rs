@@ -3,7 +3,8 @@
 //!
 //! Every cell (vCPU count x strategy) boots the real `vmm` K times; runs are interleaved (run 1
 //! of every cell, then run 2, ...) so that drift on a shared machine hits every strategy alike.
-//! Output: a markdown table on stdout, and target/bench/bringup.{csv,md,svg}.
+//! Output: markdown tables on stdout (bringup per strategy, the TSC checks, VMM phases), and
+//! target/bench/bringup.{csv,md,svg} and tsc_sync.svg.
 //!
 //! Options (after `--`, or via `make bench BENCH_ARGS=...`): `--counts 1,4,16`, `--runs K`,
 //! `--large` (adds 512 and 1024), `--strategies floor,serial,...`, `--no-qemu`, `--out DIR`.
@@ -112,7 +113,10 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(3);
     }
-    eprintln!("wrote {}/bringup.{{md,csv,svg}}", args.out.display());
+    eprintln!(
+        "wrote {}/bringup.{{md,csv,svg}} and tsc_sync.svg",
+        args.out.display()
+    );
     // Any failed boot fails the run: a benchmark that silently drops cells would mislead.
     if rows.is_empty() || !failures.is_empty() {
         ExitCode::from(1)

@@ -8,10 +8,11 @@ use crate::runner::Strategy;
 use crate::stats::{bringup_of, Cell};
 
 /// AP phases in table order (keys of the vmm JSON `phases`).
-const AP_PHASES: [&str; 5] = [
+const AP_PHASES: [&str; 6] = [
     "trampoline",
     "long_mode",
     "percpu_init",
+    "tsc_sync",
     "online",
     "kick_to_online",
 ];
@@ -79,6 +80,7 @@ pub fn markdown(rows: &[Cell], qemu: &[QemuCell], runs: u32, qemu_note: Option<&
             c.max_rss_kb / 1024.0,
         );
     }
+    tsc_sync_table(&mut s, rows, runs);
     let _ = writeln!(s, "\n## VMM phases (median us)\n");
     let _ = writeln!(s, "| vCPUs | strategy | {} |", VMM_PHASES.join(" | "));
     let _ = writeln!(s, "|{}", "---|".repeat(2 + VMM_PHASES.len()));
@@ -124,9 +126,61 @@ pub fn markdown(rows: &[Cell], qemu: &[QemuCell], runs: u32, qemu_note: Option<&
     s
 }
 
+/// The TSC check's table: what each check costs against vCPU count, per AP, and what it adds
+/// to the same bringup without a check.
+fn tsc_sync_table(s: &mut String, rows: &[Cell], runs: u32) {
+    let checks: Vec<&Cell> = rows
+        .iter()
+        .filter(|c| Strategy::TSC_CHECKS.contains(&c.strategy))
+        .collect();
+    if checks.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n## TSC synchronisation check (median of {runs} runs; check = `tsc_sync.us`, the BSP's time on it)\n"
+    );
+    let _ = writeln!(
+        s,
+        "| vCPUs | strategy | check us (min-max) | check us per AP | bringup us | bringup us without check | vs serial check | max warp cycles |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+    for c in checks {
+        let aps = c.vcpus.saturating_sub(1);
+        let per_ap = if aps > 0 {
+            num(c.tsc_sync_us / f64::from(aps))
+        } else {
+            "-".into()
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} ({}-{}) | {per_ap} | {} | {} | {} | {} |",
+            c.vcpus,
+            c.strategy.name(),
+            num(c.tsc_sync_us),
+            num(c.tsc_sync_us_min),
+            num(c.tsc_sync_us_max),
+            num(c.bringup_us),
+            bringup_of(rows, c.vcpus, Strategy::Parallel).map_or("-".into(), num),
+            ratio(
+                Some(c.tsc_sync_us),
+                tsc_sync_of(rows, c.vcpus, Strategy::TscSerial)
+            ),
+            num(c.tsc_max_warp),
+        );
+    }
+}
+
+/// The TSC check's median cost of `strategy` at `vcpus`, if measured.
+fn tsc_sync_of(rows: &[Cell], vcpus: u32, strategy: Strategy) -> Option<f64> {
+    rows.iter()
+        .find(|c| c.vcpus == vcpus && c.strategy == strategy)
+        .map(|c| c.tsc_sync_us)
+}
+
 /// The CSV (one row per cell, every measured field).
 pub fn csv(rows: &[Cell]) -> String {
-    let mut s = String::from("vcpus,strategy,runs,bringup_us_median,bringup_us_min,bringup_us_max,bringup_cycles_median,wall_us_median,peak_rss_kib");
+    let mut s = String::from("vcpus,strategy,runs,bringup_us_median,bringup_us_min,bringup_us_max,bringup_cycles_median,wall_us_median,peak_rss_kib,tsc_sync_us_median,tsc_sync_us_min,tsc_sync_us_max,tsc_max_warp_cycles");
     for p in AP_PHASES {
         let _ = write!(s, ",ap_{p}_cycles");
     }
@@ -137,7 +191,7 @@ pub fn csv(rows: &[Cell]) -> String {
     for c in rows {
         let _ = write!(
             s,
-            "{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
             c.vcpus,
             c.strategy.name(),
             c.runs,
@@ -146,7 +200,11 @@ pub fn csv(rows: &[Cell]) -> String {
             num(c.bringup_us_max),
             num(c.bringup_cycles),
             num(c.wall_us),
-            num(c.max_rss_kb)
+            num(c.max_rss_kb),
+            num(c.tsc_sync_us),
+            num(c.tsc_sync_us_min),
+            num(c.tsc_sync_us_max),
+            num(c.tsc_max_warp)
         );
         for p in AP_PHASES {
             let _ = write!(s, ",{}", c.phases.get(p).map_or(String::new(), |v| num(*v)));
@@ -163,7 +221,7 @@ pub fn csv(rows: &[Cell]) -> String {
     s
 }
 
-/// Writes bringup.md, bringup.csv and bringup.svg into `dir`.
+/// Writes bringup.md, bringup.csv, bringup.svg and tsc_sync.svg into `dir`.
 pub fn write_all(dir: &Path, rows: &[Cell], qemu: &[QemuCell], md: &str) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let write = |name: &str, text: &str| {
@@ -172,5 +230,6 @@ pub fn write_all(dir: &Path, rows: &[Cell], qemu: &[QemuCell], md: &str) -> Resu
     };
     write("bringup.md", md)?;
     write("bringup.csv", &csv(rows))?;
-    crate::plot::svg(&dir.join("bringup.svg"), rows, qemu)
+    crate::plot::svg(&dir.join("bringup.svg"), rows, qemu)?;
+    crate::plot::tsc_sync_svg(&dir.join("tsc_sync.svg"), rows)
 }

@@ -1,4 +1,5 @@
-//! bringup.svg: bringup time against vCPU count per strategy, log-log (plotters).
+//! bringup.svg: bringup time against vCPU count per strategy; tsc_sync.svg: the TSC check's
+//! cost against vCPU count per check strategy. Both log-log (plotters).
 
 use std::path::Path;
 
@@ -8,16 +9,40 @@ use crate::qemu::QemuCell;
 use crate::runner::Strategy;
 use crate::stats::Cell;
 
-const COLORS: [RGBColor; 6] = [BLACK, RED, MAGENTA, BLUE, GREEN, CYAN];
+/// One colour per strategy (in `Strategy::ALL` order), then QEMU's.
+const COLORS: [RGBColor; 8] = [
+    BLACK,
+    RED,
+    MAGENTA,
+    BLUE,
+    GREEN,
+    RGBColor(255, 140, 0),
+    RGBColor(128, 0, 128),
+    CYAN,
+];
+const QEMU_COLOR: RGBColor = COLORS[7];
 
-/// Draws the plot into `path`.
-pub fn svg(path: &Path, rows: &[Cell], qemu: &[QemuCell]) -> Result<(), String> {
+/// A named line of (vCPUs, microseconds) points.
+struct Series {
+    name: String,
+    color: RGBColor,
+    points: Vec<(f64, f64)>,
+    /// Draw the points as circles too.
+    marks: bool,
+}
+
+/// The colour of `s`.
+fn color(s: Strategy) -> RGBColor {
+    let i = Strategy::ALL.iter().position(|x| *x == s).unwrap_or(0);
+    COLORS[i % (COLORS.len() - 1)]
+}
+
+/// Draws `series` into `path` as a log-log chart of microseconds against vCPUs.
+fn chart(path: &Path, caption: &str, y_desc: &str, series: &[Series]) -> Result<(), String> {
     let err = |e: &dyn std::fmt::Display| format!("cannot draw {}: {e}", path.display());
-    let points = rows.iter().filter(|c| c.bringup_us > 0.0);
-    let max_n = rows.iter().map(|c| c.vcpus).max().unwrap_or(2).max(2) as f64;
-    let (lo, hi) = points.clone().fold((f64::MAX, 1.0f64), |(lo, hi), c| {
-        (lo.min(c.bringup_us), hi.max(c.bringup_us))
-    });
+    let points = || series.iter().flat_map(|s| s.points.iter());
+    let max_n = points().map(|p| p.0).fold(2.0f64, f64::max);
+    let (lo, hi) = points().fold((f64::MAX, 1.0f64), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
     let lo = if lo == f64::MAX {
         1.0
     } else {
@@ -26,10 +51,7 @@ pub fn svg(path: &Path, rows: &[Cell], qemu: &[QemuCell]) -> Result<(), String> 
     let root = SVGBackend::new(path, (900, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "sipi: AP bringup time vs vCPUs (median)",
-            ("sans-serif", 22),
-        )
+        .caption(caption, ("sans-serif", 22))
         .margin(20)
         .x_label_area_size(40)
         .y_label_area_size(70)
@@ -41,48 +63,23 @@ pub fn svg(path: &Path, rows: &[Cell], qemu: &[QemuCell]) -> Result<(), String> 
     chart
         .configure_mesh()
         .x_desc("vCPUs")
-        .y_desc("bringup (us)")
+        .y_desc(y_desc)
         .draw()
         .map_err(|e| err(&e))?;
-    for (i, s) in Strategy::ALL.iter().enumerate() {
-        let series: Vec<(f64, f64)> = rows
-            .iter()
-            .filter(|c| c.strategy == *s && c.bringup_us > 0.0)
-            .map(|c| (f64::from(c.vcpus), c.bringup_us))
-            .collect();
-        if series.is_empty() {
-            continue;
+    for s in series.iter().filter(|s| !s.points.is_empty()) {
+        let color = s.color;
+        chart
+            .draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)))
+            .map_err(|e| err(&e))?
+            .label(s.name.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        if s.marks {
+            chart
+                .draw_series(s.points.iter().map(|p| Circle::new(*p, 3, color.filled())))
+                .map_err(|e| err(&e))?;
         }
-        let color = COLORS[i % COLORS.len()];
-        chart
-            .draw_series(LineSeries::new(series.clone(), color.stroke_width(2)))
-            .map_err(|e| err(&e))?
-            .label(s.name())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-        chart
-            .draw_series(
-                series
-                    .into_iter()
-                    .map(|p| Circle::new(p, 3, color.filled())),
-            )
-            .map_err(|e| err(&e))?;
-    }
-    let q: Vec<(f64, f64)> = qemu
-        .iter()
-        .filter(|c| c.bringup_us > 0.0)
-        .map(|c| (f64::from(c.vcpus), c.bringup_us))
-        .collect();
-    if !q.is_empty() {
-        let color = COLORS[5];
-        chart
-            .draw_series(LineSeries::new(q, color.stroke_width(2)))
-            .map_err(|e| err(&e))?
-            .label("QEMU (parallel)")
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
     }
     chart
         .configure_series_labels()
@@ -92,4 +89,61 @@ pub fn svg(path: &Path, rows: &[Cell], qemu: &[QemuCell]) -> Result<(), String> 
         .draw()
         .map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))
+}
+
+/// The points of `strategy`: (vCPUs, `value` of the cell) where the value is positive.
+fn points(rows: &[Cell], strategy: Strategy, value: fn(&Cell) -> f64) -> Vec<(f64, f64)> {
+    rows.iter()
+        .filter(|c| c.strategy == strategy && value(c) > 0.0)
+        .map(|c| (f64::from(c.vcpus), value(c)))
+        .collect()
+}
+
+/// bringup.svg: every strategy's bringup time (the TSC check included where there is one),
+/// and QEMU's.
+pub fn svg(path: &Path, rows: &[Cell], qemu: &[QemuCell]) -> Result<(), String> {
+    let mut series: Vec<Series> = Strategy::ALL
+        .iter()
+        .map(|s| Series {
+            name: s.name().into(),
+            color: color(*s),
+            points: points(rows, *s, |c| c.bringup_us),
+            marks: true,
+        })
+        .collect();
+    series.push(Series {
+        name: "QEMU (parallel)".into(),
+        color: QEMU_COLOR,
+        points: qemu
+            .iter()
+            .filter(|c| c.bringup_us > 0.0)
+            .map(|c| (f64::from(c.vcpus), c.bringup_us))
+            .collect(),
+        marks: false,
+    });
+    chart(
+        path,
+        "sipi: AP bringup time vs vCPUs (median)",
+        "bringup (us)",
+        &series,
+    )
+}
+
+/// tsc_sync.svg: what each TSC check costs (`tsc_sync.us`, median) against vCPU count.
+pub fn tsc_sync_svg(path: &Path, rows: &[Cell]) -> Result<(), String> {
+    let series: Vec<Series> = Strategy::TSC_CHECKS
+        .iter()
+        .map(|s| Series {
+            name: s.name().into(),
+            color: color(*s),
+            points: points(rows, *s, |c| c.tsc_sync_us),
+            marks: true,
+        })
+        .collect();
+    chart(
+        path,
+        "sipi: TSC synchronisation check vs vCPUs (median)",
+        "TSC check (us)",
+        &series,
+    )
 }

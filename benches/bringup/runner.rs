@@ -19,6 +19,10 @@ pub enum Strategy {
     Parallel,
     /// Kick every AP with the all-excluding-self shorthand, then wait.
     Broadcast,
+    /// Parallel per-CPU kick, then the serial TSC check: each AP against the BSP in turn.
+    TscSerial,
+    /// Parallel per-CPU kick, then the parallel TSC check: one warp test of every CPU.
+    TscParallel,
 }
 
 /// The legacy INIT delay is only run up to this many vCPUs (it costs 10 ms per AP).
@@ -26,13 +30,18 @@ const LEGACY_MAX_VCPUS: u32 = 8;
 
 impl Strategy {
     /// Every strategy, in table order.
-    pub const ALL: [Strategy; 5] = [
+    pub const ALL: [Strategy; 7] = [
         Self::Floor,
         Self::Serial,
         Self::SerialLegacy,
         Self::Parallel,
         Self::Broadcast,
+        Self::TscSerial,
+        Self::TscParallel,
     ];
+
+    /// The strategies that run a TSC check (the second table and tsc_sync.svg).
+    pub const TSC_CHECKS: [Strategy; 2] = [Self::TscSerial, Self::TscParallel];
 
     /// Name in tables, CSV and on the command line.
     pub fn name(self) -> &'static str {
@@ -42,6 +51,8 @@ impl Strategy {
             Self::SerialLegacy => "serial-10ms",
             Self::Parallel => "parallel",
             Self::Broadcast => "broadcast",
+            Self::TscSerial => "parallel+tsc-serial",
+            Self::TscParallel => "parallel+tsc-parallel",
         }
     }
 
@@ -63,6 +74,22 @@ impl Strategy {
             Self::SerialLegacy => &["--bringup", "serial", "--init-delay-us", "10000"],
             Self::Parallel => &["--bringup", "parallel", "--kick", "per-cpu"],
             Self::Broadcast => &["--bringup", "parallel", "--kick", "broadcast"],
+            Self::TscSerial => &[
+                "--bringup",
+                "parallel",
+                "--kick",
+                "per-cpu",
+                "--tsc-sync",
+                "serial",
+            ],
+            Self::TscParallel => &[
+                "--bringup",
+                "parallel",
+                "--kick",
+                "per-cpu",
+                "--tsc-sync",
+                "parallel",
+            ],
         }
     }
 }
@@ -84,6 +111,10 @@ pub struct Sample {
     pub tsc_khz: f64,
     /// VMM phases, in microseconds.
     pub vmm_phases: BTreeMap<String, f64>,
+    /// Microseconds the BSP spent on the TSC check (`tsc_sync.us`; 0 without one).
+    pub tsc_sync_us: f64,
+    /// The largest TSC warp the check found (cycles).
+    pub tsc_max_warp: f64,
 }
 
 fn numbers(v: &Value, field: Option<&str>) -> BTreeMap<String, f64> {
@@ -147,6 +178,9 @@ pub fn run_vmm(vmm: &str, n: u32, s: Strategy) -> Result<Sample, String> {
     let wall_us = start.elapsed().as_secs_f64() * 1e6;
     let text = std::fs::read_to_string(&json).map_err(|e| format!("exit {code}, no JSON: {e}"))?;
     let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let checked = v["tsc_sync"]["strategy"]
+        .as_str()
+        .is_some_and(|s| s != "none");
     if code != 0 || v["online"].as_u64() != Some(u64::from(n)) {
         return Err(format!(
             "exit {code}, online {}, error {}",
@@ -161,5 +195,11 @@ pub fn run_vmm(vmm: &str, n: u32, s: Strategy) -> Result<Sample, String> {
         tsc_khz: v["tsc_khz"].as_f64().unwrap_or(0.0),
         phases: numbers(&v["phases"], Some("median")),
         vmm_phases: numbers(&v["vmm_phases_us"], None),
+        tsc_sync_us: if checked {
+            v["tsc_sync"]["us"].as_f64().unwrap_or(0.0)
+        } else {
+            0.0
+        },
+        tsc_max_warp: v["tsc_sync"]["max_warp_cycles"].as_f64().unwrap_or(0.0),
     })
 }

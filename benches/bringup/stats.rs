@@ -41,6 +41,12 @@ pub struct Cell {
     pub vmm_phases: BTreeMap<String, f64>,
     pub wall_us: f64,
     pub max_rss_kb: f64,
+    /// The TSC check's cost (median, min, max over runs; 0 without a check), microseconds.
+    pub tsc_sync_us: f64,
+    pub tsc_sync_us_min: f64,
+    pub tsc_sync_us_max: f64,
+    /// The largest TSC warp any run found (cycles).
+    pub tsc_max_warp: f64,
 }
 
 fn median_of(samples: &[Sample], f: impl Fn(&Sample) -> f64) -> f64 {
@@ -75,6 +81,7 @@ impl Cell {
             return None;
         }
         let (lo, hi) = min_max(&s.iter().map(|x| x.bringup_us).collect::<Vec<_>>());
+        let (tsc_lo, tsc_hi) = min_max(&s.iter().map(|x| x.tsc_sync_us).collect::<Vec<_>>());
         Some(Cell {
             vcpus,
             strategy,
@@ -87,6 +94,10 @@ impl Cell {
             vmm_phases: medians_of(s, |x| &x.vmm_phases),
             wall_us: median_of(s, |x| x.wall_us),
             max_rss_kb: median_of(s, |x| x.max_rss_kb),
+            tsc_sync_us: median_of(s, |x| x.tsc_sync_us),
+            tsc_sync_us_min: tsc_lo,
+            tsc_sync_us_max: tsc_hi,
+            tsc_max_warp: s.iter().map(|x| x.tsc_max_warp).fold(0.0, f64::max),
         })
     }
 }

@@ -32,6 +32,43 @@ pub enum Kick {
     Broadcast = 1,
 }
 
+/// How the guest checks that the CPUs' TSCs agree, between per-CPU init and online.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum TscSync {
+    /// No check.
+    #[default]
+    None = 0,
+    /// One AP at a time against the BSP, as each comes online (Linux's `check_tsc_sync_target`).
+    Serial = 1,
+    /// One warp test of every CPU at once.
+    Parallel = 2,
+}
+
+impl TscSync {
+    /// Every strategy, for listing and round-trip tests.
+    pub const ALL: [TscSync; 3] = [Self::None, Self::Serial, Self::Parallel];
+
+    /// The word used on the command line, CLI and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Serial => "serial",
+            Self::Parallel => "parallel",
+        }
+    }
+
+    /// Parses a name.
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == s)
+    }
+
+    /// Decodes the report byte.
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| *t as u8 == v)
+    }
+}
+
 impl Bringup {
     /// Every strategy, for listing and round-trip tests.
     pub const ALL: [Bringup; 4] = [Self::Floor, Self::Serial, Self::Parallel, Self::None];
@@ -80,6 +117,18 @@ impl Kick {
     }
 }
 
+/// Test only (`sipi.test_tsc_skew=APIC_ID:CYCLES`): the CPU with this APIC ID adds `cycles` to
+/// every TSC reading it takes in the TSC check, as if its TSC were that far ahead. For KVMs
+/// that ignore a VMM's TSC writes (kvm_pvm runs guest RDTSC on the host's TSC), where the VMM
+/// cannot skew a vCPU's TSC itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TestTscSkew {
+    /// The CPU whose readings are skewed.
+    pub apic_id: u32,
+    /// Cycles added to each of its readings.
+    pub cycles: u64,
+}
+
 /// Options the VMM passes to the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct GuestOptions {
@@ -89,10 +138,14 @@ pub struct GuestOptions {
     pub kick: Kick,
     /// Delay between INIT and SIPI, in microseconds (Linux used to wait 10 ms).
     pub init_delay_us: u32,
+    /// TSC synchronisation check.
+    pub tsc_sync: TscSync,
     /// Test only: the AP with this APIC ID ignores its start-up (0 = none; the BSP is never lost).
     pub lose_apic_id: u32,
     /// Test only: raise this exception vector on the BSP after start-up (0 = none).
     pub fault_vector: u32,
+    /// Test only: a skew the guest adds to one CPU's readings in the TSC check.
+    pub test_tsc_skew: Option<TestTscSkew>,
 }
 
 /// Why the guest options could not be parsed.
@@ -159,8 +212,16 @@ impl GuestOptions {
                 "bringup" => o.bringup = Bringup::from_name(value).ok_or_else(bad)?,
                 "kick" => o.kick = Kick::from_name(value).ok_or_else(bad)?,
                 "init_delay_us" => o.init_delay_us = value.parse().map_err(|_| bad())?,
+                "tsc_sync" => o.tsc_sync = TscSync::from_name(value).ok_or_else(bad)?,
                 "lose_apic_id" => o.lose_apic_id = value.parse().map_err(|_| bad())?,
                 "fault_vector" => o.fault_vector = value.parse().map_err(|_| bad())?,
+                "test_tsc_skew" => {
+                    let (id, cycles) = value.split_once(':').ok_or_else(bad)?;
+                    o.test_tsc_skew = Some(TestTscSkew {
+                        apic_id: id.parse().map_err(|_| bad())?,
+                        cycles: cycles.parse().map_err(|_| bad())?,
+                    });
+                }
                 _ => return Err(CmdlineError::UnknownKey(KeyName::new(key))),
             }
         }
@@ -171,16 +232,20 @@ impl GuestOptions {
     pub fn write(&self, out: &mut impl Write) -> fmt::Result {
         write!(
             out,
-            "sipi.bringup={} sipi.kick={} sipi.init_delay_us={}",
+            "sipi.bringup={} sipi.kick={} sipi.init_delay_us={} sipi.tsc_sync={}",
             self.bringup.name(),
             self.kick.name(),
-            self.init_delay_us
+            self.init_delay_us,
+            self.tsc_sync.name()
         )?;
         if self.lose_apic_id != 0 {
             write!(out, " sipi.lose_apic_id={}", self.lose_apic_id)?;
         }
         if self.fault_vector != 0 {
             write!(out, " sipi.fault_vector={}", self.fault_vector)?;
+        }
+        if let Some(s) = self.test_tsc_skew {
+            write!(out, " sipi.test_tsc_skew={}:{}", s.apic_id, s.cycles)?;
         }
         Ok(())
     }
@@ -197,14 +262,48 @@ mod tests {
             bringup: Bringup::Serial,
             kick: Kick::Broadcast,
             init_delay_us: 10_000,
+            tsc_sync: TscSync::Parallel,
             lose_apic_id: 3,
             fault_vector: 0,
+            test_tsc_skew: Some(TestTscSkew {
+                apic_id: 7,
+                cycles: 10_000_000_000,
+            }),
         };
         let mut s = String::from("console=ttyS0 ");
         o.write(&mut s).unwrap();
         s.push_str(" quiet");
+        assert!(s.contains("sipi.tsc_sync=parallel"), "{s}");
+        assert!(s.contains("sipi.test_tsc_skew=7:10000000000"), "{s}");
         assert_eq!(GuestOptions::parse(&s), Ok(o));
         assert_eq!(GuestOptions::parse(""), Ok(GuestOptions::default()));
+    }
+
+    #[test]
+    fn every_tsc_sync_strategy_round_trips() {
+        for t in TscSync::ALL {
+            let o = GuestOptions {
+                tsc_sync: t,
+                ..GuestOptions::default()
+            };
+            let mut s = String::new();
+            o.write(&mut s).unwrap();
+            assert_eq!(GuestOptions::parse(&s).map(|p| p.tsc_sync), Ok(t), "{s}");
+            assert_eq!(TscSync::from_u8(t as u8), Some(t));
+            assert_eq!(TscSync::from_name(t.name()), Some(t));
+        }
+        assert_eq!(TscSync::default(), TscSync::None);
+        assert_eq!(TscSync::from_u8(3), None);
+        let e = GuestOptions::parse("sipi.tsc_sync=sometimes").unwrap_err();
+        assert_eq!(e, CmdlineError::BadValue(KeyName::new("tsc_sync")));
+        for bad in ["7", "7:", ":5", "x:5", "7:-5", "7:5:5"] {
+            let e = GuestOptions::parse(&std::format!("sipi.test_tsc_skew={bad}")).unwrap_err();
+            assert_eq!(
+                e,
+                CmdlineError::BadValue(KeyName::new("test_tsc_skew")),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! |---------------------|------------------------------------------------------------|
 //! | `0x0000..0x500`     | real-mode IVT and BIOS data area (left zero)               |
 //! | `0x500..0x528`      | boot GDT for the BSP's entry state                         |
-//! | `0x6000..0x7000`    | PVH `hvm_start_info` and its memory map                    |
+//! | `0x6000..0x6400`    | PVH `hvm_start_info` and its memory map                    |
+//! | `0x6400..0x7000`    | multiboot information, its memory map and boot loader name (multiboot entry only) |
 //! | `0x7000..0x8000`    | kernel command line (NUL-terminated)                       |
 //! | `0x8000..0x9000`    | AP real-mode trampoline (SIPI vector 0x08)                 |
 //! | `0x9000..0xF000`    | VMM-built identity page tables (long-mode entry only)      |
@@ -33,8 +34,18 @@ pub const BOOT_GDT_ENTRIES: usize = 5;
 pub const START_INFO_ADDR: u64 = 0x6000;
 /// Guest-physical address of the PVH memory map (`hvm_memmap_table_entry` array).
 pub const MEMMAP_ADDR: u64 = 0x6100;
-/// Most memory-map entries the VMM writes (the space between [`MEMMAP_ADDR`] and [`CMDLINE_ADDR`]).
+/// Most memory-map entries the VMM writes, in the PVH memory map and in the multiboot one (the
+/// space between [`MEMMAP_ADDR`] and [`MULTIBOOT_INFO_ADDR`]).
 pub const MEMMAP_MAX_ENTRIES: usize = 16;
+/// Guest-physical address of the multiboot information structure handed to a multiboot kernel
+/// in EBX (Multiboot Specification 0.6.96, 3.3 "Boot information format").
+pub const MULTIBOOT_INFO_ADDR: u64 = 0x6400;
+/// Guest-physical address of the multiboot memory map (`mmap_addr`).
+pub const MULTIBOOT_MMAP_ADDR: u64 = 0x6480;
+/// Guest-physical address of the NUL-terminated boot loader name (`boot_loader_name`).
+pub const MULTIBOOT_LOADER_NAME_ADDR: u64 = 0x6700;
+/// Guest-physical address of the (empty) multiboot module list (`mods_addr`).
+pub const MULTIBOOT_MODS_ADDR: u64 = 0x6780;
 /// Guest-physical address of the NUL-terminated kernel command line.
 pub const CMDLINE_ADDR: u64 = 0x7000;
 /// Size of the command-line area, terminating NUL included.
@@ -108,6 +119,47 @@ pub const COM1_PORT: u16 = 0x3F8;
 /// Number of UART registers starting at [`COM1_PORT`].
 pub const COM1_PORT_COUNT: u16 = 8;
 
+/// QEMU's isa-debug-exit device (`-device isa-debug-exit,iobase=0xf4`): a write of value `v`
+/// ends the VM, and QEMU exits with status `(v << 1) | 1`.
+pub const DEBUG_EXIT_PORT: u16 = 0xF4;
+/// QEMU fw_cfg selector register (docs/specs/fw_cfg.rst, "Register Locations", x86): a 16-bit
+/// write selects an item and resets the data offset.
+pub const FW_CFG_PORT_SEL: u16 = 0x510;
+/// QEMU fw_cfg data register: each 8-bit read returns the next byte of the selected item.
+pub const FW_CFG_PORT_DATA: u16 = 0x511;
+/// The 8042 keyboard controller's data port.
+pub const I8042_DATA_PORT: u16 = 0x60;
+/// The 8042 keyboard controller's status (read) and command (write) port.
+pub const I8042_COMMAND_PORT: u16 = 0x64;
+/// The MC146818 RTC/CMOS index register (bit 7 masks NMI).
+pub const CMOS_INDEX_PORT: u16 = 0x70;
+/// The MC146818 RTC/CMOS data register.
+pub const CMOS_DATA_PORT: u16 = 0x71;
+/// The POST diagnostic port, written by kernels as an I/O delay.
+pub const POST_CODE_PORT: u16 = 0x80;
+/// System Control Port A ("port 92"): bit 1 gates A20, bit 0 resets the machine.
+pub const SYSTEM_CONTROL_A_PORT: u16 = 0x92;
+/// PCI configuration mechanism #1 CONFIG_ADDRESS (PCI Local Bus Specification 3.0, 3.2.2.3.2).
+pub const PCI_CONFIG_ADDRESS_PORT: u16 = 0xCF8;
+/// PCI configuration mechanism #1 CONFIG_DATA (four ports).
+pub const PCI_CONFIG_DATA_PORT: u16 = 0xCFC;
+/// The PIIX/ICH Reset Control Register, a byte inside CONFIG_ADDRESS's dword.
+pub const RESET_CONTROL_PORT: u16 = 0xCF9;
+/// ACPI PM1a control block (ACPI 6.5, 4.8.3.2 "PM1 Control Registers"), 2 bytes, as the FADT's
+/// PM1a_CNT_BLK describes it (the port Cloud Hypervisor uses for its ACPI power-off).
+pub const ACPI_PM1A_CNT_PORT: u16 = 0x600;
+/// Length of the PM1a control block (FADT PM1_CNT_LEN).
+pub const ACPI_PM1_CNT_LEN: u8 = 2;
+/// ACPI PM1a event block (ACPI 6.5, 4.8.3.1): PM1 status then PM1 enable, 2 bytes each.
+pub const ACPI_PM1A_EVT_PORT: u16 = 0x604;
+/// Length of the PM1a event block (FADT PM1_EVT_LEN).
+pub const ACPI_PM1_EVT_LEN: u8 = 4;
+/// The SLP_TYPx value of the S5 (soft-off) state: what the DSDT's `\_S5` package names and
+/// what a write to PM1a_CNT must carry, with SLP_EN, to power the VM off.
+pub const ACPI_SLP_TYP_S5: u8 = 5;
+/// The ISA IRQ of the ACPI SCI named in the FADT (IRQ 9, as on PC chipsets).
+pub const ACPI_SCI_IRQ: u16 = 9;
+
 /// sipi's paravirtual report doorbell: a 32-bit `out` of the report's guest-physical address.
 pub const REPORT_PORT: u16 = 0x700;
 /// sipi's paravirtual exit port: a 32-bit `out` of the guest's exit status ends the VM.
@@ -115,7 +167,12 @@ pub const EXIT_PORT: u16 = 0x704;
 
 // The fixed areas must fit where they are documented to be.
 const _: () = assert!(PD_ADDR + PD_COUNT * PAGE_SIZE <= LOW_RAM_END);
-const _: () = assert!(MEMMAP_ADDR + (MEMMAP_MAX_ENTRIES * 24) as u64 <= CMDLINE_ADDR);
+const _: () = assert!(MEMMAP_ADDR + (MEMMAP_MAX_ENTRIES * 24) as u64 <= MULTIBOOT_INFO_ADDR);
+const _: () = assert!(MULTIBOOT_INFO_ADDR + 0x80 <= MULTIBOOT_MMAP_ADDR);
+const _: () =
+    assert!(MULTIBOOT_MMAP_ADDR + (MEMMAP_MAX_ENTRIES * 24) as u64 <= MULTIBOOT_LOADER_NAME_ADDR);
+const _: () = assert!(MULTIBOOT_LOADER_NAME_ADDR + 0x80 <= MULTIBOOT_MODS_ADDR);
+const _: () = assert!(MULTIBOOT_MODS_ADDR + 0x80 <= CMDLINE_ADDR);
 const _: () = assert!(TRAMPOLINE_ADDR.is_multiple_of(PAGE_SIZE) && TRAMPOLINE_ADDR < 0x10_0000);
 // The floor table is one real-mode segment: 16-byte aligned base, at most 64 KiB, below 1 MiB.
 const _: () = assert!(
@@ -141,7 +198,11 @@ mod tests {
         let areas = [
             (BOOT_GDT_ADDR, BOOT_GDT_ADDR + (BOOT_GDT_ENTRIES * 8) as u64),
             (START_INFO_ADDR, MEMMAP_ADDR),
-            (MEMMAP_ADDR, CMDLINE_ADDR),
+            (MEMMAP_ADDR, MULTIBOOT_INFO_ADDR),
+            (MULTIBOOT_INFO_ADDR, MULTIBOOT_MMAP_ADDR),
+            (MULTIBOOT_MMAP_ADDR, MULTIBOOT_LOADER_NAME_ADDR),
+            (MULTIBOOT_LOADER_NAME_ADDR, MULTIBOOT_MODS_ADDR),
+            (MULTIBOOT_MODS_ADDR, CMDLINE_ADDR),
             (CMDLINE_ADDR, CMDLINE_ADDR + CMDLINE_MAX as u64),
             (TRAMPOLINE_ADDR, TRAMPOLINE_ADDR + TRAMPOLINE_MAX as u64),
             (PML4_ADDR, PD_ADDR + PD_COUNT * PAGE_SIZE),

@@ -2,6 +2,7 @@
 //!
 //! - [`layout`]: every fixed guest-physical address and I/O port, in one place.
 //! - [`pvh`]: the PVH boot hand-off (`hvm_start_info`, memory map, ELF note type).
+//! - [`multiboot`]: the multiboot v1 header and boot information, for foreign kernels.
 //! - [`acpi`]: encoding and decoding of the ACPI tables sipi builds (RSDP, XSDT, MADT).
 //! - [`report`]: the guest-to-VMM report protocol (one doorbell write, one validated report).
 //! - [`cmdline`]: the guest options the VMM passes on the kernel command line.
@@ -13,6 +14,7 @@ pub mod acpi;
 pub mod bytes;
 pub mod cmdline;
 pub mod layout;
+pub mod multiboot;
 pub mod pvh;
 pub mod report;
 

@@ -27,6 +27,14 @@ pub mod memmap_type {
     pub const RESERVED: u32 = 2;
     /// ACPI tables, reclaimable once read.
     pub const ACPI: u32 = 3;
+    /// ACPI non-volatile storage.
+    pub const NVS: u32 = 4;
+    /// Unusable (defective) memory.
+    pub const UNUSABLE: u32 = 5;
+    /// Disabled memory.
+    pub const DISABLED: u32 = 6;
+    /// Persistent memory.
+    pub const PMEM: u32 = 7;
 }
 
 /// `hvm_start_info`, version 1.

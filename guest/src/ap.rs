@@ -1,21 +1,25 @@
 //! An AP's Rust code, at CPL 3 on its own user stack: entered from the CPL-0 entry in
 //! [`crate::trampoline`] once the AP runs in long mode with its own GDT, TSS and local APIC,
-//! the shared IDT and SSE enabled. It stamps its remaining phases into its record, marks
-//! itself online and halts; it never returns.
+//! the shared IDT and SSE enabled. It stamps its remaining phases into its record, takes part
+//! in the TSC check when there is one ([`crate::tsc_sync`]), marks itself online and halts; it
+//! never returns.
 
+use firmware::cmdline::TscSync;
 use firmware::report::{ApPhase, CpuState};
 
 use crate::cpu;
 use crate::cpus;
 use crate::supervisor;
+use crate::tsc_sync;
 
 /// The AP's Rust entry: `slot` is its record in [`cpus`], found by the trampoline from
 /// `apic_id`, the ID it read from its local APIC.
 ///
 /// Stamps LongMode on entry. The per-CPU setup that PerCpuInit stands for (GDT, TSS, IDT,
 /// local APIC) is done by then, at CPL 0, where it costs a few emulated instructions instead
-/// of supervisor calls; here the AP checks that it got the right slot, stamps PerCpuInit, and
-/// marks itself online with the Online stamp, then halts for good.
+/// of supervisor calls; here the AP checks that it got the right slot, stamps PerCpuInit, runs
+/// its part of the TSC check (stamping TscSync when it is done), and marks itself online with
+/// the Online stamp, then halts for good.
 pub extern "sysv64" fn ap_main(slot: u32, apic_id: u32) -> ! {
     let long_mode = cpu::rdtsc();
     let slot = slot as usize;
@@ -26,6 +30,10 @@ pub extern "sysv64" fn ap_main(slot: u32, apic_id: u32) -> ! {
         "the AP with APIC ID {apic_id} was sent to the record of APIC ID {recorded}"
     );
     cpus::set_stamp(slot, ApPhase::PerCpuInit, cpu::rdtsc());
+    if tsc_sync::strategy() != TscSync::None {
+        tsc_sync::ap(slot);
+        cpus::set_stamp(slot, ApPhase::TscSync, cpu::rdtsc());
+    }
     cpus::set_stamp(slot, ApPhase::Online, cpu::rdtsc());
     // After the stamps (x86 keeps stores in order): a BSP that sees Online sees every stamp.
     cpus::set_state(slot, CpuState::Online);

@@ -13,6 +13,8 @@
 //! broadcast, in one call (~25 us per AP, see [`crate::supervisor`]). In xAPIC mode the ICR is
 //! MMIO that CPL-3 code writes directly (every page is user-accessible; ~32 us per access).
 
+use core::sync::atomic::{AtomicU8, Ordering};
+
 use crate::cpu::{self, msr};
 use crate::supervisor;
 use firmware::layout::{LAPIC_BASE, SIPI_VECTOR};
@@ -36,6 +38,8 @@ pub mod icr {
     pub const DELIVERY_MODE_STARTUP: u64 = 0b110 << 8;
     /// Delivery status (xAPIC only): the previous IPI is still being sent.
     pub const DELIVERY_STATUS_PENDING: u64 = 1 << 12;
+    /// Delivery mode 000b: Fixed (the vector in bits 7:0 is delivered as an interrupt).
+    pub const DELIVERY_MODE_FIXED: u64 = 0b000 << 8;
     /// Level: assert (the SDM's MP initialization examples set it for INIT and STARTUP alike).
     pub const LEVEL_ASSERT: u64 = 1 << 14;
     /// Destination shorthand 11b: all excluding self.
@@ -66,11 +70,18 @@ pub enum Register {
     Id = 0x20,
     /// Spurious-interrupt vector register.
     SpuriousVector = 0xF0,
+    /// End of interrupt: write 0 when an interrupt's handler is done.
+    Eoi = 0xB0,
     /// Interrupt command register, bits 31:0 (in x2APIC mode the whole 64-bit ICR).
     IcrLow = 0x300,
     /// Interrupt command register, bits 63:32 (xAPIC only).
     IcrHigh = 0x310,
 }
+
+/// 1 once the BSP has enabled its local APIC in x2APIC mode, 0 in xAPIC mode: every AP runs its
+/// APIC in the BSP's mode, and the wake-up interrupt's stub (CPL 0, see [`crate::idt`]) reads
+/// this byte to signal the end of the interrupt the right way.
+pub(crate) static X2APIC_MODE: AtomicU8 = AtomicU8::new(0);
 
 /// First MSR of the x2APIC register space.
 const X2APIC_MSR_BASE: u32 = 0x800;
@@ -105,6 +116,8 @@ pub enum Ipi {
     Init,
     /// STARTUP: a target waiting for it starts in real mode at the trampoline.
     Startup,
+    /// A fixed interrupt with this vector (32-255).
+    Fixed(u8),
 }
 
 /// How the local APIC is accessed.
@@ -152,6 +165,7 @@ impl LocalApic {
         let apic = Self {
             mode: if x2apic { Mode::X2Apic } else { Mode::XApic },
         };
+        X2APIC_MODE.store(u8::from(x2apic), Ordering::Release);
         if apic.mode == Mode::XApic {
             let address = value & base::ADDRESS_MASK;
             assert!(
@@ -195,6 +209,7 @@ impl LocalApic {
         let low = match ipi {
             Ipi::Init => icr::INIT,
             Ipi::Startup => icr::STARTUP,
+            Ipi::Fixed(vector) => icr::DELIVERY_MODE_FIXED | icr::LEVEL_ASSERT | u64::from(vector),
         };
         match dest {
             Destination::AllExcludingSelf => low | icr::SHORTHAND_ALL_EXCLUDING_SELF,
@@ -215,7 +230,8 @@ impl LocalApic {
         match self.mode {
             // SAFETY: the ICR MSR exists in x2APIC mode, and a write only sends the IPI; INIT
             // and STARTUP never target this CPU (an ID other than the BSP's, or a shorthand
-            // excluding self: see crate::bringup).
+            // excluding self: see crate::bringup), and a fixed interrupt is only ever the
+            // wake-up that CPUs halted in `supervisor::wait_while` expect (see crate::idt).
             Mode::X2Apic => unsafe { supervisor::wrmsr(x2apic_msr(Register::IcrLow), value) },
             Mode::XApic => {
                 self.wait_icr_idle();

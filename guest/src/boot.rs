@@ -34,7 +34,8 @@
 //! supervisor calls (see [`crate::supervisor`]). Exceptions enter CPL 0 on the TSS's RSP0
 //! stack, and the exception stub returns to CPL 3 to run the Rust handler (see [`crate::idt`]).
 //! On a KVM with hardware virtualisation the same code runs the same way, at full speed.
-//! Interrupts stay masked throughout: nothing needs them.
+//! Interrupts stay masked, except inside [`crate::supervisor::wait_while`], the one place a CPU
+//! sleeps until another wakes it with an IPI.
 //!
 //! # Memory that must not be written
 //!

@@ -12,6 +12,13 @@
 //!   instruction and sets a present flag in real mode: the lower bound for the others.
 //! - **none**: the APs stay listed, not started.
 //!
+//! With a TSC check (`sipi.tsc_sync`, see [`crate::tsc_sync`]; not with floor bringup, whose
+//! APs never run the kernel), each AP takes part between its per-CPU init and its online mark.
+//! **serial**: while the BSP waits for APs to come online, each round it runs the turn of the
+//! first AP (in MADT order) that asks for one. **parallel**: the BSP first waits until every AP
+//! has arrived at the test (the same deadlines and retries), opens it, then waits for those APs
+//! to come online, waking them again whenever a deadline passes.
+//!
 //! APs started: those the MADT marks enabled (online-capable ones are left for a later hot-add,
 //! as ACPI intends), other than the BSP, whose APIC ID the slot map covers and the BSP's APIC
 //! mode can address, with room for their stacks. Any other enabled AP is reported missing
@@ -49,9 +56,9 @@
 //!
 //! Nothing is printed in here: the whole of [`run`] is the timed bringup window.
 
-use firmware::cmdline::{Bringup, GuestOptions, Kick};
+use firmware::cmdline::{Bringup, GuestOptions, Kick, TscSync};
 use firmware::layout::{AP_FLOOR_PRESENT_OFFSET, AP_FLOOR_STAMPS_OFFSET, AP_FLOOR_TABLE_ADDR};
-use firmware::report::{ApPhase, CPU_FLAG_BSP, CpuState};
+use firmware::report::{ApPhase, CPU_FLAG_BSP, CpuState, TscSyncSummary};
 
 use crate::apic::{Destination, Ipi, LocalApic, Mode};
 use crate::bootinfo::BootInfo;
@@ -61,6 +68,7 @@ use crate::global::Global;
 use crate::percpu;
 use crate::trampoline::{self, Trampoline};
 use crate::tsc::Tsc;
+use crate::tsc_sync;
 
 /// The fixed part of the deadline: how long the BSP waits with no AP making progress (from the
 /// kick, or from the last progress). Twice the longest such gap measured here with no AP lost.
@@ -85,32 +93,60 @@ pub struct Outcome {
     pub missing: u32,
     /// CPUs listed but not started (online-capable only, or bringup `none`).
     pub listed: u32,
+    /// The TSC check that ran (none with floor bringup, whose APs never run the kernel).
+    pub tsc_sync: TscSync,
+    /// Its result.
+    pub tsc: TscSyncSummary,
 }
 
 /// The slots of the APs being started, in MADT order (BSP only).
 static STARTING: Global<[u16; CAPACITY]> = Global::new([0; CAPACITY]);
+/// The slots of the APs that arrived at the parallel TSC test (BSP only).
+static ARRIVED: Global<[u16; CAPACITY]> = Global::new([0; CAPACITY]);
 /// Scratch for [`Plan::kick_each`]: the APIC IDs of one batch (BSP only).
 static KICK_IDS: Global<[u32; CAPACITY]> = Global::new([0; CAPACITY]);
 /// Scratch for [`Plan::kick_each`]: the TSC before each INIT of one batch (BSP only).
 static KICK_STAMPS: Global<[u64; CAPACITY]> = Global::new([0; CAPACITY]);
 
-/// Brings the APs up as `options` say, with the BSP's enabled local APIC `apic`, and settles
-/// every record's state and last phase.
-pub fn run(options: &GuestOptions, apic: LocalApic, tsc: Tsc, handoff: &BootInfo) -> Outcome {
+/// Brings the APs up as `options` say, with the BSP's enabled local APIC `apic`, runs the TSC
+/// check between their per-CPU init and online (`sipi.tsc_sync`, see [`crate::tsc_sync`]), and
+/// settles every record's state and last phase. `bsp_slot` is the BSP's record.
+pub fn run(
+    options: &GuestOptions,
+    apic: LocalApic,
+    tsc: Tsc,
+    handoff: &BootInfo,
+    bsp_slot: usize,
+) -> Outcome {
     let floor = options.bringup == Bringup::Floor;
     let lost = match options.lose_apic_id {
         0 => None,
         id => Some(id),
     };
+    let sync = if floor {
+        TscSync::None
+    } else {
+        options.tsc_sync
+    };
+    tsc_sync::prepare(sync, tsc, bsp_slot, options.test_tsc_skew);
     let plan = Plan {
         apic,
         tsc,
         init_delay_us: u64::from(options.init_delay_us),
         probe: if floor { Probe::Floor } else { Probe::Full },
+        sync,
     };
+    let mut started: &[u16] = &[];
     if options.bringup != Bringup::None {
         let starting = plan.choose(handoff, lost);
+        started = starting;
         if !starting.is_empty() {
+            // With the parallel TSC test, the APs first gather, then all go online together.
+            let goal = if sync == TscSync::Parallel {
+                Goal::Arrived
+            } else {
+                Goal::Online
+            };
             if floor {
                 for slot in starting {
                     clear_floor_entry(cpus::apic_id(usize::from(*slot)));
@@ -125,7 +161,7 @@ pub fn run(options: &GuestOptions, apic: LocalApic, tsc: Tsc, handoff: &BootInfo
                     (Bringup::Serial, _) => {
                         for slot in starting.chunks(1) {
                             plan.kick_each(slot, true);
-                            plan.wait(slot);
+                            plan.wait(slot, goal);
                         }
                     }
                     (_, Kick::PerCpu) => plan.kick_each(starting, true),
@@ -133,12 +169,45 @@ pub fn run(options: &GuestOptions, apic: LocalApic, tsc: Tsc, handoff: &BootInfo
                 }
             }
             if options.bringup != Bringup::Serial {
-                plan.wait(starting);
+                plan.wait(starting, goal);
+            }
+            if sync == TscSync::Parallel {
+                let arrived = arrived(starting);
+                tsc_sync::open(apic);
+                plan.wait(arrived, Goal::Online);
             }
             plan.settle(starting);
         }
     }
-    count()
+    let tsc_result = tsc_sync::finish(started);
+    Outcome {
+        tsc_sync: sync,
+        tsc: tsc_result,
+        ..count()
+    }
+}
+
+/// The APs of `slots` that arrived at the parallel TSC test, into [`ARRIVED`] (BSP only).
+fn arrived(slots: &[u16]) -> &'static [u16] {
+    // SAFETY: only the BSP uses ARRIVED, and only here and in the wait that follows.
+    let arrived = unsafe { &mut *ARRIVED.get() };
+    let mut n = 0;
+    for slot in slots {
+        if tsc_sync::arrived(usize::from(*slot)) {
+            arrived[n] = *slot;
+            n += 1;
+        }
+    }
+    &arrived[..n]
+}
+
+/// What [`Plan::wait`] waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Goal {
+    /// Every AP online (with the serial TSC check, the BSP runs each AP's turn meanwhile).
+    Online,
+    /// Every AP at the parallel TSC test (or online).
+    Arrived,
 }
 
 /// How the BSP sees an AP's progress.
@@ -175,6 +244,7 @@ struct Plan {
     tsc: Tsc,
     init_delay_us: u64,
     probe: Probe,
+    sync: TscSync,
 }
 
 impl Plan {
@@ -272,28 +342,42 @@ impl Plan {
         }
     }
 
-    /// Waits until every AP of `slots` is online, kicking again the ones that do not call in,
-    /// and returns when all are online or the BSP gives up (see the module documentation).
-    fn wait(&self, slots: &[u16]) {
+    /// Waits until every AP of `slots` has reached `goal`, kicking again the ones that do not
+    /// call in, and returns when all have or the BSP gives up (see the module documentation).
+    /// With the serial TSC check and goal [`Goal::Online`], runs the turn of the first AP that
+    /// waits for one on every round; with the parallel one, wakes the test's APs again when a
+    /// deadline passes.
+    fn wait(&self, slots: &[u16], goal: Goal) {
+        let serve = goal == Goal::Online && self.sync == TscSync::Serial;
         let mut last = None;
         let mut deadline = 0;
         let mut patience = 1;
         loop {
-            let (mut called_in, mut online) = (0, 0);
-            for slot in slots {
-                let (c, o) = self.probe.check(usize::from(*slot));
+            let (mut called_in, mut ready) = (0, 0);
+            let mut turn = None;
+            for slot in slots.iter().map(|s| usize::from(*s)) {
+                let (c, online) = self.probe.check(slot);
                 called_in += usize::from(c);
-                online += usize::from(o);
+                ready += usize::from(online || (goal == Goal::Arrived && tsc_sync::arrived(slot)));
+                if serve && !online && turn.is_none() && tsc_sync::wants_turn(slot) {
+                    turn = Some(slot);
+                }
             }
-            if online == slots.len() {
+            if ready == slots.len() {
                 return;
             }
+            if let Some(slot) = turn {
+                tsc_sync::serial_turn(slot, self.apic, self.budget(1));
+            }
             let now = cpu::rdtsc();
-            let outstanding = slots.len() - online;
-            if last != Some((called_in, online)) {
-                last = Some((called_in, online));
+            let outstanding = slots.len() - ready;
+            if last != Some((called_in, ready)) {
+                last = Some((called_in, ready));
                 deadline = now.saturating_add(self.budget(outstanding) * patience);
             } else if now >= deadline {
+                if goal == Goal::Online {
+                    tsc_sync::nudge(self.apic);
+                }
                 if self.kick_stragglers(slots) > 0 {
                     patience = (patience * 2).min(FINAL_PATIENCE);
                 } else if patience < FINAL_PATIENCE {

@@ -41,6 +41,8 @@ pub mod rflags {
 
 /// Model-specific registers (Intel SDM Vol. 4, Table 2-2).
 pub mod msr {
+    /// IA32_TSC_ADJUST: the offset software added to this CPU's TSC (Intel SDM Vol. 3B, 18.17.3).
+    pub const IA32_TSC_ADJUST: u32 = 0x3B;
     /// IA32_APIC_BASE: local APIC base address and mode.
     pub const IA32_APIC_BASE: u32 = 0x1B;
     /// IA32_EFER: extended feature enables.
@@ -62,6 +64,10 @@ pub mod cpuid {
     pub const FEATURES_ECX_X2APIC: u32 = 1 << 21;
     /// Leaf 1 ECX: running under a hypervisor (reserved as 0 on real hardware).
     pub const FEATURES_ECX_HYPERVISOR: u32 = 1 << 31;
+    /// Basic leaf 7, subleaf 0: structured extended feature flags.
+    pub const LEAF_EXT_FEATURES: u32 = 0x7;
+    /// Leaf 7 EBX: the IA32_TSC_ADJUST MSR exists.
+    pub const EXT_FEATURES_EBX_TSC_ADJUST: u32 = 1 << 1;
     /// Basic leaf 0xB: extended topology; EDX is the x2APIC ID of this logical processor.
     pub const LEAF_EXT_TOPOLOGY: u32 = 0xB;
     /// Hypervisor leaf 0x40000000: EAX is the highest hypervisor leaf.
@@ -79,6 +85,26 @@ pub fn rdtsc() -> u64 {
         asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
     };
     (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// Reads the time-stamp counter once every earlier instruction has completed locally (LFENCE;
+/// RDTSC, as Linux's `rdtsc_ordered`): RDTSC alone may run before an earlier load, which would
+/// make a TSC read after seeing another CPU's value look older than it is.
+#[inline(always)]
+pub fn rdtsc_ordered() -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: LFENCE only orders this CPU's instructions (SSE2, part of x86-64); RDTSC only
+    // reads the TSC into EDX:EAX, allowed at CPL 3 (CR4.TSD is clear).
+    unsafe {
+        asm!("lfence", "rdtsc", out("eax") lo, out("edx") hi, options(nostack, preserves_flags))
+    };
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// True if CPUID says the IA32_TSC_ADJUST MSR exists (CPUID.(EAX=7,ECX=0):EBX[1]).
+pub fn has_tsc_adjust() -> bool {
+    max_basic_leaf() >= cpuid::LEAF_EXT_FEATURES
+        && cpuid(cpuid::LEAF_EXT_FEATURES, 0).ebx & cpuid::EXT_FEATURES_EBX_TSC_ADJUST != 0
 }
 
 /// Executes CPUID for `leaf` and `subleaf`.

@@ -6,7 +6,8 @@
 //! The BSP fills the table after parsing the MADT. During bringup each AP stamps its own phases
 //! in place with volatile stores (the trampoline's CPL-0 code writes the Trampoline stamp, see
 //! [`crate::trampoline`]; the AP's Rust code the rest), while the BSP watches with volatile loads
-//! and writes only the fields the APs never write (the Kick stamp, `retries`). The boot report
+//! and writes only the fields the APs never write (the Kick stamp, `retries`, and after the TSC
+//! check `flags`, `tsc_warp` and `tsc_adjust`). The boot report
 //! copies the records out at the end.
 
 use core::mem::offset_of;
@@ -39,6 +40,8 @@ const EMPTY: CpuRecord = CpuRecord {
     retries: 0,
     flags: 0,
     stamps: [0; STAMP_SLOTS],
+    tsc_warp: 0,
+    tsc_adjust: 0,
 };
 
 /// The records. Slots `0..COUNT` are valid once [`register`] returned. The AP trampoline
@@ -240,6 +243,21 @@ pub fn add_retry(index: usize) {
 pub fn retries(index: usize) -> u16 {
     // SAFETY: see `add_retry`.
     unsafe { (&raw const (*record(index)).retries).read_volatile() }
+}
+
+/// Records the TSC check's result for record `index` (BSP only, after the check): adds `flags`
+/// (`CPU_FLAG_TSC_*`) and sets `tsc_warp` and `tsc_adjust`.
+pub fn set_tsc_result(index: usize, flags: u32, warp: u64, adjust: u64) {
+    let r = record(index);
+    // SAFETY: `flags`, `tsc_warp` and `tsc_adjust` are written only by the BSP (the caller):
+    // `flags` by `register` before any AP runs, and all three here after the check; volatile
+    // because APs may still write other fields of the record.
+    unsafe {
+        let old = (&raw const (*r).flags).read_volatile();
+        (&raw mut (*r).flags).write_volatile(old | flags);
+        (&raw mut (*r).tsc_warp).write_volatile(warp);
+        (&raw mut (*r).tsc_adjust).write_volatile(adjust);
+    }
 }
 
 /// Sets `last_phase` of record `index` from its stamps: the highest phase stamped, plus one.

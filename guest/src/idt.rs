@@ -1,19 +1,24 @@
 //! The interrupt descriptor table, complete at assembly time and shared by every CPU (the entry
 //! code loads it through `idt_pointer`): the 32 architectural exception vectors (Intel SDM
-//! Vol. 3A, 6.3.1, Table 6-1), each with a stub that funnels into [`exception_handler`].
+//! Vol. 3A, 6.3.1, Table 6-1), each with a stub that funnels into [`exception_handler`], and
+//! the one interrupt vector the kernel uses, [`vector::WAKE`].
 //!
 //! Every exception is fatal: the handler prints a line on COM1, sends a fault report and ends
 //! the VM. The stubs run at CPL 0 on the TSS's RSP0 stack; they add CR2 to the frame and return
 //! to CPL 3 to run the Rust handler there, below the frame (see [`crate::boot`] for why all Rust
-//! code runs at CPL 3). Interrupts stay masked (IF=0), so only exceptions and NMIs arrive; a
-//! vector above 31 is beyond the IDT limit and turns into a #GP.
+//! code runs at CPL 3). Interrupts stay masked (IF=0) everywhere except inside
+//! [`crate::supervisor::wait_while`], where a CPU halts until another one wakes it with a
+//! [`vector::WAKE`] IPI: that vector's stub only signals the end of the interrupt to the local
+//! APIC and returns into the wait. A vector above [`vector::WAKE`] is beyond the IDT limit and
+//! turns into a #GP.
 
 use core::arch::global_asm;
 use core::fmt::Write;
 
-use firmware::layout::KERNEL_MIN_ADDR;
+use firmware::layout::{KERNEL_MIN_ADDR, LAPIC_BASE};
 use firmware::report::{Fault, exception_name};
 
+use crate::apic::{self, Register};
 use crate::boot::{KERNEL_CS, USER_CS, USER_DS, USER_RFLAGS};
 use crate::cpu;
 use crate::report::{self, Claim};
@@ -50,6 +55,9 @@ pub mod vector {
     pub const VC: u32 = 29;
     /// Security exception (AMD).
     pub const SX: u32 = 30;
+    /// The wake-up IPI: the first vector above the exceptions (priority class 2), sent as a
+    /// fixed interrupt to CPUs halted in [`crate::supervisor::wait_while`].
+    pub const WAKE: u32 = 32;
 }
 
 /// The vectors for which the CPU pushes an error code (Intel SDM Vol. 3A, 6.13; AMD APM Vol. 2,
@@ -69,6 +77,9 @@ pub const ERROR_CODE_VECTORS: u32 = (1 << vector::DF)
 /// interrupt gate: IF is cleared on entry). DPL 3 lets CPL-3 code use INT3 and INT n (the fault
 /// tests; kvm_pvm turns most INT n at CPL 3 into #UD); hardware exceptions ignore the DPL.
 const GATE_ATTRIBUTES: u8 = (1 << 7) | (3 << 5) | 0xE;
+/// The wake-up interrupt's gate: present, DPL 0 (an `INT 32` from CPL 3 is a #GP, not a fake
+/// wake-up), 64-bit interrupt gate.
+const WAKE_GATE_ATTRIBUTES: u8 = (1 << 7) | 0xE;
 
 /// Where the exception stubs start (linker.ld places `.text.exceptions` first): the IDT is
 /// built at assembly time from this address, split into the gates' three offset fields.
@@ -76,6 +87,10 @@ const STUBS_BASE: u64 = KERNEL_MIN_ADDR;
 /// Room for the stubs: they must not carry into the upper offset fields (linker.ld checks it).
 const STUBS_MAX_SIZE: u64 = 0x1000;
 const _: () = assert!((STUBS_BASE & 0xFFFF) + STUBS_MAX_SIZE <= 0x1_0000);
+// The IDT's vectors are 0-31 (exceptions), then WAKE: it must be the next one.
+const _: () = assert!(vector::WAKE == 32);
+// The xAPIC EOI register's address fits the 32-bit MOV in the wake-up stub.
+const _: () = assert!(LAPIC_BASE + Register::Eoi as u64 <= u32::MAX as u64);
 
 /// What the stubs leave on the kernel stack: CR2, the vector and the error code (0 when the CPU
 /// pushes none), then the CPU's own interrupt frame.
@@ -135,6 +150,27 @@ exception_user:                         /* CPL 3 */
     call {handler}
     ud2
 
+    /* The wake-up interrupt (vector {wake_vector}): only ever taken inside the HLT loop of a  */
+    /* supervisor wait, at CPL 0 (IF=0 everywhere else). Signal EOI, return into the loop. */
+    .balign 16
+wake_interrupt_stub:
+    push %rax
+    push %rcx
+    push %rdx
+    xor %eax, %eax
+    cmpb $0, {x2apic_mode}(%rip)
+    je 1f
+    mov ${x2apic_eoi_msr}, %ecx         /* x2APIC: WRMSR 0 to the EOI MSR */
+    xor %edx, %edx
+    wrmsr
+    jmp 2f
+1:  mov ${xapic_eoi}, %ecx              /* xAPIC: write 0 to the EOI register */
+    movl %eax, (%rcx)
+2:  pop %rdx
+    pop %rcx
+    pop %rax
+    iretq
+
     .global exception_stubs_end
 exception_stubs_end:
 
@@ -153,6 +189,13 @@ idt:
     .long {stubs_base_high}
     .long 0
     .endr
+    .word {stubs_base_low} + (wake_interrupt_stub - exception_stubs_start)   /* vector 32 */
+    .word {kernel_cs}
+    .byte 0
+    .byte {wake_gate_attributes}
+    .word {stubs_base_mid}
+    .long {stubs_base_high}
+    .long 0
 idt_end:
     .balign 8
     .global idt_pointer
@@ -170,6 +213,11 @@ idt_pointer:
     user_rflags = const USER_RFLAGS,
     kernel_cs = const KERNEL_CS,
     gate_attributes = const GATE_ATTRIBUTES,
+    wake_gate_attributes = const WAKE_GATE_ATTRIBUTES,
+    wake_vector = const vector::WAKE,
+    x2apic_mode = sym apic::X2APIC_MODE,
+    x2apic_eoi_msr = const apic::x2apic_msr(Register::Eoi),
+    xapic_eoi = const LAPIC_BASE + Register::Eoi as u64,
     stubs_base_low = const STUBS_BASE & 0xFFFF,
     stubs_base_mid = const (STUBS_BASE >> 16) & 0xFFFF,
     stubs_base_high = const STUBS_BASE >> 32,

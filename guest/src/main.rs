@@ -5,7 +5,8 @@
 //! Rust code at CPL 3 (see [`boot`] for why). The BSP enables its local APIC, reads the boot
 //! hand-off and the MADT, brings the APs up with INIT/SIPI ([`bringup`]), and hands the VMM ONE
 //! boot report with TSC stamps of every phase of every CPU (see `firmware::report`).
-//! Interrupts stay masked throughout.
+//! Interrupts stay masked, except around the HLT of a CPU that sleeps until another wakes it
+//! with an IPI ([`supervisor::wait_while`], used by the TSC check).
 //!
 //! One file per concern: [`boot`] (entry points, GDT, TSS, page tables), [`idt`] (exception
 //! stubs and handler), [`supervisor`] (privileged operations for CPL-3 code), [`cpu`]
@@ -13,7 +14,8 @@
 //! info, memory map, command line), [`phys`] (checked reads of firmware memory), [`cpus`] (the
 //! per-CPU records and the APIC ID -> slot map), [`percpu`] (the APs' GDT, TSS and stacks),
 //! [`trampoline`] (AP start-up code), [`ap`] (an AP's Rust code), [`bringup`] (the BSP's
-//! bringup strategies, deadlines and retries), [`tsc`] (time), [`report`] (report buffers,
+//! bringup strategies, deadlines and retries), [`tsc_sync`] (the TSC synchronisation check
+//! between per-CPU init and online), [`tsc`] (time), [`report`] (report buffers,
 //! doorbell, exit), [`serial`], [`panic`], [`fault`] (deliberate exceptions for tests), [`mem`]
 //! (memcpy and friends), [`global`].
 //!
@@ -44,11 +46,12 @@ mod serial;
 mod supervisor;
 mod trampoline;
 mod tsc;
+mod tsc_sync;
 
 use core::fmt::Write;
 
-use firmware::cmdline::GuestOptions;
-use firmware::report::{BootSummary, BspPhase, FLAG_X2APIC, STAMP_SLOTS};
+use firmware::cmdline::{GuestOptions, TscSync};
+use firmware::report::{BootSummary, BspPhase, FLAG_TSC_ADJUST, FLAG_X2APIC, STAMP_SLOTS};
 
 use crate::apic::{LocalApic, Mode};
 use crate::serial::Com1;
@@ -104,12 +107,12 @@ extern "sysv64" fn bsp_main(start_info_addr: u64, entry_tsc: u64) -> ! {
             online,
         },
     );
-    if registered.bsp_index.is_none() {
+    let Some(bsp_slot) = registered.bsp_index else {
         panic!(
             "the BSP's APIC ID {bsp_apic_id} is not among the {} CPUs in the MADT",
             registered.madt_cpus
         );
-    }
+    };
     stamps.stamp(BspPhase::AcpiParsed);
 
     if handoff.options.fault_vector != 0 {
@@ -117,20 +120,31 @@ extern "sysv64" fn bsp_main(start_info_addr: u64, entry_tsc: u64) -> ! {
     }
 
     stamps.stamp(BspPhase::BringupStart);
-    let outcome = bringup::run(&handoff.options, apic, tsc::Tsc::new(tsc_khz), &handoff);
+    let outcome = bringup::run(
+        &handoff.options,
+        apic,
+        tsc::Tsc::new(tsc_khz),
+        &handoff,
+        bsp_slot,
+    );
     stamps.stamp(BspPhase::AllOnline);
 
+    let mut flags = 0;
+    if apic.mode() == Mode::X2Apic {
+        flags |= FLAG_X2APIC;
+    }
+    if tsc_sync::adjust_present() {
+        flags |= FLAG_TSC_ADJUST;
+    }
     let summary = BootSummary {
         bsp_apic_id,
         tsc_khz,
-        flags: if apic.mode() == Mode::X2Apic {
-            FLAG_X2APIC
-        } else {
-            0
-        },
+        flags,
         madt_cpus: registered.madt_cpus,
         bringup: handoff.options.bringup as u8,
         kick: handoff.options.kick as u8,
+        tsc_sync: outcome.tsc_sync as u8,
+        tsc: outcome.tsc,
         cpu_count: 0, // set by `send_boot` from the CPU table
         // The guest's verdict: the number of CPUs that should have come online and did not.
         status: outcome.missing,
@@ -168,6 +182,15 @@ fn print_summary(s: &BootSummary, mode: Mode, options: &GuestOptions, o: &bringu
     }
     if o.listed > 0 {
         let _ = write!(out, " not_started={}", o.listed);
+    }
+    if o.tsc_sync != TscSync::None {
+        // The check's cost is in the report; each byte here costs a VM exit.
+        let _ = write!(
+            out,
+            " tsc_sync={} tsc_warp={}",
+            o.tsc_sync.name(),
+            o.tsc.max_warp
+        );
     }
     let _ = writeln!(
         out,

@@ -17,6 +17,7 @@
 //! [`kick_x2apic`]. [`Function::Halt`] is dispatched first: every AP ends with it.
 
 use core::arch::{asm, global_asm};
+use core::sync::atomic::AtomicU32;
 
 use crate::apic::{self, Register, icr};
 use crate::idt::vector;
@@ -41,6 +42,9 @@ pub enum Function {
     /// the ICR's low half (0: none). For each AP in order: RDTSC, INIT, STARTUP, STARTUP through
     /// the ICR MSR. RDI, RSI, R8, R9 and R10 are clobbered too.
     KickX2Apic = 3,
+    /// Halts with interrupts enabled while the `u32` at RDI equals ESI: STI; HLT until an
+    /// interrupt (the [`vector::WAKE`] IPI), then CLI and check again. Returns with IF=0.
+    WaitWhile = 4,
 }
 
 global_asm!(
@@ -66,6 +70,8 @@ invalid_opcode_entry:
     je 2f
     cmp ${fn_kick_x2apic}, %rax
     je 4f
+    cmp ${fn_wait_while}, %rax
+    je 6f
     jmp 5f                              /* unknown function: reported as a #UD */
 1:  mov %edi, %ecx                      /* RDMSR: ECX = MSR, EDX:EAX = value */
     rdmsr
@@ -103,6 +109,13 @@ invalid_opcode_entry:
     inc %r8
     jnz 41b
 42: iretq
+6:  cmp %esi, (%rdi)                    /* WAIT_WHILE: RDI = address, ESI = value */
+    jne 61f
+    sti                                 /* an interrupt pending now is taken after HLT starts */
+    hlt                                 /* (STI's shadow), so no wake-up is lost */
+    cli
+    jmp 6b
+61: iretq
 5:  pushq $0                            /* a real #UD: no error code */
     pushq ${ud_vector}
     jmp exception_common
@@ -117,6 +130,7 @@ invalid_opcode_entry:
     fn_write_msr = const Function::WriteMsr as u64,
     fn_halt = const Function::Halt as u64,
     fn_kick_x2apic = const Function::KickX2Apic as u64,
+    fn_wait_while = const Function::WaitWhile as u64,
     x2apic_icr = const apic::x2apic_msr(Register::IcrLow),
     icr_init = const icr::INIT,
     icr_startup = const icr::STARTUP,
@@ -207,6 +221,35 @@ pub unsafe fn kick_x2apic(apic_ids: &[u32], stamps: &mut [u64], shorthand: u32) 
             out("rcx") _,
             out("r8") _,
             out("r9") _,
+            out("r11") _,
+            options(nostack),
+        );
+    }
+}
+
+/// Halts this CPU while `word` holds `value`: at CPL 0, with interrupts enabled only around
+/// the HLT, so that a [`vector::WAKE`] IPI from the CPU that changes `word` wakes it. Returns
+/// once `word` differs from `value` (it may have changed back since). Costs one supervisor call
+/// (~70 us on kvm_pvm) plus ~15 us per wake-up; the vCPU thread sleeps in KVM meanwhile.
+///
+/// The CPU changing `word` must send the wake-up after its store (see
+/// [`crate::apic::LocalApic::send`] with [`crate::apic::Ipi::Fixed`]); a wake-up without a change
+/// only costs a check.
+pub fn wait_while(word: &AtomicU32, value: u32) {
+    // SAFETY: the supervisor call reads the u32 behind the reference (valid and aligned) at
+    // CPL 0 and halts until it changes; interrupts are enabled only around its HLT, where the
+    // only one that arrives is the wake-up, whose stub returns into the loop. It clobbers only
+    // the registers listed.
+    unsafe {
+        asm!(
+            "ud2",
+            ".long {marker}",
+            marker = const MARKER,
+            inout("rax") Function::WaitWhile as u64 => _,
+            in("rdi") word.as_ptr(),
+            in("rsi") u64::from(value),
+            out("rcx") _,
+            out("rdx") _,
             out("r11") _,
             options(nostack),
         );

@@ -110,3 +110,64 @@ pub fn tiny_elf(paddr: u64, code: &[u8]) -> Vec<u8> {
     f.extend_from_slice(code);
     f
 }
+
+/// A test kernel built by `make kernels` from tests/kernels/ into target/kernels/. Panics with
+/// the command to run if it is missing.
+pub fn test_kernel(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/kernels")
+        .join(name);
+    assert!(
+        path.is_file(),
+        "test kernel {} is missing: build the test kernels with `make kernels` (needs GNU as \
+         and ld)",
+        path.display()
+    );
+    path.to_str().expect("utf-8 kernel path").to_string()
+}
+
+/// What one boot of a kernel produced: exit code, JSON report, console text, stderr.
+pub struct Boot {
+    /// The process exit status.
+    pub code: Option<i32>,
+    /// The JSON report.
+    pub json: serde_json::Value,
+    /// Everything the guest wrote to its serial console.
+    pub console: String,
+    /// vmm's stderr.
+    pub stderr: String,
+    /// Wall time of the whole vmm process.
+    pub wall: std::time::Duration,
+}
+
+/// Boots `kernel` with `args`, the console in a file and a JSON report.
+pub fn boot_kernel(kernel: &str, args: &[&str]) -> Boot {
+    let dir = tempdir();
+    let json = dir.path().join("r.json");
+    let console = dir.path().join("console.txt");
+    let mut all = vec![
+        "--kernel",
+        kernel,
+        "--json",
+        json.to_str().expect("utf-8 temp path"),
+        "--console",
+        console.to_str().expect("utf-8 temp path"),
+    ];
+    all.extend_from_slice(args);
+    let start = std::time::Instant::now();
+    let out = vmm(&all);
+    let wall = start.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        json.exists(),
+        "no JSON report; status {:?}, stderr: {stderr}",
+        out.status
+    );
+    Boot {
+        code: out.status.code(),
+        json: read_json(&json),
+        console: std::fs::read_to_string(&console).unwrap_or_default(),
+        stderr,
+        wall,
+    }
+}

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use firmware::cmdline::{Bringup, GuestOptions, Kick};
+use firmware::cmdline::{Bringup, GuestOptions, Kick, TscSync};
+
+use crate::vcpu::TscSkew;
 
 /// The default guest memory size in MiB.
 pub const DEFAULT_MEMORY_MIB: u64 = 256;
@@ -46,6 +48,33 @@ pub enum KickArg {
     PerCpu,
     /// The all-excluding-self shorthand.
     Broadcast,
+}
+
+/// TSC synchronisation checks as clap values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TscSyncArg {
+    /// No check.
+    None,
+    /// Each AP against the BSP, one at a time, as it comes online (Linux's check).
+    Serial,
+    /// One warp test of every CPU at once.
+    Parallel,
+}
+
+/// Parses `--test-skew-tsc CPU:CYCLES`.
+fn parse_tsc_skew(s: &str) -> Result<TscSkew, String> {
+    let (vcpu, cycles) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} is not CPU:CYCLES"))?;
+    let vcpu = vcpu
+        .parse()
+        .map_err(|_| format!("{vcpu:?} is not a vCPU index"))?;
+    let cycles = cycles
+        .parse()
+        .ok()
+        .filter(|c| *c > 0)
+        .ok_or_else(|| format!("{cycles:?} is not a positive number of cycles"))?;
+    Ok(TscSkew { vcpu, cycles })
 }
 
 /// Boot a KVM virtual machine with many vCPUs and report, phase by phase, what bringing every
@@ -142,6 +171,11 @@ pub struct BootArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub init_delay_us: u32,
 
+    /// TSC synchronisation check between the APs' per-CPU init and online (passed to the
+    /// guest; needs --bringup serial or parallel, or none).
+    #[arg(long, value_enum, default_value_t = TscSyncArg::None)]
+    pub tsc_sync: TscSyncArg,
+
     /// Print every CPU's line in the report, not only the slowest.
     #[arg(long)]
     pub per_cpu: bool,
@@ -161,6 +195,13 @@ pub struct BootArgs {
     /// Test only: the guest raises this exception vector after start-up.
     #[arg(long, value_name = "VECTOR", hide = true, default_value_t = 0)]
     pub test_fault_vector: u32,
+
+    /// Test only: before vCPU CPU first runs, move its TSC (IA32_TSC) CYCLES ahead of the
+    /// others' (more than a second's worth, or KVM takes the write for a resynchronisation).
+    /// On a KVM that ignores TSC writes (kvm_pvm), the guest adds the skew to that CPU's
+    /// readings in its TSC check instead. Needs --tsc-sync serial or parallel.
+    #[arg(long, value_name = "CPU:CYCLES", hide = true, value_parser = parse_tsc_skew)]
+    pub test_skew_tsc: Option<TscSkew>,
 }
 
 impl BootArgs {
@@ -178,9 +219,44 @@ impl BootArgs {
                 KickArg::Broadcast => Kick::Broadcast,
             },
             init_delay_us: self.init_delay_us,
+            tsc_sync: match self.tsc_sync {
+                TscSyncArg::None => TscSync::None,
+                TscSyncArg::Serial => TscSync::Serial,
+                TscSyncArg::Parallel => TscSync::Parallel,
+            },
             lose_apic_id: self.test_lose_apic_id,
             fault_vector: self.test_fault_vector,
+            // Set by `vcpu::plan_tsc_skew` when the VMM cannot skew the TSC itself.
+            test_tsc_skew: None,
         }
+    }
+
+    /// Checks the options that depend on each other; the error is a sentence for the usage
+    /// error line.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.tsc_sync != TscSyncArg::None && self.bringup == BringupArg::Floor {
+            return Err(
+                "--tsc-sync needs APs that run the kernel: use --bringup serial, parallel or none, \
+                 not floor"
+                    .into(),
+            );
+        }
+        if let Some(skew) = self.test_skew_tsc {
+            if self.tsc_sync == TscSyncArg::None {
+                return Err(
+                    "--test-skew-tsc needs a TSC check: add --tsc-sync serial or parallel".into(),
+                );
+            }
+            if skew.vcpu >= self.vcpus {
+                return Err(format!(
+                    "--test-skew-tsc names vCPU {}, but the VM has {} (0 to {})",
+                    skew.vcpu,
+                    self.vcpus,
+                    self.vcpus - 1
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Guest memory in bytes (clap bounds the MiB value from below; the product is checked).
@@ -204,6 +280,61 @@ mod tests {
             .boot;
         assert_eq!(cli.guest_options().bringup, Bringup::Serial);
         assert_eq!(cli.guest_options().kick, Kick::Broadcast);
+        assert_eq!(cli.guest_options().tsc_sync, TscSync::None);
+        assert_eq!(cli.test_skew_tsc, None);
+        assert_eq!(cli.validate(), Ok(()));
+    }
+
+    #[test]
+    fn tsc_sync_and_the_skew_test_option() {
+        let parse = |args: &[&str]| {
+            let mut v = vec!["vmm"];
+            v.extend_from_slice(args);
+            Cli::try_parse_from(v).map(|c| c.boot)
+        };
+        for (arg, want) in [
+            ("none", TscSync::None),
+            ("serial", TscSync::Serial),
+            ("parallel", TscSync::Parallel),
+        ] {
+            let cli = parse(&["--tsc-sync", arg]).unwrap();
+            assert_eq!(cli.guest_options().tsc_sync, want);
+        }
+        assert!(parse(&["--tsc-sync", "sometimes"]).is_err());
+        let floor = parse(&["--tsc-sync", "serial", "--bringup", "floor"]).unwrap();
+        assert!(floor.validate().unwrap_err().contains("--bringup"));
+        let unchecked = parse(&["--vcpus", "4", "--test-skew-tsc", "3:1000"]).unwrap();
+        assert!(unchecked.validate().unwrap_err().contains("--tsc-sync"));
+        let cli = parse(&[
+            "--vcpus",
+            "4",
+            "--tsc-sync",
+            "parallel",
+            "--test-skew-tsc",
+            "3:10000000000",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.test_skew_tsc,
+            Some(TscSkew {
+                vcpu: 3,
+                cycles: 10_000_000_000
+            })
+        );
+        assert_eq!(cli.validate(), Ok(()));
+        let beyond = parse(&[
+            "--vcpus",
+            "4",
+            "--tsc-sync",
+            "serial",
+            "--test-skew-tsc",
+            "4:1000",
+        ])
+        .unwrap();
+        assert!(beyond.validate().unwrap_err().contains("vCPU 4"));
+        for bad in ["3", "x:1", "3:0", "3:-5", "3:many"] {
+            assert!(parse(&["--test-skew-tsc", bad]).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //!
 //! One concern per module: [`kvm`] (device and capabilities), [`memory`] (guest RAM and the
 //! memory-slot transaction layer), [`memslot_burst`] (`vmm memslot-burst`), [`loader`] (kernel
-//! ELF), [`acpi`] (tables), [`boot_info`] (PVH hand-off), [`cpuid`], [`regs`] (architectural
-//! state), [`vcpu`] (threads and run loop), [`devices`] (port I/O),
+//! images: ELF32/ELF64, PVH, multiboot), [`acpi`] (tables), [`boot_info`] (PVH and multiboot
+//! hand-off), [`cpuid`], [`regs`] (architectural state), [`vcpu`] (threads and run loop),
+//! [`devices`] (port I/O), [`irq_routing`] (legacy interrupt lines to the in-kernel irqchip),
 //! [`event_loop`] (main thread), [`report`] (the guest's report), [`vm`] (one boot end to end),
-//! [`cli`] and [`exit`] (the user interface).
+//! [`cli`] and [`exit`] (the user interface and the exit-status verdict).
 
 pub mod acpi;
 pub mod boot_info;
@@ -15,6 +16,7 @@ pub mod devices;
 pub mod event_loop;
 pub mod exit;
 pub mod fds;
+pub mod irq_routing;
 pub mod kvm;
 pub mod loader;
 pub mod memory;
@@ -107,6 +109,9 @@ pub fn run_boot(cli: &cli::BootArgs) -> Status {
         eprintln!("error: {message}");
         status
     };
+    if let Err(message) = cli.validate() {
+        return fail(Status::Usage, message);
+    }
     let Some(memory) = cli.memory_bytes() else {
         return fail(
             Status::Usage,
@@ -126,9 +131,15 @@ pub fn run_boot(cli: &cli::BootArgs) -> Status {
         Ok(c) => c,
         Err(e) => return fail(Status::Usage, error_line(&e)),
     };
+    let mut options = cli.guest_options();
+    let tsc_skew =
+        match vcpu::plan_tsc_skew(cli.test_skew_tsc, &cli.kvm_device, &mut options, cli.quiet) {
+            Ok(s) => s,
+            Err(e) => return fail(Status::Host, error_line(&e)),
+        };
     let mut cmdline = String::new();
     // Writing to a String cannot fail.
-    let _ = cli.guest_options().write(&mut cmdline);
+    let _ = options.write(&mut cmdline);
     if !cli.cmdline.is_empty() {
         cmdline.push(' ');
         cmdline.push_str(&cli.cmdline);
@@ -146,6 +157,7 @@ pub fn run_boot(cli: &cli::BootArgs) -> Status {
         kvm_device: cli.kvm_device.clone(),
         console,
         quiet: cli.quiet,
+        tsc_skew,
     };
     let result = match vm::boot(cfg) {
         Ok(r) => r,

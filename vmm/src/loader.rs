@@ -1,35 +1,33 @@
-//! Loading the guest kernel: a validating pass over the ELF headers (the image is untrusted
-//! input), then linux-loader copies the segments to their physical addresses.
+//! Loading the guest kernel. The image is untrusted input: its headers are parsed with every
+//! offset and size checked against the file, its segments against guest RAM and each other,
+//! and nothing is allocated from a size read from the file. Then the segments are copied to
+//! their physical addresses.
+//!
+//! Three kinds of kernel boot:
+//! - an ELF64 (x86-64) or ELF32 (i386) image with a PVH entry note (`XEN_ELFNOTE_PHYS32_ENTRY`):
+//!   entered in 32-bit protected mode with EBX = `hvm_start_info`;
+//! - a multiboot v1 kernel ([`multiboot`]): an ELF image loaded by its program headers, or any
+//!   image whose multiboot header has the a.out-kludge address fields, which then take
+//!   precedence (as in GRUB and QEMU); entered in 32-bit protected mode with EAX =
+//!   0x2BADB002 and EBX = the multiboot information;
+//! - an ELF64 image without either: entered at e_entry in long mode on the VMM's page tables.
+//!
+//! With `--entry auto`, the PVH note wins over a multiboot header, which wins over the long
+//! mode entry.
 
-use std::io::Cursor;
+mod elf;
+mod multiboot;
+#[cfg(test)]
+mod tests;
+
 use std::path::Path;
 
-use firmware::bytes::{u16_at, u32_at, u64_at};
 use firmware::layout::KERNEL_MIN_ADDR;
-use linux_loader::loader::elf::{Elf, PvhBootCapability};
-use linux_loader::loader::KernelLoader;
-use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+use firmware::multiboot::{find_header, HeaderError};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
-/// ELF identification: magic bytes (System V ABI, "ELF Header").
-const ELFMAG: &[u8; 4] = b"\x7fELF";
-/// e_ident[EI_CLASS] offset.
-const EI_CLASS: usize = 4;
-/// e_ident[EI_DATA] offset.
-const EI_DATA: usize = 5;
-/// EI_CLASS value of a 32-bit object.
-const ELFCLASS32: u8 = 1;
-/// EI_CLASS value of a 64-bit object.
-const ELFCLASS64: u8 = 2;
-/// EI_DATA value of a little-endian object.
-const ELFDATA2LSB: u8 = 1;
-/// e_machine of AMD x86-64.
-const EM_X86_64: u16 = 62;
-/// Size of an ELF64 file header.
-const ELF64_EHDR_SIZE: usize = 64;
-/// Size of an ELF64 program header.
-const ELF64_PHDR_SIZE: usize = 56;
-/// Program header type of a loadable segment.
-const PT_LOAD: u32 = 1;
+pub use elf::Class as ElfClass;
+
 /// Most program headers sipi reads: real kernels have a handful.
 pub const MAX_PHDRS: usize = 64;
 
@@ -38,6 +36,9 @@ pub const MAX_PHDRS: usize = 64;
 pub enum Entry {
     /// PVH: 32-bit protected mode at this address, EBX = start_info.
     Pvh(u32),
+    /// Multiboot v1: 32-bit protected mode at this address, EAX = 0x2BADB002, EBX = the
+    /// multiboot information.
+    Multiboot(u32),
     /// The ELF entry point in 64-bit long mode, RBX = start_info.
     Long(u64),
 }
@@ -47,8 +48,12 @@ pub enum Entry {
 pub struct LoadedKernel {
     /// PVH entry, if the image has a PVH note.
     pub pvh_entry: Option<u32>,
-    /// ELF entry point.
+    /// Multiboot entry, if the image has a valid multiboot header.
+    pub multiboot_entry: Option<u32>,
+    /// ELF entry point (0 for an image that is not ELF).
     pub elf_entry: u64,
+    /// The ELF class, if the image is ELF.
+    pub elf_class: Option<ElfClass>,
     /// Lowest loaded address.
     pub start: u64,
     /// First byte after the highest loaded segment.
@@ -74,25 +79,30 @@ pub enum LoaderError {
     /// Larger than guest memory.
     #[error("kernel {path} is {size} bytes, larger than the {mem} bytes of guest memory")]
     TooLarge { path: String, size: u64, mem: u64 },
-    /// No ELF magic.
-    #[error("the kernel is not an ELF image")]
+    /// Neither ELF nor multiboot.
+    #[error("the kernel is not an ELF image and has no multiboot header")]
     NotElf,
     /// Shorter than its own headers.
     #[error(
         "the kernel image is truncated: its ELF header needs {needed} bytes, the file has {len}"
     )]
     Truncated { needed: usize, len: usize },
-    /// ELF32 (multiboot is a later feature).
-    #[error("the kernel is a 32-bit ELF image; sipi boots 64-bit ELF kernels (with or without a PVH note)")]
-    Elf32,
+    /// ELF32 for a machine other than i386.
+    #[error("the kernel is a 32-bit ELF image for machine {0}; 32-bit kernels must be i386 (3)")]
+    Elf32NotI386(u16),
+    /// ELF32 with nothing that says how to enter it.
+    #[error(
+        "the kernel is a 32-bit ELF image with neither a PVH entry note nor a multiboot header"
+    )]
+    Elf32NoEntry,
     /// Neither class.
     #[error("the kernel's ELF class {0} is invalid")]
     BadClass(u8),
     /// Big endian.
-    #[error("the kernel is a big-endian ELF image, not x86-64")]
+    #[error("the kernel is a big-endian ELF image, not x86")]
     BigEndian,
     /// Another machine.
-    #[error("the kernel is an ELF image for machine {0}, not x86-64 ({EM_X86_64})")]
+    #[error("the kernel is a 64-bit ELF image for machine {0}, not x86-64 (62)")]
     NotX86_64(u16),
     /// Program header table malformed.
     #[error("the kernel's program header table (offset {offset}, {count} entries of {entsize} bytes) is invalid")]
@@ -125,20 +135,64 @@ pub enum LoaderError {
     /// The entry point is not in a loaded segment.
     #[error("the kernel's entry point {0:#x} is not inside a loaded segment")]
     EntryOutsideImage(u64),
+    /// A note runs past its segment.
+    #[error("the kernel's ELF note at file offset {offset:#x} runs past the end of its segment")]
+    BadNote { offset: usize },
+    /// The PVH note's descriptor is neither 4 nor 8 bytes.
+    #[error("the kernel's PVH entry note has a {0}-byte descriptor; it must be 4 or 8 bytes")]
+    BadPvhNote(usize),
+    /// The PVH entry cannot be reached in 32-bit mode.
+    #[error("the kernel's PVH entry point {0:#x} is above 4 GiB")]
+    PvhEntryAbove4G(u64),
     /// --entry pvh without a PVH note.
     #[error("the kernel has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)")]
     NoPvhNote,
-    /// linux-loader refused it.
-    #[error("cannot load the kernel: {0}")]
+    /// --entry long on a kernel that is not ELF64.
+    #[error("--entry long needs a 64-bit ELF kernel")]
+    LongNeedsElf64,
+    /// The multiboot header cannot be used.
+    #[error(transparent)]
+    MultibootHeader(#[from] HeaderError),
+    /// linux-loader refused an image this validator accepted.
+    #[error("cannot load the kernel")]
     Load(#[source] linux_loader::loader::Error),
+    /// linux-loader read the PVH note differently.
+    #[error("the kernel's PVH note is ambiguous (two readers disagree on its entry point)")]
+    PvhNoteDisagrees,
+    /// A multiboot header without address fields on an image that is not ELF.
+    #[error(
+        "the kernel has a multiboot header but is not an ELF image, and the header has no \
+         address fields (flag 16)"
+    )]
+    MultibootNeedsAddresses,
+    /// The multiboot header requires something sipi does not provide.
+    #[error("the kernel's multiboot header requires features sipi lacks (flags {0:#x})")]
+    MultibootUnsupportedFlags(u32),
+    /// Inconsistent a.out-kludge address fields.
+    #[error("the kernel's multiboot header has inconsistent address fields: {0}")]
+    MultibootAddresses(&'static str),
+    /// A multiboot ELF entry point beyond 32 bits.
+    #[error("the kernel's multiboot entry point {0:#x} is above 4 GiB")]
+    MultibootEntryAbove4G(u64),
+    /// Guest memory refused a write inside RAM (cannot happen after validation).
+    #[error("cannot copy kernel segment {0} into guest memory")]
+    Copy(usize, #[source] vm_memory::GuestMemoryError),
 }
 
-/// A loadable segment as validated.
-#[derive(Debug, Clone, Copy)]
-struct Segment {
-    index: usize,
-    start: u64,
-    end: u64,
+/// A loadable segment: file bytes `offset..offset + filesz` go to guest-physical `start`, and
+/// memory up to `end` is the segment's (the rest is bss).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Segment {
+    /// Program header index (0 for an a.out-kludge image).
+    pub index: usize,
+    /// File offset of the first byte.
+    pub offset: u64,
+    /// Bytes taken from the file.
+    pub filesz: u64,
+    /// First guest-physical address.
+    pub start: u64,
+    /// First guest-physical address after the segment (start + memsz).
+    pub end: u64,
 }
 
 /// Reads a kernel file with its size bounded by `mem_size` before any allocation.
@@ -165,88 +219,30 @@ pub fn read_image(path: &Path, mem_size: u64) -> Result<Vec<u8>, LoaderError> {
     std::fs::read(path).map_err(read_err)
 }
 
-/// Validates the ELF headers of `image` against `mem`'s RAM.
-fn validate(image: &[u8], mem: &GuestMemoryMmap) -> Result<Vec<Segment>, LoaderError> {
-    if image.len() < ELFMAG.len() || &image[..4] != ELFMAG {
-        return Err(LoaderError::NotElf);
-    }
-    match image.get(EI_CLASS).copied() {
-        Some(ELFCLASS64) => {}
-        Some(ELFCLASS32) => return Err(LoaderError::Elf32),
-        other => return Err(LoaderError::BadClass(other.unwrap_or(0))),
-    }
-    if image.len() < ELF64_EHDR_SIZE {
-        return Err(LoaderError::Truncated {
-            needed: ELF64_EHDR_SIZE,
-            len: image.len(),
-        });
-    }
-    if image[EI_DATA] != ELFDATA2LSB {
-        return Err(LoaderError::BigEndian);
-    }
-    let machine = u16_at(image, 18).unwrap_or(0);
-    if machine != EM_X86_64 {
-        return Err(LoaderError::NotX86_64(machine));
-    }
-    let phoff = u64_at(image, 32).unwrap_or(0);
-    let entsize = usize::from(u16_at(image, 54).unwrap_or(0));
-    let count = usize::from(u16_at(image, 56).unwrap_or(0));
-    if count > MAX_PHDRS {
-        return Err(LoaderError::TooManyPhdrs(count));
-    }
-    let table_ok = entsize == ELF64_PHDR_SIZE
-        && usize::try_from(phoff)
-            .ok()
-            .and_then(|o| o.checked_add(count * ELF64_PHDR_SIZE))
-            .is_some_and(|end| end <= image.len());
-    if !table_ok {
-        return Err(LoaderError::BadPhdrTable {
-            offset: phoff,
-            count,
-            entsize,
-        });
-    }
-    let mut segments = Vec::with_capacity(count);
-    for index in 0..count {
-        let ph = &image[phoff as usize + index * ELF64_PHDR_SIZE..][..ELF64_PHDR_SIZE];
-        let p_type = u32_at(ph, 0).unwrap_or(0);
-        let (offset, paddr) = (u64_at(ph, 8).unwrap_or(0), u64_at(ph, 24).unwrap_or(0));
-        let (filesz, memsz) = (u64_at(ph, 32).unwrap_or(0), u64_at(ph, 40).unwrap_or(0));
-        if p_type != PT_LOAD || memsz == 0 {
-            continue;
+/// Checks segments against `mem`: above the reserved low area, inside one RAM region, and not
+/// overlapping each other. Returns them sorted by address.
+fn check_placement(
+    mut segments: Vec<Segment>,
+    mem: &GuestMemoryMmap,
+) -> Result<Vec<Segment>, LoaderError> {
+    for s in &segments {
+        if s.start < KERNEL_MIN_ADDR {
+            return Err(LoaderError::SegmentInReservedArea {
+                index: s.index,
+                addr: s.start,
+            });
         }
-        if offset
-            .checked_add(filesz)
-            .is_none_or(|end| end > image.len() as u64)
-        {
-            return Err(LoaderError::SegmentOutsideFile(index));
-        }
-        if filesz > memsz {
-            return Err(LoaderError::SegmentFileExceedsMem(index));
-        }
-        if paddr < KERNEL_MIN_ADDR {
-            return Err(LoaderError::SegmentInReservedArea { index, addr: paddr });
-        }
-        let end = paddr.saturating_add(memsz);
         let in_ram = mem.iter().any(|r| {
             let rs = r.start_addr().0;
-            paddr >= rs && end <= rs + r.len()
+            s.start >= rs && s.end <= rs + r.len()
         });
         if !in_ram {
             return Err(LoaderError::SegmentOutsideRam {
-                index,
-                start: paddr,
-                end,
+                index: s.index,
+                start: s.start,
+                end: s.end,
             });
         }
-        segments.push(Segment {
-            index,
-            start: paddr,
-            end,
-        });
-    }
-    if segments.is_empty() {
-        return Err(LoaderError::NoLoadableSegments);
     }
     segments.sort_by_key(|s| s.start);
     if let Some(w) = segments.windows(2).find(|w| w[0].end > w[1].start) {
@@ -258,190 +254,150 @@ fn validate(image: &[u8], mem: &GuestMemoryMmap) -> Result<Vec<Segment>, LoaderE
     Ok(segments)
 }
 
-/// Validates `image` and loads it into `mem` at its physical addresses.
-pub fn load(image: &[u8], mem: &GuestMemoryMmap) -> Result<LoadedKernel, LoaderError> {
-    let segments = validate(image, mem)?;
-    let inside = |addr: u64| segments.iter().any(|s| addr >= s.start && addr < s.end);
-    let elf_entry = u64_at(image, 24).unwrap_or(0);
-    let result = Elf::load(
-        mem,
-        None,
-        &mut Cursor::new(image),
-        Some(GuestAddress(KERNEL_MIN_ADDR)),
-    )
-    .map_err(LoaderError::Load)?;
-    let pvh_entry = match result.pvh_boot_cap {
-        PvhBootCapability::PvhEntryPresent(addr) => {
-            if !inside(addr.0) {
-                return Err(LoaderError::EntryOutsideImage(addr.0));
-            }
-            u32::try_from(addr.0).ok()
-        }
+/// Copies the file bytes of each (validated) segment to guest memory. The bss is not written:
+/// sipi loads into freshly mapped guest RAM, which is zero, and writing it would make the
+/// host commit memory the guest may never touch.
+fn copy(image: &[u8], segments: &[Segment], mem: &GuestMemoryMmap) -> Result<(), LoaderError> {
+    for s in segments {
+        // Validation put offset + filesz inside the file, so these conversions hold.
+        let from = s.offset as usize;
+        let bytes = &image[from..from + s.filesz as usize];
+        mem.write_slice(bytes, GuestAddress(s.start))
+            .map_err(|e| LoaderError::Copy(s.index, e))?;
+    }
+    Ok(())
+}
+
+/// Loads a validated ELF64 image with linux-loader (the rust-vmm loader), which copies each
+/// PT_LOAD segment to its physical address; its PVH note reading must agree with ours.
+fn load_elf64(
+    image: &[u8],
+    mem: &GuestMemoryMmap,
+    pvh_entry: Option<u32>,
+) -> Result<(), LoaderError> {
+    use linux_loader::loader::elf::{Elf, PvhBootCapability};
+    use linux_loader::loader::KernelLoader;
+    let highmem = Some(GuestAddress(firmware::layout::KERNEL_MIN_ADDR));
+    let r = Elf::load(mem, None, &mut std::io::Cursor::new(image), highmem)
+        .map_err(LoaderError::Load)?;
+    let theirs = match r.pvh_boot_cap {
+        PvhBootCapability::PvhEntryPresent(a) => u32::try_from(a.0).ok(),
         _ => None,
     };
-    if pvh_entry.is_none() && !inside(elf_entry) {
-        return Err(LoaderError::EntryOutsideImage(elf_entry));
+    if theirs != pvh_entry {
+        return Err(LoaderError::PvhNoteDisagrees);
+    }
+    Ok(())
+}
+
+/// True if `addr` lies inside one of `segments`.
+fn inside(segments: &[Segment], addr: u64) -> bool {
+    segments.iter().any(|s| addr >= s.start && addr < s.end)
+}
+
+/// Validates `image` and loads it into `mem` at its physical addresses.
+pub fn load(image: &[u8], mem: &GuestMemoryMmap) -> Result<LoadedKernel, LoaderError> {
+    let mb = find_header(image);
+    // ELF64 program-header images go through linux-loader, the rust-vmm loader; ELF32 and
+    // a.out-kludge images (which it does not read) are copied from the validated segments.
+    let (segments, kernel, elf64_phdrs) = if elf::is_elf(image) {
+        let parsed = elf::parse(image)?;
+        let pvh_entry = parsed.pvh_entry(image)?;
+        // A PVH note decides how the kernel boots; otherwise a multiboot header does, if there
+        // is a valid one; otherwise an ELF64 image is entered in long mode.
+        let header = match (pvh_entry, mb, parsed.class) {
+            (Some(_), _, _) => None,
+            (None, Ok(h), _) => h,
+            (None, Err(e), ElfClass::Elf32) => return Err(e.into()),
+            (None, Err(_), ElfClass::Elf64) => None,
+        };
+        if pvh_entry.is_none() && header.is_none() && parsed.class == ElfClass::Elf32 {
+            return Err(LoaderError::Elf32NoEntry);
+        }
+        let (segments, multiboot_entry, phdrs) = match header {
+            Some(h) => {
+                multiboot::check_flags(&h)?;
+                match h.aout {
+                    Some(a) => {
+                        let (segment, entry) = multiboot::aout_segment(image, &h, &a)?;
+                        (vec![segment], Some(entry), false)
+                    }
+                    None => {
+                        let entry = u32::try_from(parsed.entry)
+                            .map_err(|_| LoaderError::MultibootEntryAbove4G(parsed.entry))?;
+                        (parsed.segments.clone(), Some(entry), true)
+                    }
+                }
+            }
+            None => (parsed.segments.clone(), None, true),
+        };
+        let segments = check_placement(segments, mem)?;
+        let entries = [
+            pvh_entry.map(u64::from),
+            multiboot_entry.map(u64::from),
+            (pvh_entry.is_none() && multiboot_entry.is_none()).then_some(parsed.entry),
+        ];
+        if let Some(e) = entries
+            .into_iter()
+            .flatten()
+            .find(|e| !inside(&segments, *e))
+        {
+            return Err(LoaderError::EntryOutsideImage(e));
+        }
+        let kernel = LoadedKernel {
+            pvh_entry,
+            multiboot_entry,
+            elf_entry: parsed.entry,
+            elf_class: Some(parsed.class),
+            start: 0,
+            end: 0,
+        };
+        (segments, kernel, phdrs && parsed.class == ElfClass::Elf64)
+    } else {
+        let header = mb?.ok_or(LoaderError::NotElf)?;
+        multiboot::check_flags(&header)?;
+        let a = header.aout.ok_or(LoaderError::MultibootNeedsAddresses)?;
+        let (segment, entry) = multiboot::aout_segment(image, &header, &a)?;
+        let segments = check_placement(vec![segment], mem)?;
+        let kernel = LoadedKernel {
+            pvh_entry: None,
+            multiboot_entry: Some(entry),
+            elf_entry: 0,
+            elf_class: None,
+            start: 0,
+            end: 0,
+        };
+        (segments, kernel, false)
+    };
+    if elf64_phdrs {
+        load_elf64(image, mem, kernel.pvh_entry)?;
+    } else {
+        copy(image, &segments, mem)?;
     }
     Ok(LoadedKernel {
-        pvh_entry,
-        elf_entry,
         start: segments.first().map_or(0, |s| s.start),
         end: segments.iter().map(|s| s.end).max().unwrap_or(0),
+        ..kernel
     })
 }
 
 impl LoadedKernel {
-    /// The entry to use for `mode`.
+    /// The entry to use for `mode`. `auto` prefers PVH, then multiboot, then long mode.
     pub fn entry(&self, mode: crate::cli::EntryMode) -> Result<Entry, LoaderError> {
         use crate::cli::EntryMode;
-        match (mode, self.pvh_entry) {
-            (EntryMode::Auto | EntryMode::Pvh, Some(addr)) => Ok(Entry::Pvh(addr)),
-            (EntryMode::Pvh, None) => Err(LoaderError::NoPvhNote),
-            (EntryMode::Auto | EntryMode::Long, _) => {
-                if self.elf_entry >= self.start && self.elf_entry < self.end {
+        match (mode, self.pvh_entry, self.multiboot_entry) {
+            (EntryMode::Auto | EntryMode::Pvh, Some(addr), _) => Ok(Entry::Pvh(addr)),
+            (EntryMode::Pvh, None, _) => Err(LoaderError::NoPvhNote),
+            (EntryMode::Auto, None, Some(addr)) => Ok(Entry::Multiboot(addr)),
+            (EntryMode::Auto | EntryMode::Long, _, _) => {
+                if self.elf_class != Some(ElfClass::Elf64) {
+                    Err(LoaderError::LongNeedsElf64)
+                } else if self.elf_entry >= self.start && self.elf_entry < self.end {
                     Ok(Entry::Long(self.elf_entry))
                 } else {
                     Err(LoaderError::EntryOutsideImage(self.elf_entry))
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A minimal ELF64 x86-64 image with one PT_LOAD segment at `paddr` holding `code`.
-    pub(crate) fn tiny_elf(paddr: u64, code: &[u8]) -> Vec<u8> {
-        elf(&[(paddr, code)], paddr)
-    }
-
-    /// An ELF64 x86-64 image with one PT_LOAD segment per `(paddr, bytes)`.
-    fn elf(segments: &[(u64, &[u8])], entry: u64) -> Vec<u8> {
-        let headers = ELF64_EHDR_SIZE + segments.len() * ELF64_PHDR_SIZE;
-        let mut f = vec![0u8; headers];
-        f[..4].copy_from_slice(ELFMAG);
-        f[EI_CLASS] = ELFCLASS64;
-        f[EI_DATA] = ELFDATA2LSB;
-        f[6] = 1;
-        f[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
-        f[18..20].copy_from_slice(&EM_X86_64.to_le_bytes());
-        f[24..32].copy_from_slice(&entry.to_le_bytes());
-        f[32..40].copy_from_slice(&(ELF64_EHDR_SIZE as u64).to_le_bytes());
-        f[52..54].copy_from_slice(&(ELF64_EHDR_SIZE as u16).to_le_bytes());
-        f[54..56].copy_from_slice(&(ELF64_PHDR_SIZE as u16).to_le_bytes());
-        f[56..58].copy_from_slice(&(segments.len() as u16).to_le_bytes());
-        for (i, (paddr, code)) in segments.iter().enumerate() {
-            let ph = ELF64_EHDR_SIZE + i * ELF64_PHDR_SIZE;
-            let data_off = f.len() as u64;
-            let len = code.len() as u64;
-            f[ph..ph + 4].copy_from_slice(&PT_LOAD.to_le_bytes());
-            f[ph + 8..ph + 16].copy_from_slice(&data_off.to_le_bytes());
-            f[ph + 16..ph + 24].copy_from_slice(&paddr.to_le_bytes());
-            f[ph + 24..ph + 32].copy_from_slice(&paddr.to_le_bytes());
-            f[ph + 32..ph + 40].copy_from_slice(&len.to_le_bytes());
-            f[ph + 40..ph + 48].copy_from_slice(&len.to_le_bytes());
-            f.extend_from_slice(code);
-        }
-        f
-    }
-
-    fn mem() -> GuestMemoryMmap {
-        GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 4 << 20)]).unwrap()
-    }
-
-    #[test]
-    fn loads_a_valid_image_at_its_physical_address() {
-        use vm_memory::Bytes;
-        let m = mem();
-        let k = load(&tiny_elf(0x20_0000, &[0xF4, 0x90]), &m).unwrap();
-        assert_eq!(
-            (k.start, k.end, k.elf_entry, k.pvh_entry),
-            (0x20_0000, 0x20_0002, 0x20_0000, None)
-        );
-        assert_eq!(m.read_obj::<u8>(GuestAddress(0x20_0000)).unwrap(), 0xF4);
-        assert_eq!(
-            k.entry(crate::cli::EntryMode::Auto).unwrap(),
-            Entry::Long(0x20_0000)
-        );
-        assert!(matches!(
-            k.entry(crate::cli::EntryMode::Pvh),
-            Err(LoaderError::NoPvhNote)
-        ));
-    }
-
-    #[test]
-    fn rejects_malformed_images() {
-        let m = mem();
-        let good = tiny_elf(0x20_0000, &[0xF4]);
-        let check = |img: &[u8], want: &str| {
-            let e = load(img, &m).unwrap_err().to_string();
-            assert!(e.contains(want), "{e:?} should mention {want:?}");
-        };
-        check(b"MZ\x90\x00", "not an ELF");
-        check(&good[..40], "truncated");
-        let mut b = good.clone();
-        b[EI_CLASS] = ELFCLASS32;
-        check(&b, "32-bit");
-        let mut b = good.clone();
-        b[18] = 183; // EM_AARCH64
-        check(&b, "machine 183");
-        let mut b = good.clone();
-        b[56..58].copy_from_slice(&0xFFFFu16.to_le_bytes());
-        check(&b, "65535 program headers");
-        let mut b = good.clone();
-        b[56..58].copy_from_slice(&3u16.to_le_bytes());
-        check(&b, "program header table");
-        check(&tiny_elf(0x8000, &[0xF4]), "reserved area");
-        check(&tiny_elf(0x3F_FFFF, &[0xF4, 0xF4]), "outside guest RAM");
-        let mut b = good.clone();
-        let ph = ELF64_EHDR_SIZE;
-        b[ph + 32..ph + 40].copy_from_slice(&1000u64.to_le_bytes());
-        check(&b, "beyond the end of the file");
-        let mut b = good;
-        b[24..32].copy_from_slice(&0x30_0000u64.to_le_bytes());
-        check(&b, "entry point");
-    }
-
-    #[test]
-    fn rejects_overlapping_segments() {
-        let img = elf(
-            &[(0x20_0000, &[0xF4; 16]), (0x20_0008, &[0x90; 16])],
-            0x20_0000,
-        );
-        let e = load(&img, &mem()).unwrap_err();
-        assert!(matches!(e, LoaderError::SegmentsOverlap(0, 1)), "{e}");
-        let img = elf(
-            &[(0x20_0000, &[0xF4; 16]), (0x20_0010, &[0x90; 16])],
-            0x20_0000,
-        );
-        assert_eq!(
-            load(&img, &mem()).unwrap().end,
-            0x20_0020,
-            "adjacent segments are fine"
-        );
-    }
-
-    #[test]
-    fn read_image_bounds_size_before_reading() {
-        let dir = tempfile::tempdir().unwrap();
-        let e = read_image(dir.path(), 1 << 20).unwrap_err();
-        assert!(matches!(e, LoaderError::IsDirectory(_)));
-        let p = dir.path().join("empty");
-        std::fs::write(&p, b"").unwrap();
-        assert!(matches!(
-            read_image(&p, 1 << 20),
-            Err(LoaderError::Empty(_))
-        ));
-        std::fs::write(&p, vec![0u8; 2048]).unwrap();
-        assert!(matches!(
-            read_image(&p, 1024),
-            Err(LoaderError::TooLarge { .. })
-        ));
-        assert!(matches!(
-            read_image(&dir.path().join("nope"), 1024),
-            Err(LoaderError::Read { .. })
-        ));
     }
 }

@@ -1,11 +1,18 @@
 //! Per-phase bringup statistics: for each AP phase, the cycles from the AP's previous stamp
 //! to this one, summarised across APs (min / median / p99 / max), plus each AP's breakdown for
-//! the slowest-CPU lines.
+//! the slowest-CPU lines. The phases come from `ApPhase::ALL`; one an AP did not stamp (the
+//! TSC check without `--tsc-sync`, the middle phases in floor bringup) is left out, and the
+//! next phase is measured from the AP's previous stamp.
+//!
+//! An AP whose TSC the guest found out of sync stamped in its own time base: its Kick stamp
+//! (the BSP's TSC) is left out of its spans, and it has no kick-to-online time.
 
 use std::collections::BTreeMap;
 
 use firmware::report::decode::BootReport;
 use firmware::report::{ApPhase, BspPhase, CpuState, CPU_FLAG_BSP};
+
+use crate::report::tsc_out_of_sync;
 use serde::Serialize;
 
 use crate::report::cycles_to_us;
@@ -38,8 +45,10 @@ pub struct CpuTiming {
     pub retries: u16,
     /// Cycles into each phase from the previous stamp (None: phase not reached).
     pub phases: [Option<u64>; ApPhase::ALL.len()],
-    /// Kick to the last stamp reached.
+    /// Kick to the last stamp reached (from its first own stamp when its TSC is out of sync).
     pub total: u64,
+    /// The guest found this CPU's TSC out of sync with the BSP's.
+    pub tsc_out_of_sync: bool,
 }
 
 /// The bringup as a whole.
@@ -97,13 +106,16 @@ pub fn bringup_stats(b: &BootReport<'_>) -> BringupStats {
         if r.flags & CPU_FLAG_BSP != 0 || state == CpuState::Listed {
             continue;
         }
+        let own_base = tsc_out_of_sync(&r);
         let mut phases = [None; ApPhase::ALL.len()];
         let mut prev: Option<u64> = None;
+        let mut first = None;
         for p in ApPhase::ALL {
             let t = r.stamps[p as usize];
-            if t == 0 {
+            if t == 0 || (own_base && p == ApPhase::Kick) {
                 continue;
             }
+            first.get_or_insert(t);
             if let Some(prev) = prev {
                 let d = t.saturating_sub(prev);
                 phases[p as usize] = Some(d);
@@ -112,8 +124,9 @@ pub fn bringup_stats(b: &BootReport<'_>) -> BringupStats {
             prev = Some(t);
         }
         let kick = r.stamps[ApPhase::Kick as usize];
-        let total = prev.map_or(0, |last| last.saturating_sub(kick));
-        if kick != 0 && r.stamps[ApPhase::Online as usize] != 0 {
+        let from = if own_base { first.unwrap_or(0) } else { kick };
+        let total = prev.map_or(0, |last| last.saturating_sub(from));
+        if kick != 0 && !own_base && r.stamps[ApPhase::Online as usize] != 0 {
             totals.push(total);
         }
         cpus.push(CpuTiming {
@@ -123,6 +136,7 @@ pub fn bringup_stats(b: &BootReport<'_>) -> BringupStats {
             retries: r.retries,
             phases,
             total,
+            tsc_out_of_sync: own_base,
         });
     }
     let mut phases = BTreeMap::new();
@@ -216,7 +230,7 @@ pub fn render(s: &BringupStats, tsc_khz: u32, per_cpu: bool, slowest: usize) -> 
             "MISSING after"
         };
         out.push_str(&format!(
-            "  CPU#{} (APIC {}) {verb} {}: {}{}\n",
+            "  CPU#{} (APIC {}) {verb} {}: {}{}{}\n",
             c.cpu,
             c.apic_id,
             fmt_us(c.total, tsc_khz),
@@ -225,6 +239,11 @@ pub fn render(s: &BringupStats, tsc_khz: u32, per_cpu: bool, slowest: usize) -> 
                 format!(" [{} retries]", c.retries)
             } else {
                 String::new()
+            },
+            if c.tsc_out_of_sync {
+                " [TSC out of sync: timed from its own first stamp]"
+            } else {
+                ""
             }
         ));
     }
@@ -236,15 +255,20 @@ mod tests {
     use super::*;
     use firmware::report::decode::{parse, Report};
     use firmware::report::encode::{write_boot_summary, write_cpu_record};
-    use firmware::report::{BootSummary, CpuRecord};
+    use firmware::report::{
+        BootSummary, CpuRecord, CPU_FLAG_TSC_CHECKED, CPU_FLAG_TSC_OUT_OF_SYNC,
+    };
 
+    /// An AP with the stamps of Kick, Trampoline, LongMode, PerCpuInit and Online (no TSC
+    /// check).
     fn ap(apic_id: u32, stamps: [u64; 5], state: CpuState) -> CpuRecord {
         let mut r = CpuRecord {
             apic_id,
             state: state as u8,
             ..Default::default()
         };
-        r.stamps[..5].copy_from_slice(&stamps);
+        r.stamps[..4].copy_from_slice(&stamps[..4]);
+        r.stamps[ApPhase::Online as usize] = stamps[4];
         r
     }
 
@@ -320,5 +344,59 @@ mod tests {
             "only the slowest 2 without --per-cpu"
         );
         assert!(render(&st, 1_000_000, true, 2).contains("CPU#2"));
+        assert!(
+            !st.phases.contains_key("tsc_sync"),
+            "no TSC check, no phase"
+        );
+    }
+
+    #[test]
+    fn the_tsc_check_is_a_phase_and_an_out_of_sync_cpu_keeps_its_own_time_base() {
+        let mut buf = vec![0u8; 1024];
+        let mut s = BootSummary {
+            cpu_count: 3,
+            tsc_sync: 2,
+            ..Default::default()
+        };
+        s.bsp_stamps[BspPhase::BringupStart as usize] = 1000;
+        s.bsp_stamps[BspPhase::AllOnline as usize] = 9000;
+        write_boot_summary(&mut buf, &s).unwrap();
+        let mut bsp = ap(0, [0, 0, 0, 0, 500], CpuState::Online);
+        bsp.flags = CPU_FLAG_BSP | CPU_FLAG_TSC_CHECKED;
+        write_cpu_record(&mut buf, 0, &bsp).unwrap();
+        let mut synced = ap(1, [1000, 1100, 1300, 1600, 5100], CpuState::Online);
+        synced.stamps[ApPhase::TscSync as usize] = 5000;
+        synced.flags = CPU_FLAG_TSC_CHECKED;
+        write_cpu_record(&mut buf, 1, &synced).unwrap();
+        // Ten billion cycles ahead of the BSP: only its own spans mean anything.
+        let ahead = 10_000_000_000;
+        let mut skewed = ap(
+            2,
+            [1000, ahead + 1100, ahead + 1300, ahead + 1600, ahead + 5200],
+            CpuState::Online,
+        );
+        skewed.stamps[ApPhase::TscSync as usize] = ahead + 5000;
+        skewed.flags = CPU_FLAG_TSC_CHECKED | CPU_FLAG_TSC_OUT_OF_SYNC;
+        skewed.tsc_warp = ahead;
+        write_cpu_record(&mut buf, 2, &skewed).unwrap();
+        let Ok(Report::Boot(b)) = parse(&buf) else {
+            panic!("bad test report")
+        };
+        let st = bringup_stats(&b);
+        let tsc = st.phases["tsc_sync"];
+        assert_eq!((tsc.min, tsc.max, tsc.count), (3400, 3400, 2));
+        assert_eq!(st.phases["online"].max, 200);
+        assert_eq!(
+            st.phases["trampoline"].count, 1,
+            "no kick-to-trampoline span"
+        );
+        assert_eq!(st.phases[KICK_TO_ONLINE].count, 1);
+        assert_eq!(st.phases[KICK_TO_ONLINE].max, 4100);
+        assert_eq!(st.cpus[1].total, 4100, "its own first stamp to its last");
+        let text = render(&st, 1_000_000, true, 5);
+        assert!(
+            text.contains("tsc_sync") && text.contains("[TSC out of sync"),
+            "{text}"
+        );
     }
 }

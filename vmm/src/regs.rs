@@ -2,11 +2,12 @@
 //! tables, MSRs and FPU, for the BSP's entry and for every vCPU's reset state.
 
 use firmware::layout::{
-    BOOT_GDT_ADDR, BOOT_GDT_ENTRIES, LARGE_PAGE_SIZE, PAGE_SIZE, PDPT_ADDR, PD_ADDR, PD_COUNT,
-    PML4_ADDR, START_INFO_ADDR,
+    BOOT_GDT_ADDR, BOOT_GDT_ENTRIES, LARGE_PAGE_SIZE, MULTIBOOT_INFO_ADDR, PAGE_SIZE, PDPT_ADDR,
+    PD_ADDR, PD_COUNT, PML4_ADDR, START_INFO_ADDR,
 };
+use firmware::multiboot::MULTIBOOT_BOOTLOADER_MAGIC;
 use kvm_bindings::{kvm_fpu, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs, Msrs};
-use kvm_ioctls::VcpuFd;
+use kvm_ioctls::{Kvm, VcpuFd};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use crate::loader::Entry;
@@ -33,6 +34,8 @@ const PTE_WRITABLE: u64 = 1 << 1;
 /// Page size: this PDE maps a 2 MiB page.
 const PTE_PAGE_SIZE: u64 = 1 << 7;
 
+/// IA32_TIME_STAMP_COUNTER, the TSC (Intel SDM Vol. 4, Table 2-2).
+const MSR_IA32_TSC: u32 = 0x10;
 /// IA32_MISC_ENABLE (Intel SDM Vol. 4, Table 2-2).
 const MSR_IA32_MISC_ENABLE: u32 = 0x1A0;
 /// IA32_MISC_ENABLE.FAST_STRINGS.
@@ -78,6 +81,26 @@ pub enum RegsError {
     /// The MSR list could not be built.
     #[error("cannot build the MSR list")]
     MsrList,
+    /// A KVM register read failed.
+    #[error("cannot read vCPU {what}")]
+    Get {
+        what: &'static str,
+        #[source]
+        source: kvm_ioctls::Error,
+    },
+    /// The throwaway VM of the TSC-write probe could not be created.
+    #[error("cannot create a VM to probe KVM's TSC writes")]
+    Probe(#[source] kvm_ioctls::Error),
+    /// KVM did not keep a TSC write (it takes writes close to the other vCPUs' TSC for a
+    /// resynchronisation).
+    #[error(
+        "KVM did not keep the TSC skew: the TSC read {before} before writing {written}, and {after} after"
+    )]
+    TscSkewLost {
+        before: u64,
+        written: u64,
+        after: u64,
+    },
 }
 
 /// Encodes a GDT descriptor (Intel SDM Vol. 3A, 3.4.5).
@@ -143,14 +166,16 @@ pub fn write_boot_structures(mem: &GuestMemoryMmap, entry: Entry) -> Result<(), 
     Ok(())
 }
 
-/// Puts the BSP in the entry state: PVH (32-bit protected mode, paging off, flat segments) or
-/// long mode on the VMM's identity map; RBX (and RSI) hold the start_info address.
+/// Puts the BSP in the entry state: PVH or multiboot (32-bit protected mode, paging off, flat
+/// segments, interrupts off) or long mode on the VMM's identity map. RBX (and RSI) hold the
+/// start_info address; for multiboot, EAX holds the boot loader magic and EBX the multiboot
+/// information (Multiboot Specification 0.6.96, 3.2 "Machine state").
 pub fn setup_bsp(vcpu: &VcpuFd, entry: Entry) -> Result<(), RegsError> {
     let set = |what| move |source| RegsError::Set { what, source };
     let mut sregs: kvm_sregs = vcpu.get_sregs().map_err(set("special registers"))?;
     let data = segment(GDT_DATA, GDT_FLAGS[3], 0, 0xFFFF_FFFF);
     let (code, rip) = match entry {
-        Entry::Pvh(addr) => {
+        Entry::Pvh(addr) | Entry::Multiboot(addr) => {
             sregs.cr0 = X86_CR0_PE | X86_CR0_ET;
             sregs.cr4 = 0;
             sregs.efer = 0;
@@ -177,12 +202,21 @@ pub fn setup_bsp(vcpu: &VcpuFd, entry: Entry) -> Result<(), RegsError> {
     sregs.gdt.base = BOOT_GDT_ADDR;
     sregs.gdt.limit = (BOOT_GDT_ENTRIES * 8 - 1) as u16;
     vcpu.set_sregs(&sregs).map_err(set("special registers"))?;
-    let regs = kvm_regs {
-        rflags: RFLAGS_RESERVED,
-        rip,
-        rbx: START_INFO_ADDR,
-        rsi: START_INFO_ADDR,
-        ..Default::default()
+    let regs = match entry {
+        Entry::Multiboot(_) => kvm_regs {
+            rflags: RFLAGS_RESERVED,
+            rip,
+            rax: u64::from(MULTIBOOT_BOOTLOADER_MAGIC),
+            rbx: MULTIBOOT_INFO_ADDR,
+            ..Default::default()
+        },
+        Entry::Pvh(_) | Entry::Long(_) => kvm_regs {
+            rflags: RFLAGS_RESERVED,
+            rip,
+            rbx: START_INFO_ADDR,
+            rsi: START_INFO_ADDR,
+            ..Default::default()
+        },
     };
     vcpu.set_regs(&regs).map_err(set("registers"))
 }
@@ -243,6 +277,73 @@ pub fn setup_common(vcpu: &VcpuFd) -> Result<(), RegsError> {
         ..Default::default()
     };
     vcpu.set_fpu(&fpu).map_err(set("FPU"))
+}
+
+/// Reads the vCPU's TSC (IA32_TSC through KVM_GET_MSRS).
+fn read_tsc(vcpu: &VcpuFd) -> Result<u64, RegsError> {
+    let mut msrs = Msrs::from_entries(&[kvm_msr_entry {
+        index: MSR_IA32_TSC,
+        ..Default::default()
+    }])
+    .map_err(|_| RegsError::MsrList)?;
+    let read = vcpu.get_msrs(&mut msrs).map_err(|source| RegsError::Get {
+        what: "TSC",
+        source,
+    })?;
+    match msrs.as_slice() {
+        [e] if read == 1 => Ok(e.data),
+        _ => Err(RegsError::MsrList),
+    }
+}
+
+/// Writes the vCPU's TSC (IA32_TSC through KVM_SET_MSRS).
+fn write_tsc(vcpu: &VcpuFd, value: u64) -> Result<(), RegsError> {
+    let msrs = Msrs::from_entries(&[kvm_msr_entry {
+        index: MSR_IA32_TSC,
+        data: value,
+        ..Default::default()
+    }])
+    .map_err(|_| RegsError::MsrList)?;
+    vcpu.set_msrs(&msrs)
+        .map_err(|source| RegsError::Set {
+            what: "TSC",
+            source,
+        })
+        .map(|_| ())
+}
+
+/// How far the probe moves its vCPU's TSC: 2^40 cycles, minutes at any TSC frequency, far beyond
+/// the one second within which KVM takes a TSC write for a resynchronisation.
+const TSC_PROBE_SKEW: u64 = 1 << 40;
+
+/// True if this KVM keeps a VMM's TSC write: probed on a throwaway VM with one vCPU. kvm_pvm
+/// does not (its guests read the host's TSC: every vCPU's TSC offset stays 0).
+pub fn kvm_keeps_tsc_writes(kvm: &Kvm) -> Result<bool, RegsError> {
+    let vm = kvm.create_vm().map_err(RegsError::Probe)?;
+    let vcpu = vm.create_vcpu(0).map_err(RegsError::Probe)?;
+    let before = read_tsc(&vcpu)?;
+    write_tsc(&vcpu, before.saturating_add(TSC_PROBE_SKEW))?;
+    Ok(read_tsc(&vcpu)? >= before.saturating_add(TSC_PROBE_SKEW))
+}
+
+/// Test only: moves the vCPU's TSC `cycles` ahead of where it is (IA32_TSC through
+/// KVM_SET_MSRS; KVM adjusts this vCPU's TSC offset, the others keep theirs), then reads it back
+/// to check that KVM kept the write. Call it after every vCPU of the VM is created (KVM gives
+/// later vCPUs the offset of the last write) and before this one runs.
+pub fn skew_tsc(vcpu: &VcpuFd, cycles: u64) -> Result<(), RegsError> {
+    let before = read_tsc(vcpu)?;
+    let written = before.saturating_add(cycles);
+    write_tsc(vcpu, written)?;
+    let after = read_tsc(vcpu)?;
+    // The TSC runs on between the write and the read, but by far less than the skew.
+    if after < written || after - written >= cycles {
+        return Err(RegsError::TscSkewLost {
+            before,
+            written,
+            after,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

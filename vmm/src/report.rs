@@ -1,10 +1,12 @@
 //! The guest's report: read from guest memory with every size bounded, checked against the
 //! VM it came from, and rendered as a human summary and as JSON.
 
-use firmware::cmdline::{Bringup, Kick};
+use firmware::cmdline::{Bringup, Kick, TscSync};
 use firmware::report::decode::{self, BootReport, Report, ReportError};
 use firmware::report::{
-    ApPhase, BspPhase, CpuState, Kind, CPU_FLAG_BSP, FLAG_X2APIC, HEADER_SIZE, REPORT_ALIGN,
+    ApPhase, BspPhase, CpuRecord, CpuState, Kind, CPU_FLAG_BSP, CPU_FLAG_TSC_ADJUST,
+    CPU_FLAG_TSC_CHECKED, CPU_FLAG_TSC_OUT_OF_SYNC, CPU_FLAG_TSC_TEST_SKEW, FLAG_TSC_ADJUST,
+    FLAG_X2APIC, HEADER_SIZE, REPORT_ALIGN,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -51,6 +53,63 @@ pub enum ReportCheckError {
     /// Unknown strategy byte.
     #[error("the report names an unknown bringup strategy {0} or kick style")]
     BadStrategy(u8),
+    /// Unknown TSC check byte.
+    #[error("the report names an unknown TSC check {0}")]
+    BadTscSync(u8),
+    /// The TSC check's summary contradicts itself or the CPU records.
+    #[error("the TSC check's result is inconsistent: {0}")]
+    TscSummary(&'static str),
+    /// A CPU record's TSC check fields contradict each other or the summary.
+    #[error("CPU record {index} (APIC ID {apic_id}) has an inconsistent TSC check result: {what}")]
+    TscRecord {
+        index: usize,
+        apic_id: u32,
+        what: &'static str,
+    },
+}
+
+/// Every `CPU_FLAG_TSC_*` bit.
+const CPU_FLAGS_TSC: u32 =
+    CPU_FLAG_TSC_CHECKED | CPU_FLAG_TSC_OUT_OF_SYNC | CPU_FLAG_TSC_ADJUST | CPU_FLAG_TSC_TEST_SKEW;
+
+/// True if the guest found this CPU's TSC out of sync: its stamps are in another time base than
+/// the BSP's.
+pub fn tsc_out_of_sync(r: &CpuRecord) -> bool {
+    r.flags & CPU_FLAG_TSC_OUT_OF_SYNC != 0
+}
+
+/// Checks one record's TSC check fields against the strategy and the summary's flags.
+fn check_tsc_record(
+    r: &CpuRecord,
+    tsc_sync: TscSync,
+    summary_flags: u32,
+    max_warp: u64,
+) -> Result<(), &'static str> {
+    if tsc_sync == TscSync::None {
+        if r.flags & CPU_FLAGS_TSC != 0 || r.tsc_warp != 0 || r.tsc_adjust != 0 {
+            return Err("TSC results without a TSC check");
+        }
+        if r.stamps[ApPhase::TscSync as usize] != 0 {
+            return Err("a tsc_sync stamp without a TSC check");
+        }
+        return Ok(());
+    }
+    if tsc_out_of_sync(r) != (r.tsc_warp > 0) {
+        return Err("out of sync exactly when a warp is blamed on it, or not");
+    }
+    if tsc_out_of_sync(r) && r.flags & CPU_FLAG_TSC_CHECKED == 0 {
+        return Err("out of sync without having taken part");
+    }
+    if r.tsc_warp > max_warp {
+        return Err("a warp above the summary's maximum");
+    }
+    if r.flags & CPU_FLAG_TSC_ADJUST == 0 && r.tsc_adjust != 0 {
+        return Err("an IA32_TSC_ADJUST value without having read it");
+    }
+    if r.flags & CPU_FLAG_TSC_ADJUST != 0 && summary_flags & FLAG_TSC_ADJUST == 0 {
+        return Err("IA32_TSC_ADJUST read although CPUID did not report it");
+    }
+    Ok(())
 }
 
 /// Reads the report the doorbell points at into a buffer of at most REPORT_MAX_LEN bytes.
@@ -86,7 +145,9 @@ fn ordered(stamps: impl Iterator<Item = u64>) -> bool {
 }
 
 /// Checks a structurally valid boot report against the VM: `vcpus` vCPUs with APIC IDs
-/// 0..vcpus.
+/// 0..vcpus. A CPU the guest found out of sync with the BSP's TSC has its stamps in its own time
+/// base: only their order among themselves is checked, not against the BSP's Kick stamp or
+/// bringup window.
 pub fn check_boot(b: &BootReport<'_>, vcpus: u32) -> Result<(), ReportCheckError> {
     let s = &b.summary;
     if s.cpu_count > vcpus {
@@ -97,6 +158,16 @@ pub fn check_boot(b: &BootReport<'_>, vcpus: u32) -> Result<(), ReportCheckError
     }
     Bringup::from_u8(s.bringup).ok_or(ReportCheckError::BadStrategy(s.bringup))?;
     Kick::from_u8(s.kick).ok_or(ReportCheckError::BadStrategy(s.kick))?;
+    let tsc_sync = TscSync::from_u8(s.tsc_sync).ok_or(ReportCheckError::BadTscSync(s.tsc_sync))?;
+    let t = &s.tsc;
+    if tsc_sync == TscSync::None && *t != Default::default() {
+        return Err(ReportCheckError::TscSummary("results without a TSC check"));
+    }
+    if (t.warps == 0) != (t.max_warp == 0) {
+        return Err(ReportCheckError::TscSummary(
+            "a maximum warp without warps, or warps without one",
+        ));
+    }
     let bsp = |p: BspPhase| s.bsp_stamps[p as usize];
     if !ordered(BspPhase::ALL.iter().map(|p| bsp(*p))) {
         return Err(ReportCheckError::BspStampOrder);
@@ -104,6 +175,7 @@ pub fn check_boot(b: &BootReport<'_>, vcpus: u32) -> Result<(), ReportCheckError
     // vcpus is bounded by KVM's maximum, so this bitmap is small.
     let mut seen = vec![false; vcpus as usize];
     let mut bsps = 0;
+    let mut max_blamed = 0;
     for (index, r) in b.cpus().enumerate() {
         let slot = seen
             .get_mut(r.apic_id as usize)
@@ -120,7 +192,20 @@ pub fn check_boot(b: &BootReport<'_>, vcpus: u32) -> Result<(), ReportCheckError
             }
             bsps += 1;
         }
-        if !ordered(ApPhase::ALL.iter().map(|p| r.stamps[*p as usize])) {
+        check_tsc_record(&r, tsc_sync, s.flags, t.max_warp).map_err(|what| {
+            ReportCheckError::TscRecord {
+                index,
+                apic_id: r.apic_id,
+                what,
+            }
+        })?;
+        max_blamed = max_blamed.max(r.tsc_warp);
+        // The BSP's Kick stamp is in the BSP's time base.
+        let own_base = tsc_out_of_sync(&r);
+        let phases = ApPhase::ALL
+            .iter()
+            .filter(|p| !own_base || **p != ApPhase::Kick);
+        if !ordered(phases.clone().map(|p| r.stamps[*p as usize])) {
             return Err(ReportCheckError::StampOrder {
                 index,
                 apic_id: r.apic_id,
@@ -129,6 +214,7 @@ pub fn check_boot(b: &BootReport<'_>, vcpus: u32) -> Result<(), ReportCheckError
         let (from, to) = (bsp(BspPhase::BringupStart), bsp(BspPhase::AllOnline));
         let outside = |t: u64| t != 0 && ((from != 0 && t < from) || (to != 0 && t > to));
         if r.flags & CPU_FLAG_BSP == 0
+            && !own_base
             && ApPhase::ALL.iter().any(|p| outside(r.stamps[*p as usize]))
         {
             return Err(ReportCheckError::OutsideBringup {
@@ -145,6 +231,11 @@ pub fn check_boot(b: &BootReport<'_>, vcpus: u32) -> Result<(), ReportCheckError
     }
     if bsps != 1 {
         return Err(ReportCheckError::BadBsp(s.bsp_apic_id));
+    }
+    if max_blamed != t.max_warp {
+        return Err(ReportCheckError::TscSummary(
+            "the maximum warp is not the largest one blamed on a CPU",
+        ));
     }
     Ok(())
 }
@@ -201,6 +292,111 @@ pub struct CpuJson {
     pub bsp: bool,
     /// TSC per phase (phases not reached omitted).
     pub stamps: serde_json::Map<String, serde_json::Value>,
+    /// The CPU took part in the TSC check to the end.
+    pub tsc_checked: bool,
+    /// The largest TSC warp blamed on this CPU, in cycles (0: in sync, or not checked).
+    pub tsc_warp_cycles: u64,
+    /// Its IA32_TSC_ADJUST, read before the check (null: not read).
+    pub tsc_adjust: Option<i64>,
+    /// Test only: the guest added `--test-skew-tsc`'s skew to this CPU's readings in the check
+    /// (on a KVM that ignores TSC writes).
+    pub tsc_test_skew: bool,
+}
+
+/// A CPU in `tsc_sync.out_of_sync` or `tsc_sync.tsc_adjust_nonzero`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TscCpuJson {
+    /// Index in the report.
+    pub cpu: usize,
+    /// APIC ID.
+    pub apic_id: u32,
+    /// The warp blamed on it, or its IA32_TSC_ADJUST.
+    pub value: i64,
+}
+
+/// The TSC check in the JSON report.
+#[derive(Debug, Clone, Serialize)]
+pub struct TscSyncJson {
+    /// none / serial / parallel.
+    pub strategy: &'static str,
+    /// TSC cycles the BSP spent on the check.
+    pub cycles: u64,
+    /// The same in microseconds (null without a TSC frequency).
+    pub us: Option<f64>,
+    /// The largest warp found, in cycles.
+    pub max_warp_cycles: u64,
+    /// Readings older than one seen before them, over every CPU.
+    pub warps: u32,
+    /// True if no warp was found; null when no check ran.
+    pub synchronised: Option<bool>,
+    /// CPUs that took part to the end, the BSP included.
+    pub checked_cpus: u32,
+    /// The CPUs found out of sync (`value`: the warp blamed on each, cycles).
+    pub out_of_sync: Vec<TscCpuJson>,
+    /// CPUID reports IA32_TSC_ADJUST.
+    pub tsc_adjust_supported: bool,
+    /// CPUs whose IA32_TSC_ADJUST is not 0 (`value`: the MSR, signed).
+    pub tsc_adjust_nonzero: Vec<TscCpuJson>,
+}
+
+/// The TSC check of a report.
+pub fn tsc_sync_json(b: &BootReport<'_>, tsc_khz: u32) -> TscSyncJson {
+    let s = &b.summary;
+    let strategy = TscSync::from_u8(s.tsc_sync).unwrap_or(TscSync::None);
+    let list = |keep: &dyn Fn(&CpuRecord) -> Option<i64>| {
+        b.cpus()
+            .enumerate()
+            .filter_map(|(cpu, r)| {
+                keep(&r).map(|value| TscCpuJson {
+                    cpu,
+                    apic_id: r.apic_id,
+                    value,
+                })
+            })
+            .collect()
+    };
+    TscSyncJson {
+        strategy: strategy.name(),
+        cycles: s.tsc.cycles,
+        us: cycles_to_us(s.tsc.cycles, tsc_khz),
+        max_warp_cycles: s.tsc.max_warp,
+        warps: s.tsc.warps,
+        synchronised: (strategy != TscSync::None)
+            .then(|| s.tsc.max_warp == 0 && b.cpus().all(|r| !tsc_out_of_sync(&r))),
+        checked_cpus: b
+            .cpus()
+            .filter(|r| r.flags & CPU_FLAG_TSC_CHECKED != 0)
+            .count() as u32,
+        out_of_sync: list(&|r| {
+            tsc_out_of_sync(r).then(|| i64::try_from(r.tsc_warp).unwrap_or(i64::MAX))
+        }),
+        tsc_adjust_supported: s.flags & FLAG_TSC_ADJUST != 0,
+        tsc_adjust_nonzero: list(&|r| {
+            (r.flags & CPU_FLAG_TSC_ADJUST != 0 && r.tsc_adjust != 0).then_some(r.tsc_adjust as i64)
+        }),
+    }
+}
+
+/// The error line of a boot whose TSC check found CPUs out of sync, naming them.
+pub fn tsc_failure(b: &BootReport<'_>) -> Option<String> {
+    let t = tsc_sync_json(b, 0);
+    if t.synchronised != Some(false) {
+        return None;
+    }
+    let ids: Vec<String> = t
+        .out_of_sync
+        .iter()
+        .take(8)
+        .map(|c| c.apic_id.to_string())
+        .collect();
+    let more = if t.out_of_sync.len() > 8 { ", ..." } else { "" };
+    Some(format!(
+        "the TSCs are not synchronised: the {} check found {} CPUs out of sync (APIC IDs {}{more}), by up to {} cycles",
+        t.strategy,
+        t.out_of_sync.len(),
+        ids.join(", "),
+        t.max_warp_cycles
+    ))
 }
 
 /// The JSON report (field names are a stable interface).
@@ -220,8 +416,12 @@ pub struct JsonReport {
     pub tsc_khz: u32,
     /// VMM phases.
     pub vmm_phases_us: VmmPhasesUs,
-    /// The guest's exit status, if it wrote one.
+    /// The status the guest wrote to sipi's exit port, or the value it wrote to
+    /// isa-debug-exit.
     pub guest_status: Option<u32>,
+    /// How the guest ended the VM (`sipi-exit-port`, `isa-debug-exit`, `i8042-reset`,
+    /// `port92-reset`, `cf9-reset`, `acpi-s5`, `triple-fault`); null if it did not.
+    pub exit_via: Option<&'static str>,
     /// Boot report details, when one was received.
     #[serde(flatten)]
     pub boot: Option<BootJson>,
@@ -258,6 +458,8 @@ pub struct BootJson {
     pub guest_cycles: u64,
     /// The same in microseconds (null without a TSC frequency).
     pub guest_us: Option<f64>,
+    /// The TSC synchronisation check.
+    pub tsc_sync: TscSyncJson,
     /// Every CPU record.
     pub cpus: Vec<CpuJson>,
 }
@@ -292,6 +494,10 @@ pub fn boot_json(b: &BootReport<'_>, stats: &BringupStats, tsc_khz: u32) -> Boot
                     .iter()
                     .map(|p| (p.name(), r.stamps[*p as usize])),
             ),
+            tsc_checked: r.flags & CPU_FLAG_TSC_CHECKED != 0,
+            tsc_warp_cycles: r.tsc_warp,
+            tsc_adjust: (r.flags & CPU_FLAG_TSC_ADJUST != 0).then_some(r.tsc_adjust as i64),
+            tsc_test_skew: r.flags & CPU_FLAG_TSC_TEST_SKEW != 0,
         })
         .collect();
     BootJson {
@@ -307,6 +513,7 @@ pub fn boot_json(b: &BootReport<'_>, stats: &BringupStats, tsc_khz: u32) -> Boot
         phases: stats.phases.clone(),
         guest_cycles,
         guest_us: cycles_to_us(guest_cycles, tsc_khz),
+        tsc_sync: tsc_sync_json(b, tsc_khz),
         cpus,
     }
 }
@@ -359,6 +566,9 @@ pub fn render_summary(j: &JsonReport, per_cpu: bool) -> String {
         }
         out.push_str(line.trim_end_matches(';'));
         out.push('\n');
+        if let Some(line) = render_tsc_sync(&b.tsc_sync, j.tsc_khz) {
+            out.push_str(&line);
+        }
     }
     if let Some(s) = &j.stats {
         if !s.cpus.is_empty() {
@@ -375,6 +585,45 @@ pub fn render_summary(j: &JsonReport, per_cpu: bool) -> String {
     out
 }
 
+/// The TSC check's line of the human summary (None when no check ran).
+fn render_tsc_sync(t: &TscSyncJson, tsc_khz: u32) -> Option<String> {
+    let synchronised = t.synchronised?;
+    let cost = match cycles_to_us(t.cycles, tsc_khz) {
+        Some(us) => format!("{us:.1} us"),
+        None => format!("{} cycles", t.cycles),
+    };
+    let verdict = if synchronised {
+        "synchronised".to_string()
+    } else {
+        let cpus: Vec<String> = t
+            .out_of_sync
+            .iter()
+            .take(SLOWEST_SHOWN)
+            .map(|c| format!("CPU#{} (APIC {}) by {} cycles", c.cpu, c.apic_id, c.value))
+            .collect();
+        let more = if t.out_of_sync.len() > SLOWEST_SHOWN {
+            ", ..."
+        } else {
+            ""
+        };
+        format!("NOT synchronised: {}{more}", cpus.join(", "))
+    };
+    let adjust = if !t.tsc_adjust_supported {
+        "no IA32_TSC_ADJUST".to_string()
+    } else if t.tsc_adjust_nonzero.is_empty() {
+        "IA32_TSC_ADJUST 0 everywhere".to_string()
+    } else {
+        format!(
+            "IA32_TSC_ADJUST not 0 on {} CPUs",
+            t.tsc_adjust_nonzero.len()
+        )
+    };
+    Some(format!(
+        "tsc sync: {}, {cost}, {} CPUs checked, max warp {} cycles ({} warps): {verdict}; {adjust}\n",
+        t.strategy, t.checked_cpus, t.max_warp_cycles, t.warps
+    ))
+}
+
 /// The kind of a decoded report, for messages.
 pub fn kind(r: &Report<'_>) -> Kind {
     match r {
@@ -388,15 +637,21 @@ pub fn kind(r: &Report<'_>) -> Kind {
 mod tests {
     use super::*;
     use firmware::report::encode::{write_boot_summary, write_cpu_record};
-    use firmware::report::{BootSummary, CpuRecord};
+    use firmware::report::{BootSummary, CpuRecord, TscSyncSummary};
 
     fn report(cpus: &[CpuRecord], bsp: u32) -> Vec<u8> {
+        report_with(cpus, bsp, BootSummary::default())
+    }
+
+    /// A report of `cpus` whose summary is `base` with the CPU count, BSP and bringup window
+    /// filled in.
+    fn report_with(cpus: &[CpuRecord], bsp: u32, base: BootSummary) -> Vec<u8> {
         let mut buf = vec![0u8; 4096];
         let mut s = BootSummary {
             cpu_count: cpus.len() as u32,
             bsp_apic_id: bsp,
             bringup: 2,
-            ..Default::default()
+            ..base
         };
         // The APs below stamp between 100 and 300.
         s.bsp_stamps[BspPhase::BringupStart as usize] = 50;
@@ -459,6 +714,149 @@ mod tests {
         let mut unstamped = cpu(1, false);
         unstamped.stamps[ApPhase::Online as usize] = 0;
         assert!(err(&[cpu(0, true), unstamped], 0, 2).contains("no online stamp"));
+    }
+
+    /// A TSC check's summary: `strategy` as u8, and the warps found.
+    fn tsc_summary(strategy: u8, max_warp: u64, warps: u32) -> BootSummary {
+        BootSummary {
+            tsc_sync: strategy,
+            flags: FLAG_TSC_ADJUST,
+            tsc: TscSyncSummary {
+                cycles: 5_000,
+                max_warp,
+                warps,
+            },
+            ..Default::default()
+        }
+    }
+
+    /// `cpu` after a TSC check: checked, IA32_TSC_ADJUST read, a tsc_sync stamp.
+    fn checked(mut r: CpuRecord) -> CpuRecord {
+        r.flags |= CPU_FLAG_TSC_CHECKED | CPU_FLAG_TSC_ADJUST;
+        if r.flags & CPU_FLAG_BSP == 0 {
+            r.stamps[ApPhase::TscSync as usize] = 150;
+        }
+        r
+    }
+
+    #[test]
+    fn a_tsc_check_that_found_nothing_is_synchronised() {
+        let cpus = [checked(cpu(0, true)), checked(cpu(1, false))];
+        let buf = report_with(&cpus, 0, tsc_summary(2, 0, 0));
+        let Report::Boot(b) = decode(&buf, 2).unwrap() else {
+            panic!("not a boot report")
+        };
+        let t = tsc_sync_json(&b, 1_000_000);
+        assert_eq!(
+            (t.strategy, t.synchronised, t.checked_cpus),
+            ("parallel", Some(true), 2)
+        );
+        assert_eq!(t.us, Some(5.0));
+        assert!(t.out_of_sync.is_empty() && t.tsc_adjust_supported);
+        assert!(tsc_failure(&b).is_none());
+        let j = boot_json(&b, &crate::phases::bringup_stats(&b), 1_000_000);
+        assert_eq!(j.cpus[1].tsc_adjust, Some(0));
+        assert!(j.cpus[1].tsc_checked);
+        assert!(j.phases.contains_key("tsc_sync"));
+        // Without a check: nothing checked, and no verdict.
+        let buf = report(&[cpu(0, true), cpu(1, false)], 0);
+        let Report::Boot(b) = decode(&buf, 2).unwrap() else {
+            panic!("not a boot report")
+        };
+        let t = tsc_sync_json(&b, 1_000_000);
+        assert_eq!(
+            (t.strategy, t.synchronised, t.checked_cpus),
+            ("none", None, 0)
+        );
+        assert!(tsc_failure(&b).is_none());
+    }
+
+    #[test]
+    fn a_cpu_out_of_sync_is_named_and_keeps_its_own_time_base() {
+        let ahead = 10_000_000_000u64;
+        let mut skewed = checked(cpu(2, false));
+        for p in [ApPhase::TscSync, ApPhase::Online] {
+            skewed.stamps[p as usize] += ahead;
+        }
+        skewed.flags |= CPU_FLAG_TSC_OUT_OF_SYNC;
+        skewed.tsc_warp = ahead;
+        let cpus = [checked(cpu(0, true)), checked(cpu(1, false)), skewed];
+        let buf = report_with(&cpus, 0, tsc_summary(1, ahead, 3));
+        let Report::Boot(b) = decode(&buf, 3).unwrap() else {
+            panic!("not a boot report")
+        };
+        let t = tsc_sync_json(&b, 1_000_000);
+        assert_eq!(t.synchronised, Some(false));
+        assert_eq!(t.out_of_sync.len(), 1);
+        assert_eq!(
+            (t.out_of_sync[0].apic_id, t.out_of_sync[0].value),
+            (2, ahead as i64)
+        );
+        let line = tsc_failure(&b).unwrap();
+        assert!(
+            line.contains("APIC IDs 2)") && line.contains("serial"),
+            "{line}"
+        );
+        // The same stamps on a CPU the guest did not find out of sync are rejected.
+        let mut unflagged = skewed;
+        unflagged.flags &= !CPU_FLAG_TSC_OUT_OF_SYNC;
+        unflagged.tsc_warp = 0;
+        let cpus = [checked(cpu(0, true)), checked(cpu(1, false)), unflagged];
+        let err = decode(&report_with(&cpus, 0, tsc_summary(1, 0, 0)), 3).unwrap_err();
+        assert!(err.to_string().contains("bringup window"), "{err}");
+        // Its own stamps must still be in order.
+        let mut disordered = skewed;
+        disordered.stamps[ApPhase::Online as usize] = 1;
+        let cpus = [checked(cpu(0, true)), checked(cpu(1, false)), disordered];
+        let err = decode(&report_with(&cpus, 0, tsc_summary(1, ahead, 3)), 3).unwrap_err();
+        assert!(err.to_string().contains("out of order"), "{err}");
+    }
+
+    #[test]
+    fn catches_tsc_results_that_contradict_themselves() {
+        let err = |cpus: &[CpuRecord], summary: BootSummary| {
+            decode(&report_with(cpus, 0, summary), 2)
+                .unwrap_err()
+                .to_string()
+        };
+        let good = [checked(cpu(0, true)), checked(cpu(1, false))];
+        assert!(decode(&report_with(&good, 0, tsc_summary(2, 0, 0)), 2).is_ok());
+        assert!(err(&good, tsc_summary(3, 0, 0)).contains("unknown TSC check 3"));
+        assert!(err(&good, tsc_summary(0, 0, 0)).contains("without a TSC check"));
+        assert!(err(&good, tsc_summary(2, 0, 4)).contains("maximum warp without warps"));
+        assert!(err(&good, tsc_summary(2, 9, 1)).contains("largest one blamed"));
+        let with = |f: &dyn Fn(&mut CpuRecord)| {
+            let mut r = checked(cpu(1, false));
+            f(&mut r);
+            [checked(cpu(0, true)), r]
+        };
+        let unblamed = with(&|r| r.flags |= CPU_FLAG_TSC_OUT_OF_SYNC);
+        assert!(err(&unblamed, tsc_summary(2, 0, 0)).contains("exactly when a warp"));
+        let unflagged = with(&|r| r.tsc_warp = 9);
+        assert!(err(&unflagged, tsc_summary(2, 9, 1)).contains("exactly when a warp"));
+        let too_big = with(&|r| {
+            r.flags |= CPU_FLAG_TSC_OUT_OF_SYNC;
+            r.tsc_warp = 10;
+        });
+        assert!(err(&too_big, tsc_summary(2, 9, 1)).contains("above the summary's maximum"));
+        let absent = with(&|r| {
+            r.flags &= !CPU_FLAG_TSC_CHECKED;
+            r.flags |= CPU_FLAG_TSC_OUT_OF_SYNC;
+            r.tsc_warp = 9;
+        });
+        assert!(err(&absent, tsc_summary(2, 9, 1)).contains("without having taken part"));
+        let unread = with(&|r| {
+            r.flags &= !CPU_FLAG_TSC_ADJUST;
+            r.tsc_adjust = 5;
+        });
+        assert!(err(&unread, tsc_summary(2, 0, 0)).contains("without having read it"));
+        let no_cpuid = BootSummary {
+            flags: 0,
+            ..tsc_summary(2, 0, 0)
+        };
+        assert!(err(&good, no_cpuid).contains("CPUID did not report it"));
+        let stamped = [cpu(0, true), checked(cpu(1, false))];
+        assert!(err(&stamped, BootSummary::default()).contains("without a TSC check"));
     }
 
     #[test]

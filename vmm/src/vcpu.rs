@@ -45,11 +45,56 @@ pub enum VcpuError {
     Spawn(u32, #[source] std::io::Error),
 }
 
+/// Test only (`--test-skew-tsc`): move one vCPU's TSC ahead of the others' before it first
+/// runs, so that the guest's TSC check has something to find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TscSkew {
+    /// The vCPU (its index, also its APIC ID).
+    pub vcpu: u32,
+    /// Cycles ahead of the others.
+    pub cycles: u64,
+}
+
+/// Decides how `--test-skew-tsc` is carried out on this KVM, before the boot: when KVM keeps a
+/// VMM's TSC writes (probed on a throwaway VM), the vCPU's thread writes IA32_TSC and the skew is
+/// returned for [`VmShared::with_tsc_skew`]; when it does not (kvm_pvm: guests read the host's
+/// TSC, every offset stays 0), the guest adds the skew to that CPU's readings in its TSC check
+/// (`sipi.test_tsc_skew` in `options`), with a warning unless `quiet`. A KVM device that cannot
+/// be opened is left for the boot to report.
+pub fn plan_tsc_skew(
+    skew: Option<TscSkew>,
+    kvm_device: &std::path::Path,
+    options: &mut firmware::cmdline::GuestOptions,
+    quiet: bool,
+) -> Result<Option<TscSkew>, RegsError> {
+    let Some(skew) = skew else {
+        return Ok(None);
+    };
+    let Ok(host) = crate::kvm::KvmHost::open(kvm_device) else {
+        return Ok(Some(skew));
+    };
+    if regs::kvm_keeps_tsc_writes(&host.kvm)? {
+        return Ok(Some(skew));
+    }
+    if !quiet {
+        eprintln!(
+            "warning: this KVM ignores TSC writes (kvm_pvm: guests read the host's TSC), so the guest adds the --test-skew-tsc skew to vCPU {}'s readings in its TSC check instead",
+            skew.vcpu
+        );
+    }
+    options.test_tsc_skew = Some(firmware::cmdline::TestTscSkew {
+        apic_id: skew.vcpu,
+        cycles: skew.cycles,
+    });
+    Ok(None)
+}
+
 /// How the VM ended, as seen by the vCPUs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// The guest wrote its exit status.
-    GuestExit { vcpu: u32, status: u32 },
+    /// The guest ended the VM through a device: sipi's exit port, isa-debug-exit, a reset
+    /// line or ACPI S5.
+    Stop { vcpu: u32, event: DeviceEvent },
     /// Triple fault (KVM_EXIT_SHUTDOWN).
     TripleFault { vcpu: u32, rip: u64 },
     /// KVM could not emulate an instruction or hit an internal error.
@@ -76,6 +121,8 @@ pub struct VmShared {
     pub first_run: OnceLock<Instant>,
     /// TSC frequency KVM reports for the BSP (0 if unknown).
     pub tsc_khz: AtomicU32,
+    /// Test only: the vCPU whose TSC to skew, see [`TscSkew`].
+    pub tsc_skew: Option<TscSkew>,
 }
 
 impl VmShared {
@@ -88,7 +135,13 @@ impl VmShared {
             devices,
             first_run: OnceLock::new(),
             tsc_khz: AtomicU32::new(0),
+            tsc_skew: None,
         })
+    }
+
+    /// The same, with one vCPU's TSC skewed (test only).
+    pub fn with_tsc_skew(self, tsc_skew: Option<TscSkew>) -> Self {
+        Self { tsc_skew, ..self }
     }
 
     /// Records a terminal event (the first one wins) and stops the VM.
@@ -171,6 +224,9 @@ pub fn thread_main(mut spec: VcpuSpec) {
         }
     };
     spec.configured.wait();
+    // After the barrier every vCPU exists: KVM gives a vCPU created after a TSC write that
+    // write's TSC offset, so the skew is written only now, before any vCPU runs.
+    let ok = ok && skew_tsc(&spec);
     spec.start.wait();
     if ok && !spec.shared.stop.load(Ordering::Acquire) {
         run(
@@ -179,6 +235,23 @@ pub fn thread_main(mut spec: VcpuSpec) {
             spec.entry.is_some(),
             &spec.shared,
         );
+    }
+}
+
+/// Applies `--test-skew-tsc` if it names this vCPU; on failure ends the VM and returns false.
+fn skew_tsc(spec: &VcpuSpec) -> bool {
+    let Some(skew) = spec.shared.tsc_skew.filter(|s| s.vcpu == spec.index) else {
+        return true;
+    };
+    match regs::skew_tsc(&spec.vcpu, skew.cycles) {
+        Ok(()) => true,
+        Err(e) => {
+            spec.shared.finish(Outcome::VcpuFailed {
+                vcpu: spec.index,
+                message: crate::error_line(&e),
+            });
+            false
+        }
     }
 }
 
@@ -249,7 +322,7 @@ fn run(vcpu: &mut VcpuFd, i: u32, is_bsp: bool, shared: &VmShared) {
             Ok(VcpuExit::IoOut(port, data)) => shared
                 .devices
                 .pio_out(i, port, data)
-                .map(|DeviceEvent::Exit(status)| Outcome::GuestExit { vcpu: i, status }),
+                .map(|event| Outcome::Stop { vcpu: i, event }),
             Ok(VcpuExit::IoIn(port, data)) => {
                 shared.devices.pio_in(port, data);
                 None

@@ -7,22 +7,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use firmware::report::decode::Report;
-use firmware::report::{exception_name, MAX_CPUS};
+use firmware::report::MAX_CPUS;
 use kvm_bindings::{kvm_enable_cap, kvm_pit_config, KVM_CAP_X2APIC_API, KVM_PIT_SPEAKER_DUMMY};
 
 use crate::acpi::{AcpiError, AcpiTables};
 use crate::boot_info::{self, BootInfoError};
 use crate::cli::EntryMode;
-use crate::devices::Devices;
-use crate::event_loop::{self, EventLoopError, ShutdownSignals, Wake};
-use crate::exit::Status;
+use crate::devices::{DeviceConfig, Devices};
+use crate::event_loop::{self, EventLoopError, ShutdownSignals};
+use crate::exit::{self, Ending, Status};
 use crate::fds;
 use crate::kvm::{KvmError, KvmHost};
 use crate::loader::{self, LoaderError};
 use crate::memory::{self, MemoryError};
 use crate::regs::{self, RegsError};
 use crate::report::{self, JsonReport, VmmPhasesUs};
-use crate::vcpu::{Outcome, VcpuError, VmShared};
+use crate::vcpu::{TscSkew, VcpuError, VmShared};
 use crate::vcpu_set::VcpuSet;
 
 /// Where KVM puts the three-page TSS it needs for real-mode emulation on Intel (below the
@@ -67,6 +67,8 @@ pub struct BootConfig {
     pub console: Box<dyn std::io::Write + Send>,
     /// Suppress warnings about unknown device accesses.
     pub quiet: bool,
+    /// Test only: one vCPU's TSC to skew (`--test-skew-tsc`).
+    pub tsc_skew: Option<TscSkew>,
 }
 
 /// Why the VM could not be set up or run.
@@ -111,6 +113,9 @@ pub enum VmError {
     /// The fd table could not be grown.
     #[error(transparent)]
     Fds(#[from] crate::fds::FdError),
+    /// The interrupt routing could not be installed.
+    #[error(transparent)]
+    IrqRouting(#[from] crate::irq_routing::IrqRoutingError),
     /// An event fd could not be created.
     #[error("cannot create the VM's exit event")]
     ExitEvent(#[source] std::io::Error),
@@ -184,6 +189,8 @@ pub fn boot(cfg: BootConfig) -> Result<BootResult, VmError> {
     };
     vm.create_pit2(pit)
         .map_err(|e| VmError::VmIoctl("create the in-kernel PIT", e))?;
+    // The PIT on IOAPIC pin 2, as the MADT says.
+    crate::irq_routing::install(&vm)?;
     if cfg.vcpus > MAX_XAPIC_VCPUS {
         let mut cap = kvm_enable_cap {
             cap: KVM_CAP_X2APIC_API,
@@ -206,18 +213,32 @@ pub fn boot(cfg: BootConfig) -> Result<BootResult, VmError> {
     };
     let kernel = loader::load(&image, &mem)?;
     let entry = kernel.entry(cfg.entry)?;
+    // sipi's own guest must report before it exits; another kernel has no report to send.
+    let sipi_guest = *image == *crate::EMBEDDED_GUEST;
     drop(image);
     phases.load_kernel = mark();
 
     let acpi = AcpiTables::build(cfg.vcpus)?;
     acpi.write_to(&mem)?;
-    boot_info::write(&mem, &cfg.cmdline)?;
+    let kernel_name = match &cfg.kernel {
+        KernelSource::Path(p) => Some(p.to_string_lossy()),
+        KernelSource::Embedded => None,
+    };
+    boot_info::write(&mem, &cfg.cmdline, entry, kernel_name.as_deref())?;
     regs::write_boot_structures(&mem, entry)?;
     phases.acpi = mark();
 
     let signals = Arc::new(ShutdownSignals::block()?);
-    let shared =
-        Arc::new(VmShared::new(Devices::new(cfg.console, cfg.quiet)).map_err(VmError::ExitEvent)?);
+    let device_config = DeviceConfig {
+        vcpus: cfg.vcpus,
+        memory: cfg.memory,
+        quiet: cfg.quiet,
+    };
+    let shared = Arc::new(
+        VmShared::new(Devices::new(cfg.console, &device_config))
+            .map_err(VmError::ExitEvent)?
+            .with_tsc_skew(cfg.tsc_skew),
+    );
     let cpuid = Arc::new(host.supported_cpuid.clone());
     // One fd per vCPU (and its kvm_run mapping) is about to be created while threads exist.
     fds::reserve(&vm, cfg.vcpus as usize + FD_HEADROOM)?;
@@ -280,6 +301,7 @@ pub fn boot(cfg: BootConfig) -> Result<BootResult, VmError> {
         tsc_khz,
         vmm_phases_us: phases,
         guest_status: None,
+        exit_via: None,
         boot: None,
         stats: None,
     };
@@ -293,160 +315,28 @@ pub fn boot(cfg: BootConfig) -> Result<BootResult, VmError> {
         (None, Some(e)) => Some(Err(e)),
         (None, None) => None,
     };
-    let (status, error) = verdict(
+    let verdict = exit::verdict(&Ending {
         wake,
-        outcome.as_ref(),
-        decoded.as_ref(),
-        cfg.timeout,
-        shared.devices.report.extra_rings(),
-    );
-    if let Some(Outcome::GuestExit { status, .. }) = outcome {
-        json.guest_status = Some(status);
-    }
+        outcome: outcome.as_ref(),
+        report: decoded.as_ref(),
+        timeout: cfg.timeout,
+        extra_rings: shared.devices.report.extra_rings(),
+        sipi_guest,
+    });
+    json.guest_status = verdict.guest_status;
+    json.exit_via = verdict.exit_via;
     if let Some(Ok(Report::Boot(b))) = &decoded {
         let stats = crate::phases::bringup_stats(b);
         json.online = report::online(b);
         json.boot = Some(report::boot_json(b, &stats, tsc_khz));
         json.stats = Some(stats);
     }
-    json.status = status.name();
-    json.exit_code = status.code();
-    json.error = error.clone();
+    json.status = verdict.status.name();
+    json.exit_code = verdict.status.code();
+    json.error = verdict.error.clone();
     Ok(BootResult {
-        status,
-        error,
+        status: verdict.status,
+        error: verdict.error,
         json,
     })
-}
-
-/// Decides the exit status and error line from how the VM ended and what it reported.
-fn verdict(
-    wake: Wake,
-    outcome: Option<&Outcome>,
-    report: Option<&Result<Report<'_>, report::ReportCheckError>>,
-    timeout: Option<Duration>,
-    extra_rings: u32,
-) -> (Status, Option<String>) {
-    match wake {
-        Wake::Signal(libc::SIGINT) => {
-            return (Status::Interrupted, Some("interrupted by SIGINT".into()))
-        }
-        Wake::Signal(_) => return (Status::Terminated, Some("terminated by SIGTERM".into())),
-        Wake::Timeout => {
-            let secs = timeout.map_or(0, |t| t.as_secs());
-            return (
-                Status::Timeout,
-                Some(format!(
-                    "the guest did not finish within --timeout {secs} s"
-                )),
-            );
-        }
-        Wake::VmExit => {}
-    }
-    match report {
-        Some(Ok(Report::Fault(f))) => {
-            return (
-                Status::GuestFault,
-                Some(format!(
-                    "guest CPU with APIC ID {} took exception {} (vector {}) at RIP {:#x}, error code {:#x}, CR2 {:#x}",
-                    f.apic_id,
-                    exception_name(f.vector),
-                    f.vector,
-                    f.rip,
-                    f.error_code,
-                    f.cr2
-                )),
-            )
-        }
-        Some(Ok(Report::Panic(msg))) => {
-            let line = msg.lines().next().unwrap_or("");
-            return (Status::GuestFault, Some(format!("the guest panicked: {line}")));
-        }
-        _ => {}
-    }
-    match outcome {
-        Some(Outcome::TripleFault { vcpu, rip }) => {
-            return (
-                Status::GuestFault,
-                Some(format!("vCPU {vcpu} triple-faulted at RIP {rip:#x}")),
-            )
-        }
-        Some(Outcome::InternalError {
-            vcpu,
-            suberror,
-            rip,
-        }) => {
-            return (
-                Status::GuestFault,
-                Some(format!(
-                    "KVM internal error (suberror {suberror}) on vCPU {vcpu} at RIP {rip:#x}"
-                )),
-            )
-        }
-        Some(Outcome::FailEntry { vcpu, reason }) => {
-            return (
-                Status::Host,
-                Some(format!(
-                    "VM entry failed on vCPU {vcpu} (reason {reason:#x})"
-                )),
-            )
-        }
-        Some(Outcome::SystemEvent { vcpu, kind }) => {
-            return (
-                Status::GuestFault,
-                Some(format!(
-                    "vCPU {vcpu} requested a system event of type {kind}"
-                )),
-            )
-        }
-        Some(Outcome::VcpuFailed { vcpu, message }) => {
-            return (Status::Host, Some(format!("vCPU {vcpu}: {message}")))
-        }
-        Some(Outcome::GuestExit { status, .. }) if *status != 0 => {
-            return (
-                Status::GuestFailure,
-                Some(format!("the guest exited with status {status}")),
-            )
-        }
-        _ => {}
-    }
-    match report {
-        None => (
-            Status::BadReport,
-            Some("the guest exited without sending a report".into()),
-        ),
-        Some(Err(e)) => (Status::BadReport, Some(e.to_string())),
-        Some(Ok(Report::Boot(b))) if report::missing(b) > 0 => {
-            let ids: Vec<String> = b
-                .cpus()
-                .filter(|r| r.state == firmware::report::CpuState::Missing as u8)
-                .take(8)
-                .map(|r| r.apic_id.to_string())
-                .collect();
-            let more = if report::missing(b) > 8 { ", ..." } else { "" };
-            (
-                Status::GuestFailure,
-                Some(format!(
-                    "{} CPUs never came online (APIC IDs {}{more})",
-                    report::missing(b),
-                    ids.join(", ")
-                )),
-            )
-        }
-        Some(Ok(Report::Boot(b))) if b.summary.status != 0 => (
-            Status::GuestFailure,
-            Some(format!(
-                "the guest reported failure status {}",
-                b.summary.status
-            )),
-        ),
-        Some(Ok(_)) if extra_rings > 0 => (
-            Status::BadReport,
-            Some(format!(
-                "the guest rang the report doorbell {} times; once is the protocol",
-                extra_rings + 1
-            )),
-        ),
-        Some(Ok(_)) => (Status::Ok, None),
-    }
 }

@@ -36,6 +36,12 @@ pub enum ReportError {
     /// A CPU record claims a phase that does not exist.
     #[error("CPU record {index} claims phase {phase}, beyond the last phase")]
     BadPhase { index: usize, phase: u8 },
+    /// Summary flag bits this version does not define.
+    #[error("the boot summary has unknown flags {0:#x}")]
+    BadFlags(u32),
+    /// CPU record flag bits this version does not define.
+    #[error("CPU record {index} has unknown flags {flags:#x}")]
+    BadCpuFlags { index: usize, flags: u32 },
     /// A panic message that is not UTF-8.
     #[error("the panic message is not valid UTF-8")]
     BadMessage,
@@ -138,6 +144,8 @@ impl BootReport<'_> {
             retries: u16_at(r, 10)?,
             flags: u32_at(r, 12)?,
             stamps,
+            tsc_warp: u64_at(r, 80)?,
+            tsc_adjust: u64_at(r, 88)?,
         })
     }
 
@@ -196,6 +204,10 @@ fn parse_boot(body: &[u8], length: u32) -> Result<BootReport<'_>, ReportError> {
             length,
         });
     }
+    let flags = field(24);
+    if flags & !FLAGS_KNOWN != 0 {
+        return Err(ReportError::BadFlags(flags));
+    }
     let mut bsp_stamps = [0u64; STAMP_SLOTS];
     for (i, s) in bsp_stamps.iter_mut().enumerate() {
         *s = u64_at(body, 48 + i * 8).unwrap_or(0);
@@ -203,13 +215,19 @@ fn parse_boot(body: &[u8], length: u32) -> Result<BootReport<'_>, ReportError> {
     let summary = BootSummary {
         bsp_apic_id: field(16),
         tsc_khz: field(20),
-        flags: field(24),
+        flags,
         madt_cpus: field(28),
         bringup: u8_at(body, 32).unwrap_or(0),
         kick: u8_at(body, 33).unwrap_or(0),
+        tsc_sync: u8_at(body, 34).unwrap_or(0),
         cpu_count,
         status: field(44),
         bsp_stamps,
+        tsc: TscSyncSummary {
+            cycles: u64_at(body, 112).unwrap_or(0),
+            max_warp: u64_at(body, 120).unwrap_or(0),
+            warps: field(128),
+        },
     };
     let report = BootReport {
         summary,
@@ -228,6 +246,12 @@ fn parse_boot(body: &[u8], length: u32) -> Result<BootReport<'_>, ReportError> {
                 phase: r.last_phase,
             });
         }
+        if r.flags & !CPU_FLAGS_KNOWN != 0 {
+            return Err(ReportError::BadCpuFlags {
+                index,
+                flags: r.flags,
+            });
+        }
     }
     Ok(report)
 }
@@ -239,9 +263,17 @@ mod tests {
 
     fn boot(cpus: usize) -> [u8; 512] {
         let mut buf = [0u8; 512];
+        assert!(boot_report_len(cpus) <= buf.len());
         let s = BootSummary {
             cpu_count: cpus as u32,
             tsc_khz: 2_000_000,
+            flags: FLAG_TSC_ADJUST,
+            tsc_sync: 2,
+            tsc: TscSyncSummary {
+                cycles: 5_000_000,
+                max_warp: 1 << 40,
+                warps: 7,
+            },
             ..Default::default()
         };
         write_boot_summary(&mut buf, &s).unwrap();
@@ -249,7 +281,10 @@ mod tests {
             let r = CpuRecord {
                 apic_id: i as u32,
                 state: 1,
-                last_phase: 5,
+                last_phase: 6,
+                flags: CPU_FLAG_TSC_CHECKED | CPU_FLAG_TSC_ADJUST,
+                tsc_warp: i as u64 * 3,
+                tsc_adjust: (-(i as i64)) as u64,
                 ..Default::default()
             };
             write_cpu_record(&mut buf, i, &r).unwrap();
@@ -264,8 +299,21 @@ mod tests {
             panic!("not a boot report")
         };
         assert_eq!(b.summary.tsc_khz, 2_000_000);
+        assert_eq!(b.summary.flags, FLAG_TSC_ADJUST);
+        assert_eq!(b.summary.tsc_sync, 2);
+        assert_eq!(
+            b.summary.tsc,
+            TscSyncSummary {
+                cycles: 5_000_000,
+                max_warp: 1 << 40,
+                warps: 7
+            }
+        );
         assert_eq!(b.len(), 3);
-        assert_eq!(b.cpu(2).unwrap().apic_id, 2);
+        let r = b.cpu(2).unwrap();
+        assert_eq!((r.apic_id, r.last_phase), (2, 6));
+        assert_eq!(r.flags, CPU_FLAG_TSC_CHECKED | CPU_FLAG_TSC_ADJUST);
+        assert_eq!((r.tsc_warp, r.tsc_adjust as i64), (6, -2));
         assert!(b.cpu(3).is_none());
     }
 
@@ -321,11 +369,26 @@ mod tests {
             ReportError::BadCpuState { index: 1, state: 9 }
         );
         let mut b = good;
-        b[BOOT_RECORDS_OFFSET + 9] = 6;
+        b[BOOT_RECORDS_OFFSET + 9] = 7;
         assert_eq!(
             parse(&b).unwrap_err(),
-            ReportError::BadPhase { index: 0, phase: 6 }
+            ReportError::BadPhase { index: 0, phase: 7 }
         );
+        let mut b = good;
+        b[24] |= 0x80;
+        assert_eq!(
+            parse(&b).unwrap_err(),
+            ReportError::BadFlags(FLAG_TSC_ADJUST | 0x80)
+        );
+        let mut b = good;
+        b[BOOT_RECORDS_OFFSET + CPU_RECORD_SIZE + 12] |= 0x40;
+        assert!(matches!(
+            parse(&b).unwrap_err(),
+            ReportError::BadCpuFlags { index: 1, .. }
+        ));
+        let mut b = good;
+        b[4] = 1; // a version-1 report: slot 4 meant Online then
+        assert_eq!(parse(&b).unwrap_err(), ReportError::BadVersion(1));
         let len = boot_report_len(2);
         assert!(matches!(
             parse(&good[..len - 1]),

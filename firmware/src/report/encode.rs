@@ -30,13 +30,17 @@ pub fn write_boot_summary(buf: &mut [u8], s: &BootSummary) -> Option<usize> {
     put_u32(buf, 20, s.tsc_khz)?;
     put_u32(buf, 24, s.flags)?;
     put_u32(buf, 28, s.madt_cpus)?;
-    put(buf, 32, &[s.bringup, s.kick, 0, 0])?;
+    put(buf, 32, &[s.bringup, s.kick, s.tsc_sync, 0])?;
     put_u32(buf, 36, s.cpu_count)?;
     put_u32(buf, 40, CPU_RECORD_SIZE as u32)?;
     put_u32(buf, 44, s.status)?;
     for (i, stamp) in s.bsp_stamps.iter().enumerate() {
         put_u64(buf, 48 + i * 8, *stamp)?;
     }
+    put_u64(buf, 112, s.tsc.cycles)?;
+    put_u64(buf, 120, s.tsc.max_warp)?;
+    put_u32(buf, 128, s.tsc.warps)?;
+    put_u32(buf, 132, 0)?;
     Some(len)
 }
 
@@ -51,7 +55,8 @@ pub fn write_cpu_record(buf: &mut [u8], index: usize, r: &CpuRecord) -> Option<(
     for (i, stamp) in r.stamps.iter().enumerate() {
         put_u64(buf, off + 16 + i * 8, *stamp)?;
     }
-    Some(())
+    put_u64(buf, off + 80, r.tsc_warp)?;
+    put_u64(buf, off + 88, r.tsc_adjust)
 }
 
 /// Writes a fault report; returns its length.

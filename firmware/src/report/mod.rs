@@ -12,11 +12,20 @@
 //! ```text
 //! Header  0 magic "SIPI" | 4 version u16 | 6 kind u16 | 8 length u32 | 12 reserved u32
 //! Boot   16 bsp_apic_id u32 | 20 tsc_khz u32 | 24 flags u32 | 28 madt_cpus u32
-//!        32 bringup u8 | 33 kick u8 | 34 reserved u16 | 36 cpu_count u32 | 40 record_size u32
-//!        44 status u32 | 48 bsp stamps [u64; 8] | 112 cpu records [CpuRecord; cpu_count]
+//!        32 bringup u8 | 33 kick u8 | 34 tsc_sync u8 | 35 reserved u8 | 36 cpu_count u32
+//!        40 record_size u32 | 44 status u32 | 48 bsp stamps [u64; 8]
+//!        112 tsc_sync_cycles u64 | 120 tsc_max_warp u64 | 128 tsc_warps u32 | 132 reserved u32
+//!        136 cpu records [CpuRecord; cpu_count]
+//! Record  0 apic_id u32 | 4 acpi_uid u32 | 8 state u8 | 9 last_phase u8 | 10 retries u16
+//!        12 flags u32 | 16 stamps [u64; 8] | 80 tsc_warp u64 | 88 tsc_adjust u64
 //! Fault  16 apic_id u32 | 20 vector u32 | 24 error_code u64 | 32 rip u64 | 40 cr2 u64 | 48 rsp u64
 //! Panic  16 message bytes (UTF-8, at most PANIC_MESSAGE_MAX)
 //! ```
+//!
+//! Version 2 added the TSC synchronisation check: the [`ApPhase::TscSync`] stamp between
+//! PerCpuInit and Online (Online moved from slot 4 to slot 5), the `tsc_sync` strategy byte and
+//! the [`TscSyncSummary`] block in the boot summary, and the `tsc_warp` and `tsc_adjust` fields
+//! and `CPU_FLAG_TSC_*` bits of the CPU record (80 bytes before, 96 now).
 
 pub mod decode;
 pub mod encode;
@@ -24,7 +33,7 @@ pub mod encode;
 /// `"SIPI"` read as a little-endian u32.
 pub const REPORT_MAGIC: u32 = u32::from_le_bytes(*b"SIPI");
 /// The protocol version this crate speaks.
-pub const REPORT_VERSION: u16 = 1;
+pub const REPORT_VERSION: u16 = 2;
 /// Size of the common header.
 pub const HEADER_SIZE: usize = 16;
 /// The largest report the VMM accepts; nothing larger is ever read or allocated.
@@ -35,9 +44,9 @@ pub const MAX_CPUS: u32 = 4096;
 pub const REPORT_ALIGN: u32 = 8;
 
 /// Offset of the CPU records in a boot report.
-pub const BOOT_RECORDS_OFFSET: usize = 112;
+pub const BOOT_RECORDS_OFFSET: usize = 136;
 /// Size of one CPU record.
-pub const CPU_RECORD_SIZE: usize = 80;
+pub const CPU_RECORD_SIZE: usize = 96;
 /// Size of a fault report.
 pub const FAULT_REPORT_SIZE: usize = 56;
 /// Most message bytes in a panic report.
@@ -81,17 +90,21 @@ pub enum ApPhase {
     LongMode = 2,
     /// The AP's GDT, IDT and local APIC are set up.
     PerCpuInit = 3,
+    /// The AP finished its TSC synchronisation check (only with `sipi.tsc_sync` other than
+    /// `none`): the phase includes waiting for its turn or for the others.
+    TscSync = 4,
     /// The AP marked itself online.
-    Online = 4,
+    Online = 5,
 }
 
 impl ApPhase {
     /// Every AP phase in order.
-    pub const ALL: [ApPhase; 5] = [
+    pub const ALL: [ApPhase; 6] = [
         Self::Kick,
         Self::Trampoline,
         Self::LongMode,
         Self::PerCpuInit,
+        Self::TscSync,
         Self::Online,
     ];
 
@@ -102,6 +115,7 @@ impl ApPhase {
             Self::Trampoline => "trampoline",
             Self::LongMode => "long_mode",
             Self::PerCpuInit => "percpu_init",
+            Self::TscSync => "tsc_sync",
             Self::Online => "online",
         }
     }
@@ -184,10 +198,29 @@ impl CpuState {
 
 /// Boot summary flag: the BSP runs its local APIC in x2APIC mode.
 pub const FLAG_X2APIC: u32 = 1 << 0;
+/// Boot summary flag: CPUID.(EAX=7,ECX=0):EBX[1] reports IA32_TSC_ADJUST, so the CPUs that took
+/// part in the TSC check read it.
+pub const FLAG_TSC_ADJUST: u32 = 1 << 1;
+/// Every boot summary flag this version defines.
+pub const FLAGS_KNOWN: u32 = FLAG_X2APIC | FLAG_TSC_ADJUST;
 /// CPU record flag: this record is the BSP.
 pub const CPU_FLAG_BSP: u32 = 1 << 0;
+/// CPU record flag: the CPU took part in the TSC synchronisation check to the end.
+pub const CPU_FLAG_TSC_CHECKED: u32 = 1 << 1;
+/// CPU record flag: the check found this CPU's TSC out of sync (by `tsc_warp` cycles).
+pub const CPU_FLAG_TSC_OUT_OF_SYNC: u32 = 1 << 2;
+/// CPU record flag: `tsc_adjust` holds the CPU's IA32_TSC_ADJUST, read before the check.
+pub const CPU_FLAG_TSC_ADJUST: u32 = 1 << 3;
+/// CPU record flag: test only, this CPU added `sipi.test_tsc_skew` to its readings in the check.
+pub const CPU_FLAG_TSC_TEST_SKEW: u32 = 1 << 4;
+/// Every CPU record flag this version defines.
+pub const CPU_FLAGS_KNOWN: u32 = CPU_FLAG_BSP
+    | CPU_FLAG_TSC_CHECKED
+    | CPU_FLAG_TSC_OUT_OF_SYNC
+    | CPU_FLAG_TSC_ADJUST
+    | CPU_FLAG_TSC_TEST_SKEW;
 
-/// One CPU's record, in wire layout (`#[repr(C)]`, 80 bytes). The guest may keep these in
+/// One CPU's record, in wire layout (`#[repr(C)]`, 96 bytes). The guest may keep these in
 /// memory and let each CPU stamp its own, so the report needs no copying.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[repr(C)]
@@ -206,9 +239,31 @@ pub struct CpuRecord {
     pub flags: u32,
     /// TSC per [`ApPhase`] slot; 0 means not reached.
     pub stamps: [u64; STAMP_SLOTS],
+    /// With [`CPU_FLAG_TSC_OUT_OF_SYNC`]: the largest TSC warp (a reading older than one seen
+    /// before it) blamed on this CPU, in cycles; 0 otherwise.
+    pub tsc_warp: u64,
+    /// With [`CPU_FLAG_TSC_ADJUST`]: IA32_TSC_ADJUST (a signed 64-bit value); 0 otherwise.
+    pub tsc_adjust: u64,
 }
 
 const _: () = assert!(core::mem::size_of::<CpuRecord>() == CPU_RECORD_SIZE);
+// The in-memory record is the wire layout (see the module documentation).
+const _: () = assert!(core::mem::offset_of!(CpuRecord, flags) == 12);
+const _: () = assert!(core::mem::offset_of!(CpuRecord, stamps) == 16);
+const _: () = assert!(core::mem::offset_of!(CpuRecord, tsc_warp) == 80);
+const _: () = assert!(core::mem::offset_of!(CpuRecord, tsc_adjust) == 88);
+const _: () = assert!(BOOT_RECORDS_OFFSET == 48 + 8 * STAMP_SLOTS + 24);
+
+/// The result of the TSC synchronisation check, in the boot summary (all 0 when it did not run).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TscSyncSummary {
+    /// TSC cycles the BSP spent on the check.
+    pub cycles: u64,
+    /// The largest warp seen, in cycles (0: the TSCs are synchronised).
+    pub max_warp: u64,
+    /// Readings older than one seen before them, counted over every CPU (saturating).
+    pub warps: u32,
+}
 
 /// The fixed part of a boot report.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -225,12 +280,16 @@ pub struct BootSummary {
     pub bringup: u8,
     /// Kick style ([`crate::cmdline::Kick`] as u8).
     pub kick: u8,
+    /// TSC synchronisation check ([`crate::cmdline::TscSync`] as u8).
+    pub tsc_sync: u8,
     /// CPU records that follow.
     pub cpu_count: u32,
     /// The guest's own verdict: 0 when everything it was asked to do succeeded.
     pub status: u32,
     /// TSC per [`BspPhase`] slot; 0 means not reached.
     pub bsp_stamps: [u64; STAMP_SLOTS],
+    /// The TSC synchronisation check's result.
+    pub tsc: TscSyncSummary,
 }
 
 /// A CPU exception that reached the guest's last-resort handler.

@@ -7,8 +7,13 @@ use firmware::acpi::madt::{
     MAX_XAPIC_ID, MPS_INTI_ACTIVE_HIGH_EDGE, MPS_INTI_CONFORMING,
 };
 use firmware::acpi::rsdp::{Rsdp, RSDP_ALIGN, RSDP_V1_SIZE};
-use firmware::acpi::{sum, xsdt};
-use firmware::layout::{BIOS_AREA_END, BIOS_AREA_START, IOAPIC_BASE, IOAPIC_ID, LAPIC_BASE};
+use firmware::acpi::sdt::validate;
+use firmware::acpi::{rsdt, sum, xsdt};
+use firmware::bytes::{u16_at, u32_at, u64_at, u8_at};
+use firmware::layout::{
+    ACPI_PM1A_CNT_PORT, ACPI_PM1A_EVT_PORT, ACPI_SCI_IRQ, ACPI_SLP_TYP_S5, BIOS_AREA_END,
+    BIOS_AREA_START, I8042_COMMAND_PORT, IOAPIC_BASE, IOAPIC_ID, LAPIC_BASE,
+};
 use std::time::{Duration, Instant};
 
 /// KVM_CAP_MAX_VCPU_ID on our machines: the most vCPUs a VM can have APIC IDs for.
@@ -19,6 +24,10 @@ const MAX_VCPU_ID: u32 = 4096;
 struct Found {
     rsdp_offset: usize,
     xsdt_addr: u64,
+    rsdt_addr: u32,
+    fadt_addr: u64,
+    fadt: Fadt,
+    s5: Option<u8>,
     madt_addr: u64,
     madt_revision: u8,
     local_apic_addr: u32,
@@ -38,8 +47,82 @@ fn bios_area(tables: &AcpiTables) -> Vec<u8> {
     area
 }
 
+/// The FADT fields sipi sets (ACPI 6.5, Table 5.9 offsets).
+#[derive(Debug, Default)]
+struct Fadt {
+    revision: u8,
+    minor: u8,
+    firmware_ctrl: u32,
+    dsdt: u32,
+    x_dsdt: u64,
+    sci_int: u16,
+    smi_cmd: u32,
+    pm1a_evt_blk: u32,
+    pm1a_cnt_blk: u32,
+    pm1_evt_len: u8,
+    pm1_cnt_len: u8,
+    pm_tmr_len: u8,
+    century: u8,
+    iapc_boot_arch: u16,
+    flags: u32,
+    reset_reg: (u8, u8, u64),
+    reset_value: u8,
+    x_pm1a_cnt_blk: (u8, u8, u64),
+    x_pm1a_evt_blk: (u8, u8, u64),
+}
+
+fn gas(t: &[u8], off: usize) -> (u8, u8, u64) {
+    (
+        u8_at(t, off).unwrap(),
+        u8_at(t, off + 1).unwrap(),
+        u64_at(t, off + 4).unwrap(),
+    )
+}
+
+fn parse_fadt(t: &[u8]) -> Fadt {
+    Fadt {
+        revision: t[SDT_REVISION_OFFSET],
+        minor: u8_at(t, 131).unwrap(),
+        firmware_ctrl: u32_at(t, 36).unwrap(),
+        dsdt: u32_at(t, 40).unwrap(),
+        x_dsdt: u64_at(t, 140).unwrap(),
+        sci_int: u16_at(t, 46).unwrap(),
+        smi_cmd: u32_at(t, 48).unwrap(),
+        pm1a_evt_blk: u32_at(t, 56).unwrap(),
+        pm1a_cnt_blk: u32_at(t, 64).unwrap(),
+        pm1_evt_len: u8_at(t, 88).unwrap(),
+        pm1_cnt_len: u8_at(t, 89).unwrap(),
+        pm_tmr_len: u8_at(t, 91).unwrap(),
+        century: u8_at(t, 108).unwrap(),
+        iapc_boot_arch: u16_at(t, 109).unwrap(),
+        flags: u32_at(t, 112).unwrap(),
+        reset_reg: gas(t, 116),
+        reset_value: u8_at(t, 128).unwrap(),
+        x_pm1a_evt_blk: gas(t, 148),
+        x_pm1a_cnt_blk: gas(t, 172),
+    }
+}
+
+/// The SLP_TYPa of `\_S5` as a simple kernel finds it: the bytes "_S5_" after a NameOp, then
+/// PackageOp, PkgLength, NumElements, and a BytePrefix'd (or Zero/One) first element.
+fn find_s5(dsdt: &[u8]) -> Option<u8> {
+    let at = dsdt.windows(4).position(|w| w == b"_S5_")?;
+    if dsdt.get(at.checked_sub(1)?) != Some(&0x08) || dsdt.get(at + 4) != Some(&0x12) {
+        return None;
+    }
+    // One-byte PkgLength (bits 6-7 zero), then NumElements, then the first element.
+    let first = at + 7;
+    match dsdt.get(first)? {
+        0x0A => dsdt.get(first + 1).copied(),
+        0x00 => Some(0),
+        0x01 => Some(1),
+        _ => None,
+    }
+}
+
 /// Decodes the tables in a BIOS-area image as a guest would: scan for the RSDP, follow it to
-/// the XSDT, follow that to the MADT. Every step validates lengths and checksums.
+/// the XSDT (and check the RSDT lists the same tables), follow those to the FADT, its FACS and
+/// DSDT, and the MADT. Every step validates lengths and checksums.
 fn decode(area: &[u8]) -> Result<Found, String> {
     let at = |addr: u64| {
         addr.checked_sub(BIOS_AREA_START)
@@ -50,14 +133,36 @@ fn decode(area: &[u8]) -> Result<Found, String> {
     let xsdt_entries: Vec<u64> = xsdt::entries(at(rsdp.xsdt_addr)?)
         .map_err(|e| format!("XSDT: {e}"))?
         .collect();
-    let [madt_addr] = xsdt_entries[..] else {
-        return Err(format!("the XSDT lists {xsdt_entries:x?}, not one MADT"));
+    let rsdt_entries: Vec<u64> = rsdt::entries(at(u64::from(rsdp.rsdt_addr))?)
+        .map_err(|e| format!("RSDT: {e}"))?
+        .collect();
+    if rsdt_entries != xsdt_entries {
+        return Err(format!(
+            "the RSDT lists {rsdt_entries:x?}, the XSDT {xsdt_entries:x?}"
+        ));
+    }
+    let [fadt_addr, madt_addr] = xsdt_entries[..] else {
+        return Err(format!(
+            "the XSDT lists {xsdt_entries:x?}, not a FADT and a MADT"
+        ));
     };
+    let (_, fadt_bytes) = validate(at(fadt_addr)?, b"FACP").map_err(|e| format!("FADT: {e}"))?;
+    let fadt = parse_fadt(fadt_bytes);
+    let facs = at(u64::from(fadt.firmware_ctrl))?;
+    if !facs.starts_with(b"FACS") || u32_at(facs, 4) != Some(64) {
+        return Err("FACS: bad signature or length".into());
+    }
+    let (_, dsdt) = validate(at(fadt.x_dsdt)?, b"DSDT").map_err(|e| format!("DSDT: {e}"))?;
+    let s5 = find_s5(dsdt);
     let madt_bytes = at(madt_addr)?;
     let madt = Madt::parse(madt_bytes).map_err(|e| format!("MADT: {e}"))?;
     Ok(Found {
         rsdp_offset,
         xsdt_addr: rsdp.xsdt_addr,
+        rsdt_addr: rsdp.rsdt_addr,
+        fadt_addr,
+        fadt,
+        s5,
         madt_addr,
         madt_revision: madt_bytes[SDT_REVISION_OFFSET],
         local_apic_addr: madt.local_apic_addr,
@@ -71,18 +176,49 @@ fn decode(area: &[u8]) -> Result<Found, String> {
 /// Checks everything the brief promises about the tables for `n` vCPUs.
 fn check_tables(n: u32, tables: &AcpiTables, found: &Found) {
     let t = tables.tables();
-    assert_eq!(t.len(), 3, "RSDP, XSDT, MADT");
+    let sigs: Vec<&[u8]> = t.iter().map(|(_, b)| &b[..4]).collect();
+    let want: [&[u8]; 7] = [
+        b"RSD ", b"XSDT", b"RSDT", b"FACS", b"FACP", b"DSDT", b"APIC",
+    ];
+    assert_eq!(sigs, want, "the tables in address order");
     assert_eq!(t[0].0, RSDP_ADDR);
     assert_eq!(tables.rsdp_addr(), RSDP_ADDR);
     assert_eq!(found.rsdp_offset as u64, RSDP_ADDR - BIOS_AREA_START);
-    assert_eq!(found.xsdt_addr, t[1].0);
-    assert_eq!(found.madt_addr, t[2].0);
+    assert_eq!(Some(found.xsdt_addr), tables.table(b"XSDT").map(|t| t.0));
+    assert_eq!(
+        Some(u64::from(found.rsdt_addr)),
+        tables.table(b"RSDT").map(|t| t.0)
+    );
+    assert_eq!(Some(found.fadt_addr), tables.table(b"FACP").map(|t| t.0));
+    assert_eq!(Some(found.madt_addr), tables.table(b"APIC").map(|t| t.0));
+    let facs = tables.table(b"FACS").unwrap().0;
+    assert!(facs.is_multiple_of(64), "the FACS is 64-byte aligned");
+
+    // The FADT: PM1a blocks at the ACPI PM device's ports, SCI, reset through the 8042.
+    let f = &found.fadt;
+    assert_eq!((f.revision, f.minor), (6, 5));
+    assert_eq!(u64::from(f.firmware_ctrl), facs);
+    assert_eq!(u64::from(f.dsdt), f.x_dsdt);
+    assert_eq!(Some(f.x_dsdt), tables.table(b"DSDT").map(|t| t.0));
+    assert_eq!((f.sci_int, f.smi_cmd), (ACPI_SCI_IRQ, 0));
+    assert_eq!(f.pm1a_evt_blk, u32::from(ACPI_PM1A_EVT_PORT));
+    assert_eq!(f.pm1a_cnt_blk, u32::from(ACPI_PM1A_CNT_PORT));
+    assert_eq!((f.pm1_evt_len, f.pm1_cnt_len, f.pm_tmr_len), (4, 2, 0));
+    assert_eq!(f.x_pm1a_evt_blk, (1, 32, u64::from(ACPI_PM1A_EVT_PORT)));
+    assert_eq!(f.x_pm1a_cnt_blk, (1, 16, u64::from(ACPI_PM1A_CNT_PORT)));
+    assert_eq!(f.century, 0x32);
+    assert_eq!(f.iapc_boot_arch, 0b111, "legacy devices, 8042, no VGA");
+    assert_eq!(f.flags & (1 << 20), 0, "not hardware-reduced");
+    assert_ne!(f.flags & (1 << 10), 0, "RESET_REG_SUP");
+    assert_eq!(f.reset_reg, (1, 8, u64::from(I8042_COMMAND_PORT)));
+    assert_eq!(f.reset_value, 0xFE);
+    assert_eq!(found.s5, Some(ACPI_SLP_TYP_S5), "\\_S5 names SLP_TYP S5");
 
     // Every checksum: the RSDP's two, then each table's.
     assert_eq!(sum(&t[0].1[..RSDP_V1_SIZE]), 0, "RSDP checksum");
     assert_eq!(sum(&t[0].1), 0, "RSDP extended checksum");
     assert_eq!(t[0].1.len(), RSDP_V2_SIZE);
-    for (addr, bytes) in &t[1..] {
+    for (addr, bytes) in t[1..].iter().filter(|(_, b)| !b.starts_with(b"FACS")) {
         assert_eq!(sum(bytes), 0, "checksum of the table at {addr:#x}");
     }
 
@@ -95,7 +231,8 @@ fn check_tables(n: u32, tables: &AcpiTables, found: &Found) {
         next = addr + bytes.len() as u64;
     }
     assert!(next <= ACPI_TABLES_END);
-    assert_eq!(t[2].1.len() as u64, madt::len(n), "computed MADT length");
+    let madt_len = tables.table(b"APIC").map(|t| t.1.len() as u64);
+    assert_eq!(madt_len, Some(madt::len(n)), "computed MADT length");
 
     assert_eq!(found.madt_revision, 6);
     assert_eq!(u64::from(found.local_apic_addr), LAPIC_BASE);
@@ -223,7 +360,7 @@ fn tables_that_do_not_fit_are_an_error() {
     }
     assert!(fits >= MAX_VCPU_ID, "only {fits} vCPUs fit");
     let largest = build_and_check(fits);
-    let (addr, madt) = &largest.tables()[2];
+    let (addr, madt) = largest.table(b"APIC").unwrap();
     let spare = ACPI_TABLES_END - (addr + madt.len() as u64);
     assert!(
         spare < 16,
@@ -247,16 +384,24 @@ fn a_corrupted_byte_fails_decoding() {
     let tables = AcpiTables::build(300).unwrap();
     let clean = bios_area(&tables);
     assert!(decode(&clean).is_ok());
-    for (i, (addr, bytes)) in tables.tables().iter().enumerate() {
+    for (addr, bytes) in tables.tables() {
         // A byte in the middle of each table: for the MADT, inside a Local APIC structure.
-        let off = (addr - BIOS_AREA_START) as usize + bytes.len() / 2;
+        // The FACS has no checksum: its signature is what a reader checks.
+        let sig = &bytes[..4];
+        let off =
+            (addr - BIOS_AREA_START) as usize + if sig == b"FACS" { 0 } else { bytes.len() / 2 };
         let mut bad = clean.clone();
         bad[off] ^= 0x40;
         let err = decode(&bad).expect_err("a corrupted table must not decode");
-        let expected = ["no valid RSDP", "XSDT", "MADT"][i];
-        assert!(err.contains(expected), "table {i}: {err}");
+        let expected = match sig {
+            b"RSD " => "no valid RSDP",
+            b"FACP" => "FADT",
+            b"APIC" => "MADT",
+            other => std::str::from_utf8(other).unwrap(),
+        };
+        assert!(err.contains(expected), "{expected}: {err}");
     }
-    let mut madt = tables.tables()[2].1.clone();
+    let mut madt = tables.table(b"APIC").unwrap().1.to_vec();
     madt[SDT_HEADER_SIZE + 9] ^= 1;
     assert!(matches!(
         Madt::parse(&madt),
@@ -266,7 +411,12 @@ fn a_corrupted_byte_fails_decoding() {
 
 #[test]
 fn header_patches_keep_the_checksum() {
-    let mut t = AcpiTables::build(4).unwrap().tables()[2].1.clone();
+    let mut t = AcpiTables::build(4)
+        .unwrap()
+        .table(b"APIC")
+        .unwrap()
+        .1
+        .to_vec();
     patch_header_field(&mut t, SDT_REVISION_OFFSET, &[0x42]);
     assert_eq!(t[SDT_REVISION_OFFSET], 0x42);
     assert_eq!(sum(&t), 0);

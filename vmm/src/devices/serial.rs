@@ -1,5 +1,11 @@
-//! An 8250/16550-compatible UART, enough for a polling driver's output (National
-//! Semiconductor PC16550D data sheet, register map in Table II).
+//! An 8250/16550A-compatible UART, enough for a polling driver's output and for a driver's
+//! detection of the chip (National Semiconductor PC16550D data sheet, register map in
+//! Table II): the scratch register holds a value, the divisor latch is readable, FIFOs report
+//! as enabled in IIR once FCR enables them, loopback reflects MCR into MSR (DTR to DSR, RTS to
+//! CTS, OUT1 to RI, OUT2 to DCD) and loops transmitted bytes back into the receiver, and IIR
+//! identifies the transmitter-empty interrupt when IER enables it. Transmission is instant:
+//! LSR always shows THRE and TEMT. No interrupt is raised on the IRQ line and nothing is ever
+//! received from outside.
 
 use std::io::Write;
 
@@ -22,6 +28,16 @@ const SCR: u16 = 7;
 
 /// LCR.DLAB: divisor latch access.
 const LCR_DLAB: u8 = 1 << 7;
+/// IER.ETBEI: enable the transmitter holding register empty interrupt.
+const IER_ETBEI: u8 = 1 << 1;
+/// FCR bit 0: enable the FIFOs.
+const FCR_FIFO_ENABLE: u8 = 1 << 0;
+/// IIR bits 6-7: FIFOs enabled.
+const IIR_FIFO_ENABLED: u8 = 0xC0;
+/// IIR: transmitter holding register empty interrupt pending (priority 3).
+const IIR_THRI: u8 = 0x02;
+/// LSR.DR: a received byte is ready.
+const LSR_DR: u8 = 1 << 0;
 /// LSR.THRE: transmitter holding register empty.
 const LSR_THRE: u8 = 1 << 5;
 /// LSR.TEMT: transmitter empty.
@@ -30,8 +46,22 @@ const LSR_TEMT: u8 = 1 << 6;
 const IIR_NONE: u8 = 1;
 /// MCR.LOOP: loopback mode.
 const MCR_LOOP: u8 = 1 << 4;
-/// MSR in loopback reflects MCR bits 0-3 into bits 4-7.
-const MSR_LOOPBACK_SHIFT: u8 = 4;
+/// MCR.DTR, looped back to MSR.DSR.
+const MCR_DTR: u8 = 1 << 0;
+/// MCR.RTS, looped back to MSR.CTS.
+const MCR_RTS: u8 = 1 << 1;
+/// MCR.OUT1, looped back to MSR.RI.
+const MCR_OUT1: u8 = 1 << 2;
+/// MCR.OUT2, looped back to MSR.DCD.
+const MCR_OUT2: u8 = 1 << 3;
+/// MSR.CTS.
+const MSR_CTS: u8 = 1 << 4;
+/// MSR.DSR.
+const MSR_DSR: u8 = 1 << 5;
+/// MSR.RI.
+const MSR_RI: u8 = 1 << 6;
+/// MSR.DCD.
+const MSR_DCD: u8 = 1 << 7;
 /// MSR outside loopback: CTS, DSR and DCD asserted (a connected terminal).
 const MSR_CONNECTED: u8 = 0xB0;
 /// Divisor for 115200 baud from the 1.8432 MHz clock.
@@ -48,6 +78,11 @@ pub struct Serial {
     mcr: u8,
     scr: u8,
     divisor: u16,
+    fifo: bool,
+    /// The THR-empty interrupt is pending (until IIR reports it or THR is written).
+    thri: bool,
+    /// A byte looped back in loopback mode, waiting in RBR.
+    rx: Option<u8>,
 }
 
 impl Serial {
@@ -61,6 +96,9 @@ impl Serial {
             mcr: 0,
             scr: 0,
             divisor: DEFAULT_DIVISOR,
+            fifo: false,
+            thri: false,
+            rx: None,
         }
     }
 
@@ -70,34 +108,65 @@ impl Serial {
         match offset {
             RBR_THR if dlab => self.divisor = (self.divisor & 0xFF00) | u16::from(v),
             IER if dlab => self.divisor = (self.divisor & 0x00FF) | (u16::from(v) << 8),
-            RBR_THR if self.mcr & MCR_LOOP == 0 => {
-                self.buf.push(v);
-                if v == b'\n' || self.buf.len() >= FLUSH_AT {
-                    self.flush();
+            RBR_THR => {
+                if self.mcr & MCR_LOOP == 0 {
+                    self.buf.push(v);
+                    if v == b'\n' || self.buf.len() >= FLUSH_AT {
+                        self.flush();
+                    }
+                } else {
+                    // Loopback: the byte goes to the receiver, never to the line.
+                    self.rx = Some(v);
                 }
+                // Sent at once: the holding register is empty again.
+                self.thri = true;
             }
-            RBR_THR => {} // Loopback: transmitted bytes never reach the line.
-            IER => self.ier = v & 0x0F,
+            IER => {
+                if v & IER_ETBEI != 0 && self.ier & IER_ETBEI == 0 {
+                    self.thri = true;
+                }
+                self.ier = v & 0x0F;
+            }
+            IIR_FCR => self.fifo = v & FCR_FIFO_ENABLE != 0,
             LCR => self.lcr = v,
             MCR => self.mcr = v & 0x1F,
             SCR => self.scr = v,
-            _ => {} // FCR, LSR and MSR writes have no effect here.
+            _ => {} // LSR and MSR writes have no effect here.
         }
     }
 
-    /// Reads register `offset`.
-    pub fn read(&self, offset: u16) -> u8 {
+    /// Reads register `offset` (reading RBR or IIR changes state, as on the chip).
+    pub fn read(&mut self, offset: u16) -> u8 {
         let dlab = self.lcr & LCR_DLAB != 0;
         match offset {
             RBR_THR if dlab => self.divisor as u8,
             IER if dlab => (self.divisor >> 8) as u8,
-            RBR_THR => 0,
+            RBR_THR => self.rx.take().unwrap_or(0),
             IER => self.ier,
-            IIR_FCR => IIR_NONE,
+            IIR_FCR => {
+                let fifo = if self.fifo { IIR_FIFO_ENABLED } else { 0 };
+                if self.ier & IER_ETBEI != 0 && std::mem::take(&mut self.thri) {
+                    IIR_THRI | fifo
+                } else {
+                    IIR_NONE | fifo
+                }
+            }
             LCR => self.lcr,
             MCR => self.mcr,
-            LSR => LSR_THRE | LSR_TEMT,
-            MSR if self.mcr & MCR_LOOP != 0 => (self.mcr & 0x0F) << MSR_LOOPBACK_SHIFT,
+            LSR => LSR_THRE | LSR_TEMT | if self.rx.is_some() { LSR_DR } else { 0 },
+            MSR if self.mcr & MCR_LOOP != 0 => {
+                let line = |mcr_bit: u8, msr_bit: u8| {
+                    if self.mcr & mcr_bit != 0 {
+                        msr_bit
+                    } else {
+                        0
+                    }
+                };
+                line(MCR_DTR, MSR_DSR)
+                    | line(MCR_RTS, MSR_CTS)
+                    | line(MCR_OUT1, MSR_RI)
+                    | line(MCR_OUT2, MSR_DCD)
+            }
             MSR => MSR_CONNECTED,
             SCR => self.scr,
             _ => 0xFF,
@@ -156,12 +225,50 @@ mod tests {
         assert_eq!(&*sink.0.lock().unwrap(), b"hi\n");
         s.write(MCR, MCR_LOOP | 0x3);
         assert_eq!(s.read(MSR), 0x30, "loopback reflects DTR/RTS");
+        // Linux's autoconfig loopback check: RTS and OUT2 must read back as CTS and DCD.
+        s.write(MCR, MCR_LOOP | MCR_RTS | MCR_OUT2);
+        assert_eq!(s.read(MSR) & 0xF0, 0x90);
+        s.write(MCR, MCR_LOOP | MCR_DTR | MCR_OUT1);
+        assert_eq!(s.read(MSR) & 0xF0, MSR_DSR | MSR_RI);
         s.write(RBR_THR, b'x');
+        assert_eq!(
+            s.read(LSR) & LSR_DR,
+            LSR_DR,
+            "looped back into the receiver"
+        );
+        assert_eq!(s.read(RBR_THR), b'x');
+        assert_eq!(s.read(LSR) & LSR_DR, 0);
         s.flush();
         assert_eq!(
             &*sink.0.lock().unwrap(),
             b"hi\n",
             "loopback output does not reach the console"
         );
+    }
+
+    #[test]
+    fn fifo_and_interrupt_identification() {
+        let mut s = Serial::new(Box::new(std::io::sink()));
+        assert_eq!(s.read(IIR_FCR), IIR_NONE, "8250 mode: no FIFO bits");
+        s.write(IIR_FCR, 0xC7);
+        assert_eq!(s.read(IIR_FCR) & 0xC0, 0xC0, "a 16550A with FIFOs enabled");
+        s.write(IER, IER_ETBEI);
+        assert_eq!(s.read(IIR_FCR) & 0x0F, IIR_THRI, "THR is empty");
+        assert_eq!(
+            s.read(IIR_FCR) & 0x0F,
+            IIR_NONE,
+            "reading IIR acknowledged it"
+        );
+        s.write(RBR_THR, b'a');
+        assert_eq!(
+            s.read(IIR_FCR) & 0x0F,
+            IIR_THRI,
+            "empty again after a write"
+        );
+        s.write(IER, 0);
+        s.write(RBR_THR, b'b');
+        assert_eq!(s.read(IIR_FCR) & 0x0F, IIR_NONE, "masked by IER");
+        s.write(IIR_FCR, 0);
+        assert_eq!(s.read(IIR_FCR), IIR_NONE);
     }
 }

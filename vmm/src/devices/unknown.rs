@@ -38,6 +38,12 @@ impl UnknownAccessLog {
         }
     }
 
+    /// Distinct locations logged so far, for tests.
+    #[cfg(test)]
+    pub fn count(&self) -> usize {
+        self.seen.lock().map_or(0, |s| s.len())
+    }
+
     /// An access to a port no device claims.
     pub fn port(&self, port: u16, write: bool) {
         let dir = if write { "wrote to" } else { "read from" };
@@ -46,11 +52,11 @@ impl UnknownAccessLog {
         });
     }
 
-    /// An access of the wrong size to a known port.
-    pub fn bad_size(&self, port: u16, size: usize) {
+    /// An access of the wrong size to a known port; `takes` says what it takes ("4 bytes").
+    pub fn bad_size(&self, port: u16, size: usize, takes: &'static str) {
         self.once(2, u64::from(port) << 8 | size as u64, || {
             format!(
-                "the guest accessed I/O port {port:#x} with a {size}-byte access; it takes 4 bytes"
+                "the guest accessed I/O port {port:#x} with a {size}-byte access; it takes {takes}"
             )
         });
     }

@@ -1,0 +1,182 @@
+//! The ACPI fixed-hardware PM1a registers the FADT describes (ACPI 6.5, 4.8.3 "PM1 Event
+//! Grouping" and "PM1 Control Grouping"): the event block (PM1 status, write 1 to clear, and
+//! PM1 enable) and the control block. Writing SLP_TYP = S5 together with SLP_EN to PM1a
+//! control powers the VM off, the way an ACPI-aware kernel shuts down. The system is always in
+//! ACPI mode (SCI_EN reads 1; the FADT has no SMI command port), and no event ever sets a
+//! status bit: the SCI is never raised.
+
+use firmware::layout::{
+    ACPI_PM1A_CNT_PORT, ACPI_PM1A_EVT_PORT, ACPI_PM1_CNT_LEN, ACPI_PM1_EVT_LEN, ACPI_SLP_TYP_S5,
+};
+
+/// PM1 control bit 0: SCI_EN, the system is in ACPI mode.
+pub const PM1_CNT_SCI_EN: u16 = 1 << 0;
+/// PM1 control bits 10-12: SLP_TYPx, the sleep state to enter.
+pub const PM1_CNT_SLP_TYP_SHIFT: u16 = 10;
+/// The SLP_TYPx field mask (after shifting).
+pub const PM1_CNT_SLP_TYP_MASK: u16 = 0x7;
+/// PM1 control bit 13: SLP_EN, enter the state in SLP_TYPx (write-only, reads 0).
+pub const PM1_CNT_SLP_EN: u16 = 1 << 13;
+
+/// What a write asks of the VMM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PmEvent {
+    /// The guest entered S5 (soft off).
+    PowerOff,
+}
+
+/// The PM1a event and control registers.
+#[derive(Debug, Default)]
+pub struct AcpiPm {
+    status: u16,
+    enable: u16,
+    control: u16,
+}
+
+/// True if `port` is in the PM1a event or control block.
+pub fn claims(port: u16) -> bool {
+    (ACPI_PM1A_CNT_PORT..ACPI_PM1A_CNT_PORT + u16::from(ACPI_PM1_CNT_LEN)).contains(&port)
+        || (ACPI_PM1A_EVT_PORT..ACPI_PM1A_EVT_PORT + u16::from(ACPI_PM1_EVT_LEN)).contains(&port)
+}
+
+/// Which register a port's byte belongs to, and its byte lane (0 low, 1 high).
+#[derive(Clone, Copy)]
+enum Reg {
+    Status,
+    Enable,
+    Control,
+}
+
+fn locate(port: u16) -> Option<(Reg, u32)> {
+    let lane = |base: u16| u32::from(port.wrapping_sub(base) & 1);
+    match port.wrapping_sub(ACPI_PM1A_EVT_PORT) {
+        0 | 1 => return Some((Reg::Status, lane(ACPI_PM1A_EVT_PORT))),
+        2 | 3 => return Some((Reg::Enable, lane(ACPI_PM1A_EVT_PORT))),
+        _ => {}
+    }
+    match port.wrapping_sub(ACPI_PM1A_CNT_PORT) {
+        0 | 1 => Some((Reg::Control, lane(ACPI_PM1A_CNT_PORT))),
+        _ => None,
+    }
+}
+
+impl AcpiPm {
+    /// A read of `data.len()` bytes at `port`, byte by byte (a 16-bit read of a register
+    /// returns both its bytes).
+    pub fn read(&self, port: u16, data: &mut [u8]) {
+        for (i, b) in data.iter_mut().enumerate() {
+            let p = port.wrapping_add(i as u16);
+            *b = match locate(p) {
+                Some((reg, lane)) => {
+                    let v = match reg {
+                        Reg::Status => self.status,
+                        Reg::Enable => self.enable,
+                        Reg::Control => (self.control & !PM1_CNT_SLP_EN) | PM1_CNT_SCI_EN,
+                    };
+                    (v >> (8 * lane)) as u8
+                }
+                None => 0xFF,
+            };
+        }
+    }
+
+    /// A write of `data` at `port`. Status bits are cleared by writing 1; a control write
+    /// with SLP_EN and SLP_TYP = S5 powers off.
+    pub fn write(&mut self, port: u16, data: &[u8]) -> Option<PmEvent> {
+        let mut control_written = 0u16;
+        for (i, b) in data.iter().enumerate() {
+            let p = port.wrapping_add(i as u16);
+            let Some((reg, lane)) = locate(p) else {
+                continue;
+            };
+            let shift = 8 * lane;
+            let bits = u16::from(*b) << shift;
+            let mask = 0xFFu16 << shift;
+            match reg {
+                Reg::Status => self.status &= !bits,
+                Reg::Enable => self.enable = (self.enable & !mask) | bits,
+                Reg::Control => {
+                    self.control = (self.control & !mask) | bits;
+                    control_written |= mask;
+                }
+            }
+        }
+        let slp_typ = (self.control >> PM1_CNT_SLP_TYP_SHIFT) & PM1_CNT_SLP_TYP_MASK;
+        let sleep = control_written & PM1_CNT_SLP_EN != 0 && self.control & PM1_CNT_SLP_EN != 0;
+        self.control &= !PM1_CNT_SLP_EN;
+        // Other sleep states are not offered (the DSDT names only \_S5): their requests are
+        // ignored.
+        (sleep && slp_typ == u16::from(ACPI_SLP_TYP_S5)).then_some(PmEvent::PowerOff)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S5: u16 = (ACPI_SLP_TYP_S5 as u16) << PM1_CNT_SLP_TYP_SHIFT;
+
+    #[test]
+    fn s5_with_slp_en_powers_off() {
+        let mut pm = AcpiPm::default();
+        let mut cnt = [0u8; 2];
+        pm.read(ACPI_PM1A_CNT_PORT, &mut cnt);
+        assert_eq!(
+            u16::from_le_bytes(cnt),
+            PM1_CNT_SCI_EN,
+            "always in ACPI mode"
+        );
+        assert_eq!(
+            pm.write(ACPI_PM1A_CNT_PORT, &S5.to_le_bytes()),
+            None,
+            "SLP_TYP alone does nothing"
+        );
+        assert_eq!(
+            pm.write(ACPI_PM1A_CNT_PORT, &(S5 | PM1_CNT_SLP_EN).to_le_bytes()),
+            Some(PmEvent::PowerOff)
+        );
+        let s1 = 1u16 << PM1_CNT_SLP_TYP_SHIFT | PM1_CNT_SLP_EN;
+        assert_eq!(
+            pm.write(ACPI_PM1A_CNT_PORT, &s1.to_le_bytes()),
+            None,
+            "S1 is not offered"
+        );
+        pm.read(ACPI_PM1A_CNT_PORT, &mut cnt);
+        assert_eq!(
+            u16::from_le_bytes(cnt) & PM1_CNT_SLP_EN,
+            0,
+            "SLP_EN reads 0"
+        );
+    }
+
+    #[test]
+    fn byte_writes_of_the_high_byte_count() {
+        let mut pm = AcpiPm::default();
+        let high = ((S5 | PM1_CNT_SLP_EN) >> 8) as u8;
+        assert_eq!(
+            pm.write(ACPI_PM1A_CNT_PORT + 1, &[high]),
+            Some(PmEvent::PowerOff)
+        );
+        // A low-byte write keeps SLP_TYP but does not re-trigger.
+        assert_eq!(pm.write(ACPI_PM1A_CNT_PORT, &[1]), None);
+    }
+
+    #[test]
+    fn event_registers_behave() {
+        let mut pm = AcpiPm::default();
+        pm.write(ACPI_PM1A_EVT_PORT + 2, &0x0120u16.to_le_bytes());
+        let mut evt = [0u8; 4];
+        pm.read(ACPI_PM1A_EVT_PORT, &mut evt);
+        assert_eq!(evt, [0, 0, 0x20, 0x01]);
+        pm.status = 0x8001;
+        pm.write(ACPI_PM1A_EVT_PORT, &0x0001u16.to_le_bytes());
+        pm.read(ACPI_PM1A_EVT_PORT, &mut evt[..2]);
+        assert_eq!(
+            u16::from_le_bytes([evt[0], evt[1]]),
+            0x8000,
+            "write 1 to clear"
+        );
+        assert!(claims(0x600) && claims(0x601) && !claims(0x602) && claims(0x607));
+        assert!(!claims(0x608));
+    }
+}
