@@ -6,30 +6,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-/// Boots `vcpus` with `extra` options and returns (exit code, JSON, stderr).
-fn boot(vcpus: u32, extra: &[&str]) -> (Option<i32>, Value, String) {
-    let dir = tempdir();
-    let json = dir.path().join("r.json");
-    let n = vcpus.to_string();
-    let mut args = vec![
-        "--vcpus",
-        &n,
-        "--quiet",
-        "--console",
-        "/dev/null",
-        "--json",
-        json.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let out = vmm(&args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        json.exists(),
-        "no JSON for {vcpus} vCPUs {extra:?}: {stderr}"
-    );
-    (out.status.code(), read_json(&json), stderr)
-}
-
 /// The AP phases each strategy stamps, in order, without `--tsc-sync` (tests/tsc_sync.rs covers
 /// the `tsc_sync` phase between `percpu_init` and `online`).
 fn expected_phases(bringup: &str) -> &'static [&'static str] {
@@ -104,7 +80,7 @@ const STRATEGIES: [(&str, &str); 4] = [
 
 fn every_strategy_at(vcpus: u32) {
     for (bringup, kick) in STRATEGIES {
-        let (code, j, stderr) = boot(vcpus, &["--bringup", bringup, "--kick", kick]);
+        let (code, j, stderr) = boot_json(vcpus, &["--bringup", bringup, "--kick", kick]);
         assert_eq!(code, Some(0), "{vcpus} vCPUs {bringup}/{kick}: {stderr}");
         assert_all_online(vcpus, bringup, kick, &j);
     }
@@ -140,7 +116,7 @@ fn the_xapic_x2apic_boundary() {
         return;
     }
     for vcpus in [254, 255, 256, 257] {
-        let (code, j, stderr) = boot(vcpus, &["--bringup", "parallel"]);
+        let (code, j, stderr) = boot_json(vcpus, &["--bringup", "parallel"]);
         assert_eq!(code, Some(0), "{vcpus} vCPUs: {stderr}");
         assert_all_online(vcpus, "parallel", "per-cpu", &j);
     }
@@ -152,7 +128,7 @@ fn a_lost_ap_is_reported_missing_and_fails_the_run() {
         return;
     }
     for (bringup, kick) in [("parallel", "per-cpu"), ("serial", "per-cpu")] {
-        let (code, j, stderr) = boot(
+        let (code, j, stderr) = boot_json(
             4,
             &[
                 "--bringup",

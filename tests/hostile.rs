@@ -8,7 +8,7 @@
 mod common;
 
 use common::*;
-use firmware::report::encode::{write_boot_summary, write_cpu_record};
+use firmware::report::encode::{write_boot_summary, write_cpu_record, write_scenario};
 use firmware::report::{ApPhase, BootSummary, CpuRecord, CpuState, CPU_FLAG_BSP, REPORT_MAX_LEN};
 
 /// Where the kernel is loaded.
@@ -108,10 +108,12 @@ fn report(edit: impl FnOnce(&mut BootSummary, &mut Vec<CpuRecord>)) -> Vec<u8> {
     edit(&mut s, &mut cpus);
     s.cpu_count = cpus.len() as u32;
     let mut buf = vec![0u8; 4096];
-    let len = write_boot_summary(&mut buf, &s).expect("the report fits");
+    write_boot_summary(&mut buf, &s).expect("the report fits");
     for (i, r) in cpus.iter().enumerate() {
         write_cpu_record(&mut buf, i, r).expect("the record fits");
     }
+    let len = write_scenario(&mut buf, cpus.len(), &Default::default(), &[], &[])
+        .expect("the scenario block fits");
     buf.truncate(len);
     buf
 }

@@ -15,30 +15,6 @@ const PARALLEL_WINDOW_US: u64 = 2_000;
 /// resynchronisation of TSC writes.
 const SKEW: u64 = 10_000_000_000;
 
-/// Boots `vcpus` with `extra` options and returns (exit code, JSON, stderr).
-fn boot(vcpus: u32, extra: &[&str]) -> (Option<i32>, Value, String) {
-    let dir = tempdir();
-    let json = dir.path().join("r.json");
-    let n = vcpus.to_string();
-    let mut args = vec![
-        "--vcpus",
-        &n,
-        "--quiet",
-        "--console",
-        "/dev/null",
-        "--json",
-        json.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let out = vmm(&args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        json.exists(),
-        "no JSON for {vcpus} vCPUs {extra:?}: {stderr}"
-    );
-    (out.status.code(), read_json(&json), stderr)
-}
-
 /// The AP phases with a TSC check, in order.
 const PHASES: [&str; 6] = [
     "kick",
@@ -109,7 +85,7 @@ fn assert_synchronised(vcpus: u32, strategy: &str, code: Option<i32>, j: &Value,
 
 fn both_strategies_at(vcpus: u32) {
     for strategy in ["serial", "parallel"] {
-        let (code, j, stderr) = boot(vcpus, &["--tsc-sync", strategy]);
+        let (code, j, stderr) = boot_json(vcpus, &["--tsc-sync", strategy]);
         assert_synchronised(vcpus, strategy, code, &j, &stderr);
     }
 }
@@ -143,7 +119,7 @@ fn every_bringup_runs_both_strategies() {
     for bringup in ["serial", "parallel"] {
         for kick in ["per-cpu", "broadcast"] {
             for strategy in ["serial", "parallel"] {
-                let (code, j, stderr) = boot(
+                let (code, j, stderr) = boot_json(
                     3,
                     &["--bringup", bringup, "--kick", kick, "--tsc-sync", strategy],
                 );
@@ -153,7 +129,7 @@ fn every_bringup_runs_both_strategies() {
         }
     }
     // Only the BSP: nothing to compare, and nothing wrong.
-    let (code, j, stderr) = boot(1, &["--tsc-sync", "parallel"]);
+    let (code, j, stderr) = boot_json(1, &["--tsc-sync", "parallel"]);
     assert_synchronised(1, "parallel", code, &j, &stderr);
 }
 
@@ -162,7 +138,7 @@ fn without_a_check_there_is_no_verdict_and_no_phase() {
     if !kvm_available() {
         return;
     }
-    let (code, j, stderr) = boot(4, &[]);
+    let (code, j, stderr) = boot_json(4, &[]);
     assert_eq!(code, Some(0), "{stderr}");
     let t = &j["tsc_sync"];
     assert_eq!(t["strategy"], "none", "{t}");
@@ -182,7 +158,7 @@ fn without_a_check_there_is_no_verdict_and_no_phase() {
 /// `named` (and only those).
 fn assert_skew_caught(vcpus: u32, strategy: &str, skewed: u32, named: &[u32]) {
     let skew = format!("{skewed}:{SKEW}");
-    let (code, j, stderr) = boot(vcpus, &["--tsc-sync", strategy, "--test-skew-tsc", &skew]);
+    let (code, j, stderr) = boot_json(vcpus, &["--tsc-sync", strategy, "--test-skew-tsc", &skew]);
     let what = format!("{vcpus} vCPUs, --tsc-sync {strategy}, vCPU {skewed} skewed");
     assert_eq!(
         code,

@@ -114,7 +114,7 @@ fn main() -> ExitCode {
         return ExitCode::from(3);
     }
     eprintln!(
-        "wrote {}/bringup.{{md,csv,svg}} and tsc_sync.svg",
+        "wrote {}/bringup.{{md,csv,svg}}, tsc_sync.svg and teardown.svg",
         args.out.display()
     );
     // Any failed boot fails the run: a benchmark that silently drops cells would mislead.

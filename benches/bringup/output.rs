@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::qemu::QemuCell;
 use crate::runner::Strategy;
-use crate::stats::{bringup_of, Cell};
+use crate::stats::{bringup_of, teardown_of, Cell};
 
 /// AP phases in table order (keys of the vmm JSON `phases`).
 const AP_PHASES: [&str; 6] = [
@@ -81,6 +81,7 @@ pub fn markdown(rows: &[Cell], qemu: &[QemuCell], runs: u32, qemu_note: Option<&
         );
     }
     tsc_sync_table(&mut s, rows, runs);
+    scenario_table(&mut s, rows, runs);
     let _ = writeln!(s, "\n## VMM phases (median us)\n");
     let _ = writeln!(s, "| vCPUs | strategy | {} |", VMM_PHASES.join(" | "));
     let _ = writeln!(s, "|{}", "---|".repeat(2 + VMM_PHASES.len()));
@@ -171,6 +172,52 @@ fn tsc_sync_table(s: &mut String, rows: &[Cell], runs: u32) {
     }
 }
 
+/// The scenarios' table: serial vs parallel teardown and reboot-cycle rounds against vCPU count.
+fn scenario_table(s: &mut String, rows: &[Cell], runs: u32) {
+    let cells: Vec<&Cell> = rows
+        .iter()
+        .filter(|c| Strategy::SCENARIOS.contains(&c.strategy))
+        .collect();
+    if cells.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n## Teardown and reboot cycles (median of {runs} runs; teardown = `scenario.teardown_us`, round = one bringup plus one teardown)\n"
+    );
+    let _ = writeln!(
+        s,
+        "| vCPUs | scenario | teardown us (min-max) | teardown us per AP | serial / parallel | round us |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    for c in cells {
+        let aps = c.vcpus.saturating_sub(1);
+        let per_ap = if aps > 0 {
+            num(c.teardown_us / f64::from(aps))
+        } else {
+            "-".into()
+        };
+        let round = if c.strategy == Strategy::RebootCycles {
+            num(c.round_us)
+        } else {
+            "-".into()
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} ({}-{}) | {per_ap} | {} | {round} |",
+            c.vcpus,
+            c.strategy.name(),
+            num(c.teardown_us),
+            num(c.teardown_us_min),
+            num(c.teardown_us_max),
+            ratio(
+                teardown_of(rows, c.vcpus, Strategy::TeardownSerial),
+                Some(c.teardown_us)
+            ),
+        );
+    }
+}
+
 /// The TSC check's median cost of `strategy` at `vcpus`, if measured.
 fn tsc_sync_of(rows: &[Cell], vcpus: u32, strategy: Strategy) -> Option<f64> {
     rows.iter()
@@ -180,7 +227,7 @@ fn tsc_sync_of(rows: &[Cell], vcpus: u32, strategy: Strategy) -> Option<f64> {
 
 /// The CSV (one row per cell, every measured field).
 pub fn csv(rows: &[Cell]) -> String {
-    let mut s = String::from("vcpus,strategy,runs,bringup_us_median,bringup_us_min,bringup_us_max,bringup_cycles_median,wall_us_median,peak_rss_kib,tsc_sync_us_median,tsc_sync_us_min,tsc_sync_us_max,tsc_max_warp_cycles");
+    let mut s = String::from("vcpus,strategy,runs,bringup_us_median,bringup_us_min,bringup_us_max,bringup_cycles_median,wall_us_median,peak_rss_kib,tsc_sync_us_median,tsc_sync_us_min,tsc_sync_us_max,tsc_max_warp_cycles,teardown_us_median,teardown_us_min,teardown_us_max,round_us_median");
     for p in AP_PHASES {
         let _ = write!(s, ",ap_{p}_cycles");
     }
@@ -191,7 +238,7 @@ pub fn csv(rows: &[Cell]) -> String {
     for c in rows {
         let _ = write!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             c.vcpus,
             c.strategy.name(),
             c.runs,
@@ -204,7 +251,11 @@ pub fn csv(rows: &[Cell]) -> String {
             num(c.tsc_sync_us),
             num(c.tsc_sync_us_min),
             num(c.tsc_sync_us_max),
-            num(c.tsc_max_warp)
+            num(c.tsc_max_warp),
+            num(c.teardown_us),
+            num(c.teardown_us_min),
+            num(c.teardown_us_max),
+            num(c.round_us)
         );
         for p in AP_PHASES {
             let _ = write!(s, ",{}", c.phases.get(p).map_or(String::new(), |v| num(*v)));
@@ -221,7 +272,7 @@ pub fn csv(rows: &[Cell]) -> String {
     s
 }
 
-/// Writes bringup.md, bringup.csv, bringup.svg and tsc_sync.svg into `dir`.
+/// Writes bringup.md, bringup.csv, bringup.svg, tsc_sync.svg and teardown.svg into `dir`.
 pub fn write_all(dir: &Path, rows: &[Cell], qemu: &[QemuCell], md: &str) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let write = |name: &str, text: &str| {
@@ -231,5 +282,6 @@ pub fn write_all(dir: &Path, rows: &[Cell], qemu: &[QemuCell], md: &str) -> Resu
     write("bringup.md", md)?;
     write("bringup.csv", &csv(rows))?;
     crate::plot::svg(&dir.join("bringup.svg"), rows, qemu)?;
-    crate::plot::tsc_sync_svg(&dir.join("tsc_sync.svg"), rows)
+    crate::plot::tsc_sync_svg(&dir.join("tsc_sync.svg"), rows)?;
+    crate::plot::teardown_svg(&dir.join("teardown.svg"), rows)
 }

@@ -1,5 +1,6 @@
 //! bringup.svg: bringup time against vCPU count per strategy; tsc_sync.svg: the TSC check's
-//! cost against vCPU count per check strategy. Both log-log (plotters).
+//! cost against vCPU count per check strategy; teardown.svg: serial vs parallel teardown and
+//! one reboot-cycles round against vCPU count. All log-log (plotters).
 
 use std::path::Path;
 
@@ -104,6 +105,7 @@ fn points(rows: &[Cell], strategy: Strategy, value: fn(&Cell) -> f64) -> Vec<(f6
 pub fn svg(path: &Path, rows: &[Cell], qemu: &[QemuCell]) -> Result<(), String> {
     let mut series: Vec<Series> = Strategy::ALL
         .iter()
+        .filter(|s| !Strategy::SCENARIOS.contains(s))
         .map(|s| Series {
             name: s.name().into(),
             color: color(*s),
@@ -144,6 +146,37 @@ pub fn tsc_sync_svg(path: &Path, rows: &[Cell]) -> Result<(), String> {
         path,
         "sipi: TSC synchronisation check vs vCPUs (median)",
         "TSC check (us)",
+        &series,
+    )
+}
+
+/// teardown.svg: the teardown's cost (`scenario.teardown_us`, median) of each teardown
+/// strategy, and one reboot-cycles round (bringup plus teardown), against vCPU count.
+pub fn teardown_svg(path: &Path, rows: &[Cell]) -> Result<(), String> {
+    let series = vec![
+        Series {
+            name: "teardown serial".into(),
+            color: color(Strategy::TeardownSerial),
+            points: points(rows, Strategy::TeardownSerial, |c| c.teardown_us),
+            marks: true,
+        },
+        Series {
+            name: "teardown parallel".into(),
+            color: color(Strategy::TeardownParallel),
+            points: points(rows, Strategy::TeardownParallel, |c| c.teardown_us),
+            marks: true,
+        },
+        Series {
+            name: "reboot-cycles round (up + down, parallel)".into(),
+            color: color(Strategy::RebootCycles),
+            points: points(rows, Strategy::RebootCycles, |c| c.round_us),
+            marks: true,
+        },
+    ];
+    chart(
+        path,
+        "sipi: CPU teardown and reboot-cycle rounds vs vCPUs (median)",
+        "time (us)",
         &series,
     )
 }

@@ -23,6 +23,12 @@ pub enum Strategy {
     TscSerial,
     /// Parallel per-CPU kick, then the parallel TSC check: one warp test of every CPU.
     TscParallel,
+    /// Parallel bringup, then every AP taken offline one at a time (`--scenario teardown`).
+    TeardownSerial,
+    /// Parallel bringup, then every AP taken offline at once.
+    TeardownParallel,
+    /// Three rounds of parallel bringup and parallel teardown (`--cycles 3`).
+    RebootCycles,
 }
 
 /// The legacy INIT delay is only run up to this many vCPUs (it costs 10 ms per AP).
@@ -30,7 +36,7 @@ const LEGACY_MAX_VCPUS: u32 = 8;
 
 impl Strategy {
     /// Every strategy, in table order.
-    pub const ALL: [Strategy; 7] = [
+    pub const ALL: [Strategy; 10] = [
         Self::Floor,
         Self::Serial,
         Self::SerialLegacy,
@@ -38,6 +44,16 @@ impl Strategy {
         Self::Broadcast,
         Self::TscSerial,
         Self::TscParallel,
+        Self::TeardownSerial,
+        Self::TeardownParallel,
+        Self::RebootCycles,
+    ];
+
+    /// The strategies that run a scenario after bringup (the scenario table and teardown.svg).
+    pub const SCENARIOS: [Strategy; 3] = [
+        Self::TeardownSerial,
+        Self::TeardownParallel,
+        Self::RebootCycles,
     ];
 
     /// The strategies that run a TSC check (the second table and tsc_sync.svg).
@@ -53,6 +69,9 @@ impl Strategy {
             Self::Broadcast => "broadcast",
             Self::TscSerial => "parallel+tsc-serial",
             Self::TscParallel => "parallel+tsc-parallel",
+            Self::TeardownSerial => "teardown-serial",
+            Self::TeardownParallel => "teardown-parallel",
+            Self::RebootCycles => "reboot-cycles",
         }
     }
 
@@ -90,6 +109,16 @@ impl Strategy {
                 "--tsc-sync",
                 "parallel",
             ],
+            Self::TeardownSerial => &["--scenario", "teardown", "--teardown", "serial"],
+            Self::TeardownParallel => &["--scenario", "teardown", "--teardown", "parallel"],
+            Self::RebootCycles => &[
+                "--scenario",
+                "reboot-cycles",
+                "--teardown",
+                "parallel",
+                "--cycles",
+                "3",
+            ],
         }
     }
 }
@@ -115,6 +144,10 @@ pub struct Sample {
     pub tsc_sync_us: f64,
     /// The largest TSC warp the check found (cycles).
     pub tsc_max_warp: f64,
+    /// The (last) teardown, microseconds (`scenario.teardown_us`; 0 without a scenario).
+    pub teardown_us: f64,
+    /// Median over rounds of one round (up plus down), microseconds (0 without a scenario).
+    pub round_us: f64,
 }
 
 fn numbers(v: &Value, field: Option<&str>) -> BTreeMap<String, f64> {
@@ -181,7 +214,13 @@ pub fn run_vmm(vmm: &str, n: u32, s: Strategy) -> Result<Sample, String> {
     let checked = v["tsc_sync"]["strategy"]
         .as_str()
         .is_some_and(|s| s != "none");
-    if code != 0 || v["online"].as_u64() != Some(u64::from(n)) {
+    let scenario = Strategy::SCENARIOS.contains(&s);
+    // After a scenario only the BSP is online; every AP must have parked.
+    let (online, parked) = if scenario { (1, n - 1) } else { (n, 0) };
+    if code != 0
+        || v["online"].as_u64() != Some(u64::from(online))
+        || v["scenario"]["parked"].as_u64().unwrap_or(0) != u64::from(parked)
+    {
         return Err(format!(
             "exit {code}, online {}, error {}",
             v["online"], v["error"]
@@ -201,5 +240,28 @@ pub fn run_vmm(vmm: &str, n: u32, s: Strategy) -> Result<Sample, String> {
             0.0
         },
         tsc_max_warp: v["tsc_sync"]["max_warp_cycles"].as_f64().unwrap_or(0.0),
+        teardown_us: v["scenario"]["teardown_us"].as_f64().unwrap_or(0.0),
+        round_us: round_us(&v),
     })
+}
+
+/// The median round (up plus down cycles) of a scenario's report, in microseconds.
+fn round_us(v: &Value) -> f64 {
+    let khz = v["tsc_khz"].as_f64().unwrap_or(0.0);
+    let rounds: Vec<f64> = v["scenario"]["round_cycles"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    r["up_cycles"].as_f64().unwrap_or(0.0)
+                        + r["down_cycles"].as_f64().unwrap_or(0.0)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if khz > 0.0 && !rounds.is_empty() {
+        crate::stats::median(&rounds) * 1000.0 / khz
+    } else {
+        0.0
+    }
 }

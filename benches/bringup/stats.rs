@@ -47,6 +47,12 @@ pub struct Cell {
     pub tsc_sync_us_max: f64,
     /// The largest TSC warp any run found (cycles).
     pub tsc_max_warp: f64,
+    /// The teardown (median, min, max over runs; 0 without a scenario), microseconds.
+    pub teardown_us: f64,
+    pub teardown_us_min: f64,
+    pub teardown_us_max: f64,
+    /// One reboot-cycles round, up plus down (median over runs of each run's median).
+    pub round_us: f64,
 }
 
 fn median_of(samples: &[Sample], f: impl Fn(&Sample) -> f64) -> f64 {
@@ -82,6 +88,7 @@ impl Cell {
         }
         let (lo, hi) = min_max(&s.iter().map(|x| x.bringup_us).collect::<Vec<_>>());
         let (tsc_lo, tsc_hi) = min_max(&s.iter().map(|x| x.tsc_sync_us).collect::<Vec<_>>());
+        let (td_lo, td_hi) = min_max(&s.iter().map(|x| x.teardown_us).collect::<Vec<_>>());
         Some(Cell {
             vcpus,
             strategy,
@@ -98,8 +105,19 @@ impl Cell {
             tsc_sync_us_min: tsc_lo,
             tsc_sync_us_max: tsc_hi,
             tsc_max_warp: s.iter().map(|x| x.tsc_max_warp).fold(0.0, f64::max),
+            teardown_us: median_of(s, |x| x.teardown_us),
+            teardown_us_min: td_lo,
+            teardown_us_max: td_hi,
+            round_us: median_of(s, |x| x.round_us),
         })
     }
+}
+
+/// The teardown median of `strategy` at `vcpus`, if measured.
+pub fn teardown_of(rows: &[Cell], vcpus: u32, strategy: Strategy) -> Option<f64> {
+    rows.iter()
+        .find(|c| c.vcpus == vcpus && c.strategy == strategy)
+        .map(|c| c.teardown_us)
 }
 
 /// The bringup median of `strategy` at `vcpus`, if measured.

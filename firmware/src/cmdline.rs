@@ -117,6 +117,77 @@ impl Kick {
     }
 }
 
+/// What the guest does after bringup (`sipi.scenario`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum Scenario {
+    /// Bring the APs up once and report.
+    #[default]
+    Boot = 0,
+    /// After bringup, take every AP offline again (serially or in parallel, `sipi.teardown`).
+    Teardown = 1,
+    /// `sipi.cycles` rounds of bringing every AP up and taking it down again.
+    RebootCycles = 2,
+}
+
+impl Scenario {
+    /// Every scenario.
+    pub const ALL: [Scenario; 3] = [Self::Boot, Self::Teardown, Self::RebootCycles];
+
+    /// The word used on the command line, CLI and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Boot => "boot",
+            Self::Teardown => "teardown",
+            Self::RebootCycles => "reboot-cycles",
+        }
+    }
+
+    /// Parses a name.
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == s)
+    }
+
+    /// Decodes the report byte.
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| *t as u8 == v)
+    }
+}
+
+/// How the guest takes the APs offline (`sipi.teardown`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum Teardown {
+    /// One AP at a time: ask it, wait until it has parked, INIT it, then the next.
+    #[default]
+    Serial = 0,
+    /// Ask every AP at once, wait for all at one sync point, INIT all in one batch.
+    Parallel = 1,
+}
+
+impl Teardown {
+    /// Every teardown strategy.
+    pub const ALL: [Teardown; 2] = [Self::Serial, Self::Parallel];
+
+    /// The word used on the command line, CLI and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Serial => "serial",
+            Self::Parallel => "parallel",
+        }
+    }
+
+    /// Parses a name.
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == s)
+    }
+
+    /// Decodes the report byte.
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| *t as u8 == v)
+    }
+}
+
 /// Test only (`sipi.test_tsc_skew=APIC_ID:CYCLES`): the CPU with this APIC ID adds `cycles` to
 /// every TSC reading it takes in the TSC check, as if its TSC were that far ahead. For KVMs
 /// that ignore a VMM's TSC writes (kvm_pvm runs guest RDTSC on the host's TSC), where the VMM
@@ -146,6 +217,12 @@ pub struct GuestOptions {
     pub fault_vector: u32,
     /// Test only: a skew the guest adds to one CPU's readings in the TSC check.
     pub test_tsc_skew: Option<TestTscSkew>,
+    /// What to do after bringup.
+    pub scenario: Scenario,
+    /// How to take the APs offline (teardown and reboot-cycles).
+    pub teardown: Teardown,
+    /// Rounds of reboot-cycles (the first bringup is round 1's "up").
+    pub cycles: u32,
 }
 
 /// Why the guest options could not be parsed.
@@ -215,6 +292,9 @@ impl GuestOptions {
                 "tsc_sync" => o.tsc_sync = TscSync::from_name(value).ok_or_else(bad)?,
                 "lose_apic_id" => o.lose_apic_id = value.parse().map_err(|_| bad())?,
                 "fault_vector" => o.fault_vector = value.parse().map_err(|_| bad())?,
+                "scenario" => o.scenario = Scenario::from_name(value).ok_or_else(bad)?,
+                "teardown" => o.teardown = Teardown::from_name(value).ok_or_else(bad)?,
+                "cycles" => o.cycles = value.parse().map_err(|_| bad())?,
                 "test_tsc_skew" => {
                     let (id, cycles) = value.split_once(':').ok_or_else(bad)?;
                     o.test_tsc_skew = Some(TestTscSkew {
@@ -247,6 +327,15 @@ impl GuestOptions {
         if let Some(s) = self.test_tsc_skew {
             write!(out, " sipi.test_tsc_skew={}:{}", s.apic_id, s.cycles)?;
         }
+        if self.scenario != Scenario::Boot {
+            write!(
+                out,
+                " sipi.scenario={} sipi.teardown={} sipi.cycles={}",
+                self.scenario.name(),
+                self.teardown.name(),
+                self.cycles
+            )?;
+        }
         Ok(())
     }
 }
@@ -269,6 +358,9 @@ mod tests {
                 apic_id: 7,
                 cycles: 10_000_000_000,
             }),
+            scenario: Scenario::RebootCycles,
+            teardown: Teardown::Parallel,
+            cycles: 5,
         };
         let mut s = String::from("console=ttyS0 ");
         o.write(&mut s).unwrap();
@@ -303,6 +395,38 @@ mod tests {
                 CmdlineError::BadValue(KeyName::new("test_tsc_skew")),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn every_scenario_and_teardown_round_trips() {
+        for scenario in Scenario::ALL {
+            for teardown in Teardown::ALL {
+                let o = GuestOptions {
+                    scenario,
+                    teardown,
+                    cycles: 3,
+                    ..GuestOptions::default()
+                };
+                let mut s = String::new();
+                o.write(&mut s).unwrap();
+                let back = GuestOptions::parse(&s).unwrap();
+                assert_eq!(back.scenario, scenario, "{s}");
+                if scenario != Scenario::Boot {
+                    assert_eq!(back, o, "{s}");
+                }
+                assert_eq!(Scenario::from_u8(scenario as u8), Some(scenario));
+                assert_eq!(Teardown::from_name(teardown.name()), Some(teardown));
+            }
+        }
+        assert_eq!(Scenario::from_u8(9), None);
+        assert_eq!(Teardown::from_u8(2), None);
+        for bad in [
+            "sipi.scenario=torture",
+            "sipi.teardown=all",
+            "sipi.cycles=-1",
+        ] {
+            assert!(GuestOptions::parse(bad).is_err(), "{bad}");
         }
     }
 

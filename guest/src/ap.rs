@@ -1,14 +1,15 @@
 //! An AP's Rust code, at CPL 3 on its own user stack: entered from the CPL-0 entry in
 //! [`crate::trampoline`] once the AP runs in long mode with its own GDT, TSS and local APIC,
 //! the shared IDT and SSE enabled. It stamps its remaining phases into its record, takes part
-//! in the TSC check when there is one ([`crate::tsc_sync`]), marks itself online and halts; it
-//! never returns.
+//! in the TSC check when there is one ([`crate::tsc_sync`]), marks itself online and halts (or,
+//! in a scenario, waits to be taken offline: [`crate::scenario`]); it never returns.
 
 use firmware::cmdline::TscSync;
 use firmware::report::{ApPhase, CpuState};
 
 use crate::cpu;
 use crate::cpus;
+use crate::scenario;
 use crate::supervisor;
 use crate::tsc_sync;
 
@@ -37,5 +38,8 @@ pub extern "sysv64" fn ap_main(slot: u32, apic_id: u32) -> ! {
     cpus::set_stamp(slot, ApPhase::Online, cpu::rdtsc());
     // After the stamps (x86 keeps stores in order): a BSP that sees Online sees every stamp.
     cpus::set_state(slot, CpuState::Online);
+    if scenario::keeps_aps() {
+        scenario::ap_wait_offline(slot)
+    }
     supervisor::halt()
 }

@@ -268,6 +268,30 @@ impl LocalApic {
         }
     }
 
+    /// Parks every AP in `apic_ids` in wait-for-SIPI, in order: for each, records the TSC in the
+    /// same place of `stamps` just before its INIT, then sends INIT (in x2APIC mode, all in one
+    /// supervisor call).
+    ///
+    /// # Panics
+    ///
+    /// If the slices differ in length, or an ID cannot be addressed: bugs in the caller.
+    pub fn park(self, apic_ids: &[u32], stamps: &mut [u64]) {
+        assert_eq!(apic_ids.len(), stamps.len());
+        match self.mode {
+            Mode::X2Apic => {
+                // SAFETY: every ID is an AP (not this CPU) that has parked itself and that the
+                // caller means to reset; the call writes only `stamps`.
+                unsafe { supervisor::init_x2apic(apic_ids, stamps) }
+            }
+            Mode::XApic => {
+                for (id, stamp) in apic_ids.iter().zip(stamps.iter_mut()) {
+                    *stamp = cpu::rdtsc();
+                    self.send(Ipi::Init, Destination::ApicId(*id));
+                }
+            }
+        }
+    }
+
     /// Starts every AP at once: INIT, STARTUP, STARTUP with the all-excluding-self shorthand,
     /// back to back (in x2APIC mode in one supervisor call). Returns the TSC just before the
     /// INIT.

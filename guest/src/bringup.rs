@@ -97,6 +97,8 @@ pub struct Outcome {
     pub tsc_sync: TscSync,
     /// Its result.
     pub tsc: TscSyncSummary,
+    /// The slots of the APs that were started, in MADT order.
+    pub started: &'static [u16],
 }
 
 /// The slots of the APs being started, in MADT order (BSP only).
@@ -136,7 +138,7 @@ pub fn run(
         probe: if floor { Probe::Floor } else { Probe::Full },
         sync,
     };
-    let mut started: &[u16] = &[];
+    let mut started: &'static [u16] = &[];
     if options.bringup != Bringup::None {
         let starting = plan.choose(handoff, lost);
         started = starting;
@@ -183,8 +185,43 @@ pub fn run(
     Outcome {
         tsc_sync: sync,
         tsc: tsc_result,
+        started,
         ..count()
     }
+}
+
+/// Brings the APs of `slots`, parked in wait-for-SIPI after a teardown, online again through
+/// the same kicks, trampoline, deadlines and retries as at boot (`options`' strategy and kick
+/// style; no TSC check), and settles their records. Returns the outcome over every record.
+pub fn again(options: &GuestOptions, apic: LocalApic, tsc: Tsc, slots: &[u16]) -> Outcome {
+    for slot in slots {
+        cpus::reset_for_online(usize::from(*slot));
+    }
+    let plan = Plan {
+        apic,
+        tsc,
+        init_delay_us: u64::from(options.init_delay_us),
+        probe: Probe::Full,
+        sync: TscSync::None,
+    };
+    match (options.bringup, options.kick) {
+        (Bringup::Serial, _) => {
+            for slot in slots.chunks(1) {
+                plan.kick_each(slot, true);
+                plan.wait(slot, Goal::Online);
+            }
+        }
+        (_, Kick::PerCpu) => {
+            plan.kick_each(slots, true);
+            plan.wait(slots, Goal::Online);
+        }
+        (_, Kick::Broadcast) => {
+            plan.broadcast(slots);
+            plan.wait(slots, Goal::Online);
+        }
+    }
+    plan.settle(slots);
+    count()
 }
 
 /// The APs of `slots` that arrived at the parallel TSC test, into [`ARRIVED`] (BSP only).
@@ -446,6 +483,7 @@ fn count() -> Outcome {
         match cpus::state(slot) {
             s if s == CpuState::Online as u8 => o.online += 1,
             s if s == CpuState::Missing as u8 => o.missing += 1,
+            s if s == CpuState::Offline as u8 => {}
             _ => o.listed += 1,
         }
     }

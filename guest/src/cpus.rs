@@ -284,3 +284,18 @@ pub fn publish_slot(apic_id: u32, index: usize) {
     // (a supervisor call, then an IPI) orders this store before the AP's load.
     unsafe { (&raw mut (*SLOT_BY_APIC_ID.get())[apic_id as usize]).write_volatile(index as u16) };
 }
+
+/// Clears record `index` for an AP about to be brought online again after it was taken
+/// offline: its stamps, state (Listed), last phase and re-kick count (BSP only, while the AP is
+/// parked in wait-for-SIPI, so nothing else writes the record).
+pub fn reset_for_online(index: usize) {
+    let r = record(index);
+    // SAFETY: the fields are inside the record; the AP is parked (INIT sent, no SIPI yet), so
+    // the BSP (the caller) is the only writer; volatile as everywhere else in the table.
+    unsafe {
+        (&raw mut (*r).stamps).write_volatile([0; STAMP_SLOTS]);
+        (&raw mut (*r).state).write_volatile(CpuState::Listed as u8);
+        (&raw mut (*r).last_phase).write_volatile(0);
+        (&raw mut (*r).retries).write_volatile(0);
+    }
+}

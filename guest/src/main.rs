@@ -15,7 +15,8 @@
 //! per-CPU records and the APIC ID -> slot map), [`percpu`] (the APs' GDT, TSS and stacks),
 //! [`trampoline`] (AP start-up code), [`ap`] (an AP's Rust code), [`bringup`] (the BSP's
 //! bringup strategies, deadlines and retries), [`tsc_sync`] (the TSC synchronisation check
-//! between per-CPU init and online), [`tsc`] (time), [`report`] (report buffers,
+//! between per-CPU init and online), [`scenario`] (taking APs offline again and reboot cycles
+//! after bringup), [`tsc`] (time), [`report`] (report buffers,
 //! doorbell, exit), [`serial`], [`panic`], [`fault`] (deliberate exceptions for tests), [`mem`]
 //! (memcpy and friends), [`global`].
 //!
@@ -42,6 +43,7 @@ mod panic;
 mod percpu;
 mod phys;
 mod report;
+mod scenario;
 mod serial;
 mod supervisor;
 mod trampoline;
@@ -50,8 +52,10 @@ mod tsc_sync;
 
 use core::fmt::Write;
 
-use firmware::cmdline::{GuestOptions, TscSync};
-use firmware::report::{BootSummary, BspPhase, FLAG_TSC_ADJUST, FLAG_X2APIC, STAMP_SLOTS};
+use firmware::cmdline::{GuestOptions, Scenario, TscSync};
+use firmware::report::{
+    BootSummary, BspPhase, FLAG_TSC_ADJUST, FLAG_X2APIC, STAMP_SLOTS, ScenarioSummary,
+};
 
 use crate::apic::{LocalApic, Mode};
 use crate::serial::Com1;
@@ -119,15 +123,30 @@ extern "sysv64" fn bsp_main(start_info_addr: u64, entry_tsc: u64) -> ! {
         fault::raise(handoff.options.fault_vector);
     }
 
+    let options = &handoff.options;
+    assert!(
+        options.scenario == Scenario::Boot || options.tsc_sync == TscSync::None,
+        "sipi.scenario={} needs sipi.tsc_sync=none",
+        options.scenario.name()
+    );
+    scenario::set(options.scenario);
     stamps.stamp(BspPhase::BringupStart);
-    let outcome = bringup::run(
-        &handoff.options,
+    let outcome = bringup::run(options, apic, tsc::Tsc::new(tsc_khz), &handoff, bsp_slot);
+    stamps.stamp(BspPhase::AllOnline);
+    let up = stamps.0[BspPhase::AllOnline as usize] - stamps.0[BspPhase::BringupStart as usize];
+    // The scenario (if any): its later bringups move the bringup window to the last one, so
+    // that the CPU records' stamps (the last bringup's) lie inside it.
+    let sc = scenario::run(
+        options,
         apic,
         tsc::Tsc::new(tsc_khz),
-        &handoff,
-        bsp_slot,
+        outcome.started,
+        up,
+        |begin, end| {
+            stamps.set(BspPhase::BringupStart, begin);
+            stamps.set(BspPhase::AllOnline, end);
+        },
     );
-    stamps.stamp(BspPhase::AllOnline);
 
     let mut flags = 0;
     if apic.mode() == Mode::X2Apic {
@@ -146,13 +165,36 @@ extern "sysv64" fn bsp_main(start_info_addr: u64, entry_tsc: u64) -> ! {
         tsc_sync: outcome.tsc_sync as u8,
         tsc: outcome.tsc,
         cpu_count: 0, // set by `send_boot` from the CPU table
-        // The guest's verdict: the number of CPUs that should have come online and did not.
-        status: outcome.missing,
+        // The guest's verdict: the number of CPUs that should have come online and did not,
+        // plus the scenario's failures (APs that did not park or come online again).
+        status: outcome.missing + sc.failed,
         bsp_stamps: stamps.0,
     };
     // The doorbell closes the measured window; printing happens after it. The exit status is
     // 0 whenever the report went out: the report carries the verdict.
-    report::send_boot(summary);
+    let rounds = scenario::rounds(sc.rounds);
+    report::send_boot(
+        summary,
+        &report::ScenarioReport {
+            summary: ScenarioSummary {
+                scenario: options.scenario as u8,
+                teardown: if options.scenario == Scenario::Boot {
+                    0
+                } else {
+                    options.teardown as u8
+                },
+                rounds: sc.rounds,
+                ops: sc.ops,
+                violations: 0,
+                teardown_start: sc.last.start,
+                teardown_end: sc.last.end,
+                ..ScenarioSummary::default()
+            },
+            rounds,
+            teardown: sc.slots,
+            record: scenario::teardown_record,
+        },
+    );
     print_summary(&summary, apic.mode(), &handoff.options, &outcome);
     report::exit(report::EXIT_SUCCESS)
 }

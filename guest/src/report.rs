@@ -10,11 +10,11 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use firmware::layout::{EXIT_PORT, REPORT_PORT};
 use firmware::report::encode::{
-    boot_report_len, write_boot_summary, write_cpu_record, write_fault, write_panic,
+    full_report_len, write_boot_summary, write_cpu_record, write_fault, write_panic, write_scenario,
 };
 use firmware::report::{
-    BootSummary, BspPhase, FAULT_REPORT_SIZE, Fault, HEADER_SIZE, MAX_CPUS, PANIC_MESSAGE_MAX,
-    REPORT_ALIGN,
+    BootSummary, BspPhase, FAULT_REPORT_SIZE, Fault, HEADER_SIZE, MAX_CPUS, MAX_ROUNDS,
+    PANIC_MESSAGE_MAX, REPORT_ALIGN, Round, ScenarioSummary, TeardownRecord,
 };
 
 use crate::cpu;
@@ -35,8 +35,10 @@ pub const EXIT_NESTED_FATAL: u32 = 0xFD;
 /// with status `(value << 1) | 1`. Elsewhere the port is unassigned and the write is ignored.
 pub const QEMU_DEBUG_EXIT_PORT: u16 = 0xF4;
 
-/// Size of the boot report buffer: the summary and a record for every possible CPU.
-const BOOT_REPORT_CAPACITY: usize = boot_report_len(MAX_CPUS as usize);
+/// Size of the boot report buffer: the summary, a record for every possible CPU, and the
+/// largest scenario block.
+const BOOT_REPORT_CAPACITY: usize =
+    full_report_len(MAX_CPUS as usize, MAX_ROUNDS as usize, MAX_CPUS as usize);
 /// Size of the fatal report buffer: the larger of a fault report and a full panic report.
 const FATAL_REPORT_CAPACITY: usize = HEADER_SIZE + PANIC_MESSAGE_MAX;
 const _: () = assert!(FATAL_REPORT_CAPACITY >= FAULT_REPORT_SIZE);
@@ -54,12 +56,36 @@ static BOOT_REPORT: Global<ReportBuffer<BOOT_REPORT_CAPACITY>> =
 static FATAL_REPORT: Global<ReportBuffer<FATAL_REPORT_CAPACITY>> =
     Global::new(ReportBuffer([0; FATAL_REPORT_CAPACITY]));
 
+/// The scenario part of a boot report.
+pub struct ScenarioReport<'a> {
+    /// The fixed part (its counts are set from the slices).
+    pub summary: ScenarioSummary,
+    /// Every round.
+    pub rounds: &'a [Round],
+    /// The last teardown's record of each AP, by slot.
+    pub teardown: &'a [u16],
+    /// Reads the teardown record of a slot.
+    pub record: fn(usize) -> TeardownRecord,
+}
+
+/// Scratch for the teardown records of the report (BSP only).
+static TEARDOWN_OUT: Global<[TeardownRecord; MAX_CPUS as usize]> = Global::new(
+    [TeardownRecord {
+        apic_id: 0,
+        flags: 0,
+        request: 0,
+        ack: 0,
+        parked: 0,
+        init: 0,
+    }; MAX_CPUS as usize],
+);
+
 /// Sends the boot report: copies the CPU table's records out, stamps [`BspPhase::Report`] into
-/// `summary`, encodes the summary (its `cpu_count` is set from the table), and rings the
-/// doorbell. Returns the report's physical address.
+/// `summary`, encodes the summary (its `cpu_count` is set from the table) and the scenario
+/// block, and rings the doorbell. Returns the report's physical address.
 ///
 /// Must be called by the BSP, once.
-pub fn send_boot(mut summary: BootSummary) -> u64 {
+pub fn send_boot(mut summary: BootSummary, scenario: &ScenarioReport<'_>) -> u64 {
     // SAFETY: only the BSP calls this, once, and nothing else touches BOOT_REPORT, so this is the
     // only reference to it.
     let buf = unsafe { &mut (*BOOT_REPORT.get()).0 };
@@ -70,8 +96,21 @@ pub fn send_boot(mut summary: BootSummary) -> u64 {
     }
     summary.cpu_count = count as u32;
     summary.bsp_stamps[BspPhase::Report as usize] = cpu::rdtsc();
-    let len = write_boot_summary(buf, &summary)
+    write_boot_summary(buf, &summary)
         .unwrap_or_else(|| panic!("a boot report for {count} CPUs does not fit its buffer"));
+    // SAFETY: only the BSP uses TEARDOWN_OUT, and only here, once.
+    let out = unsafe { &mut *TEARDOWN_OUT.get() };
+    let n = scenario.teardown.len().min(out.len());
+    for (o, slot) in out.iter_mut().zip(&scenario.teardown[..n]) {
+        *o = (scenario.record)(usize::from(*slot));
+    }
+    let sc = ScenarioSummary {
+        round_count: scenario.rounds.len() as u32,
+        teardown_count: n as u32,
+        ..scenario.summary
+    };
+    let len = write_scenario(buf, count, &sc, scenario.rounds, &out[..n])
+        .unwrap_or_else(|| panic!("the scenario block does not fit the boot report"));
     ring_doorbell(&buf[..len])
 }
 

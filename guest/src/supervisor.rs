@@ -45,6 +45,10 @@ pub enum Function {
     /// Halts with interrupts enabled while the `u32` at RDI equals ESI: STI; HLT until an
     /// interrupt (the [`vector::WAKE`] IPI), then CLI and check again. Returns with IF=0.
     WaitWhile = 4,
+    /// Parks APs in wait-for-SIPI: RDI = their x2APIC IDs (`u32` each), RSI = a `u64` per AP
+    /// for the TSC just before its INIT, RDX = how many. For each AP in order: RDTSC, then INIT
+    /// through the ICR MSR. RDI, RSI, R8 and R9 are clobbered too.
+    InitX2Apic = 5,
 }
 
 global_asm!(
@@ -72,6 +76,8 @@ invalid_opcode_entry:
     je 4f
     cmp ${fn_wait_while}, %rax
     je 6f
+    cmp ${fn_init_x2apic}, %rax
+    je 7f
     jmp 5f                              /* unknown function: reported as a #UD */
 1:  mov %edi, %ecx                      /* RDMSR: ECX = MSR, EDX:EAX = value */
     rdmsr
@@ -116,6 +122,22 @@ invalid_opcode_entry:
     cli
     jmp 6b
 61: iretq
+7:  test %rdx, %rdx                     /* INIT_X2APIC: RDI = IDs, RSI = stamps, RDX = count */
+    jz 72f
+    lea (%rdi,%rdx,4), %rdi
+    lea (%rsi,%rdx,8), %rsi
+    neg %rdx
+    mov %rdx, %r8                       /* R8 = index, from -count up to 0 */
+    mov ${x2apic_icr}, %ecx
+71: rdtsc                               /* the teardown's Init stamp, just before the INIT */
+    mov %eax, (%rsi,%r8,8)
+    mov %edx, 4(%rsi,%r8,8)
+    mov (%rdi,%r8,4), %edx              /* ICR 63:32: the destination x2APIC ID */
+    mov ${icr_init}, %eax
+    wrmsr
+    inc %r8
+    jnz 71b
+72: iretq
 5:  pushq $0                            /* a real #UD: no error code */
     pushq ${ud_vector}
     jmp exception_common
@@ -131,6 +153,7 @@ invalid_opcode_entry:
     fn_halt = const Function::Halt as u64,
     fn_kick_x2apic = const Function::KickX2Apic as u64,
     fn_wait_while = const Function::WaitWhile as u64,
+    fn_init_x2apic = const Function::InitX2Apic as u64,
     x2apic_icr = const apic::x2apic_msr(Register::IcrLow),
     icr_init = const icr::INIT,
     icr_startup = const icr::STARTUP,
@@ -218,6 +241,40 @@ pub unsafe fn kick_x2apic(apic_ids: &[u32], stamps: &mut [u64], shorthand: u32) 
             inout("rsi") stamps.as_mut_ptr() => _,
             inout("rdx") apic_ids.len() => _,
             inout("r10") shorthand => _,
+            out("rcx") _,
+            out("r8") _,
+            out("r9") _,
+            out("r11") _,
+            options(nostack),
+        );
+    }
+}
+
+/// Parks the APs with x2APIC IDs `apic_ids` in wait-for-SIPI: for each in order, records the
+/// TSC in the same place of `stamps`, then sends INIT, all in one supervisor call.
+///
+/// # Safety
+///
+/// The local APIC must be in x2APIC mode, and every ID must name an AP the caller means to
+/// reset (never this CPU): whatever it was doing is lost.
+///
+/// # Panics
+///
+/// If the slices differ in length.
+pub unsafe fn init_x2apic(apic_ids: &[u32], stamps: &mut [u64]) {
+    assert_eq!(apic_ids.len(), stamps.len());
+    // SAFETY: the supervisor call reads `apic_ids.len()` IDs and writes as many stamps, both
+    // inside the slices; it sends only the INITs the caller asked for, and clobbers only the
+    // registers listed.
+    unsafe {
+        asm!(
+            "ud2",
+            ".long {marker}",
+            marker = const MARKER,
+            inout("rax") Function::InitX2Apic as u64 => _,
+            inout("rdi") apic_ids.as_ptr() => _,
+            inout("rsi") stamps.as_mut_ptr() => _,
+            inout("rdx") apic_ids.len() => _,
             out("rcx") _,
             out("r8") _,
             out("r9") _,

@@ -171,3 +171,29 @@ pub fn boot_kernel(kernel: &str, args: &[&str]) -> Boot {
         wall,
     }
 }
+
+/// Boots `vcpus` with `extra` options, quietly, the console discarded, and returns the exit
+/// code, the JSON report (which must exist) and stderr.
+pub fn boot_json(vcpus: u32, extra: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let dir = tempdir();
+    let json = dir.path().join("r.json");
+    let n = vcpus.to_string();
+    let json_arg = json.to_str().expect("utf-8 temp path").to_string();
+    let mut args = vec![
+        "--vcpus",
+        &n,
+        "--quiet",
+        "--console",
+        "/dev/null",
+        "--json",
+        &json_arg,
+    ];
+    args.extend_from_slice(extra);
+    let out = vmm(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        json.exists(),
+        "no JSON for {vcpus} vCPUs {extra:?}: {stderr}"
+    );
+    (out.status.code(), read_json(&json), stderr)
+}

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use firmware::cmdline::{Bringup, GuestOptions, Kick, TscSync};
+use firmware::cmdline::{Bringup, GuestOptions, Kick, Scenario, Teardown, TscSync};
+use firmware::report::MAX_ROUNDS;
 
 use crate::vcpu::TscSkew;
 
@@ -58,6 +59,26 @@ pub enum TscSyncArg {
     /// Each AP against the BSP, one at a time, as it comes online (Linux's check).
     Serial,
     /// One warp test of every CPU at once.
+    Parallel,
+}
+
+/// Scenarios as clap values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScenarioArg {
+    /// Bring the APs up once.
+    Boot,
+    /// After bringup, take every AP offline again (--teardown serial or parallel).
+    Teardown,
+    /// --cycles rounds of bringing every AP up and taking it down (kexec-like).
+    RebootCycles,
+}
+
+/// Teardown strategies as clap values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TeardownArg {
+    /// One AP at a time, waiting for each to park.
+    Serial,
+    /// Every AP asked at once, one sync point, one batch of INITs.
     Parallel,
 }
 
@@ -176,6 +197,18 @@ pub struct BootArgs {
     #[arg(long, value_enum, default_value_t = TscSyncArg::None)]
     pub tsc_sync: TscSyncArg,
 
+    /// What the guest does after bringup (passed to the guest).
+    #[arg(long, value_enum, default_value_t = ScenarioArg::Boot)]
+    pub scenario: ScenarioArg,
+
+    /// How the guest takes the APs offline (--scenario teardown or reboot-cycles).
+    #[arg(long, value_enum)]
+    pub teardown: Option<TeardownArg>,
+
+    /// Rounds of --scenario reboot-cycles (1 to 1024).
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_ROUNDS)))]
+    pub cycles: Option<u32>,
+
     /// Print every CPU's line in the report, not only the slowest.
     #[arg(long)]
     pub per_cpu: bool,
@@ -228,12 +261,60 @@ impl BootArgs {
             fault_vector: self.test_fault_vector,
             // Set by `vcpu::plan_tsc_skew` when the VMM cannot skew the TSC itself.
             test_tsc_skew: None,
+            scenario: match self.scenario {
+                ScenarioArg::Boot => Scenario::Boot,
+                ScenarioArg::Teardown => Scenario::Teardown,
+                ScenarioArg::RebootCycles => Scenario::RebootCycles,
+            },
+            teardown: match self.teardown {
+                None | Some(TeardownArg::Serial) => Teardown::Serial,
+                Some(TeardownArg::Parallel) => Teardown::Parallel,
+            },
+            cycles: match self.scenario {
+                ScenarioArg::RebootCycles => self.cycles.unwrap_or(1),
+                _ => 0,
+            },
         }
     }
 
     /// Checks the options that depend on each other; the error is a sentence for the usage
     /// error line.
     pub fn validate(&self) -> Result<(), String> {
+        match self.scenario {
+            ScenarioArg::Boot if self.teardown.is_some() || self.cycles.is_some() => {
+                return Err(
+                    "--teardown and --cycles need a scenario: add --scenario teardown or reboot-cycles"
+                        .into(),
+                );
+            }
+            ScenarioArg::Teardown if self.cycles.is_some() => {
+                return Err("--cycles needs --scenario reboot-cycles".into());
+            }
+            ScenarioArg::Teardown | ScenarioArg::RebootCycles => {
+                if self.teardown.is_none() {
+                    return Err(format!(
+                        "--scenario {} needs --teardown serial or parallel",
+                        self.scenario_name()
+                    ));
+                }
+                if self.scenario == ScenarioArg::RebootCycles && self.cycles.is_none() {
+                    return Err("--scenario reboot-cycles needs --cycles K".into());
+                }
+                if matches!(self.bringup, BringupArg::Floor | BringupArg::None) {
+                    return Err(format!(
+                        "--scenario {} needs APs that run the kernel: use --bringup serial or parallel",
+                        self.scenario_name()
+                    ));
+                }
+                if self.tsc_sync != TscSyncArg::None {
+                    return Err(format!(
+                        "--scenario {} cannot be combined with --tsc-sync",
+                        self.scenario_name()
+                    ));
+                }
+            }
+            ScenarioArg::Boot => {}
+        }
         if self.tsc_sync != TscSyncArg::None && self.bringup == BringupArg::Floor {
             return Err(
                 "--tsc-sync needs APs that run the kernel: use --bringup serial, parallel or none, \
@@ -257,6 +338,11 @@ impl BootArgs {
             }
         }
         Ok(())
+    }
+
+    /// The scenario's name, as on the command line.
+    fn scenario_name(&self) -> &'static str {
+        self.guest_options().scenario.name()
     }
 
     /// Guest memory in bytes (clap bounds the MiB value from below; the product is checked).
@@ -335,6 +421,83 @@ mod tests {
         for bad in ["3", "x:1", "3:0", "3:-5", "3:many"] {
             assert!(parse(&["--test-skew-tsc", bad]).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn scenarios_and_their_combinations() {
+        let parse = |args: &[&str]| {
+            let mut v = vec!["vmm"];
+            v.extend_from_slice(args);
+            Cli::try_parse_from(v).map(|c| c.boot)
+        };
+        let cli = parse(&["--scenario", "teardown", "--teardown", "parallel"]).unwrap();
+        assert_eq!(cli.validate(), Ok(()));
+        let o = cli.guest_options();
+        assert_eq!(
+            (o.scenario, o.teardown, o.cycles),
+            (Scenario::Teardown, Teardown::Parallel, 0)
+        );
+        let cli = parse(&[
+            "--scenario",
+            "reboot-cycles",
+            "--teardown",
+            "serial",
+            "--cycles",
+            "4",
+        ])
+        .unwrap();
+        assert_eq!(cli.validate(), Ok(()));
+        assert_eq!(cli.guest_options().cycles, 4);
+        assert_eq!(cli.guest_options().scenario, Scenario::RebootCycles);
+        for (args, needle) in [
+            (&["--teardown", "serial"][..], "--scenario"),
+            (&["--cycles", "3"][..], "--scenario"),
+            (&["--scenario", "teardown"][..], "--teardown"),
+            (
+                &["--scenario", "reboot-cycles", "--teardown", "serial"][..],
+                "--cycles",
+            ),
+            (
+                &[
+                    "--scenario",
+                    "teardown",
+                    "--teardown",
+                    "serial",
+                    "--cycles",
+                    "2",
+                ][..],
+                "--cycles",
+            ),
+            (
+                &[
+                    "--scenario",
+                    "teardown",
+                    "--teardown",
+                    "serial",
+                    "--bringup",
+                    "floor",
+                ][..],
+                "--bringup",
+            ),
+            (
+                &[
+                    "--scenario",
+                    "teardown",
+                    "--teardown",
+                    "serial",
+                    "--tsc-sync",
+                    "serial",
+                ][..],
+                "--tsc-sync",
+            ),
+        ] {
+            let cli = parse(args).unwrap();
+            let e = cli.validate().unwrap_err();
+            assert!(e.contains(needle), "{args:?}: {e}");
+        }
+        assert!(parse(&["--scenario", "torture"]).is_err());
+        assert!(parse(&["--cycles", "0"]).is_err());
+        assert!(parse(&["--cycles", "1025"]).is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use firmware::report::decode::BootReport;
-use firmware::report::{ApPhase, BspPhase, CpuState, CPU_FLAG_BSP};
+use firmware::report::{ApPhase, BspPhase, CpuState, CPU_FLAG_BSP, TEARDOWN_PHASES};
 
 use crate::report::tsc_out_of_sync;
 use serde::Serialize;
@@ -155,6 +155,72 @@ pub fn bringup_stats(b: &BootReport<'_>) -> BringupStats {
     }
 }
 
+/// True if a CPU in `state` came online (it may have been taken offline since).
+fn came_up(state: CpuState) -> bool {
+    matches!(state, CpuState::Online | CpuState::Offline)
+}
+
+/// The teardown of a scenario: per phase of the APs' [`TeardownRecord`] stamps, the cycles from
+/// the previous stamp across APs, plus `request_to_init`.
+///
+/// [`TeardownRecord`]: firmware::report::TeardownRecord
+pub fn teardown_stats(b: &BootReport<'_>) -> BTreeMap<&'static str, PhaseStats> {
+    let mut per_phase: Vec<Vec<u64>> = vec![Vec::new(); TEARDOWN_PHASES.len()];
+    let mut totals = Vec::new();
+    for t in b.teardown() {
+        let stamps = t.stamps();
+        for i in 1..stamps.len() {
+            if stamps[i] != 0 && stamps[i - 1] != 0 {
+                per_phase[i].push(stamps[i].saturating_sub(stamps[i - 1]));
+            }
+        }
+        if t.request != 0 && t.init != 0 {
+            totals.push(t.init.saturating_sub(t.request));
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (i, v) in per_phase.into_iter().enumerate().skip(1) {
+        if let Some(s) = stats(v) {
+            out.insert(TEARDOWN_PHASES[i], s);
+        }
+    }
+    if let Some(s) = stats(totals) {
+        out.insert(REQUEST_TO_INIT, s);
+    }
+    out
+}
+
+/// Key of the whole request-to-INIT span of a teardown.
+pub const REQUEST_TO_INIT: &str = "request_to_init";
+
+/// The phase table rows of `keys` present in `phases` (the same columns as bringup's).
+pub fn render_rows(
+    phases: &BTreeMap<&'static str, PhaseStats>,
+    keys: &[&str],
+    tsc_khz: u32,
+) -> String {
+    let mut out = format!(
+        "{:<16}{:>12}{:>12}{:>12}{:>12}  {:>10}{:>10}{:>10}{:>10}\n",
+        "phase", "min cyc", "median", "p99", "max", "min us", "median", "p99", "max"
+    );
+    for key in keys {
+        if let Some(p) = phases.get(key) {
+            out.push_str(&format!(
+                "{key:<16}{:>12}{:>12}{:>12}{:>12}  {:>10}{:>10}{:>10}{:>10}\n",
+                p.min,
+                p.median,
+                p.p99,
+                p.max,
+                fmt_us(p.min, tsc_khz),
+                fmt_us(p.median, tsc_khz),
+                fmt_us(p.p99, tsc_khz),
+                fmt_us(p.max, tsc_khz)
+            ));
+        }
+    }
+    out
+}
+
 fn fmt_us(cycles: u64, tsc_khz: u32) -> String {
     cycles_to_us(cycles, tsc_khz).map_or_else(|| format!("{cycles}c"), |us| format!("{us:.1}"))
 }
@@ -162,11 +228,7 @@ fn fmt_us(cycles: u64, tsc_khz: u32) -> String {
 /// The per-phase table, the total, and the slowest CPUs (all CPUs with `per_cpu`).
 pub fn render(s: &BringupStats, tsc_khz: u32, per_cpu: bool, slowest: usize) -> String {
     let mut out = String::new();
-    let online = s
-        .cpus
-        .iter()
-        .filter(|c| c.state == CpuState::Online)
-        .count();
+    let online = s.cpus.iter().filter(|c| came_up(c.state)).count();
     let missing = s.cpus.len() - online;
     let retries: u64 = s.cpus.iter().map(|c| u64::from(c.retries)).sum();
     out.push_str(&format!(
@@ -206,7 +268,7 @@ pub fn render(s: &BringupStats, tsc_khz: u32, per_cpu: bool, slowest: usize) -> 
     let shown = if per_cpu {
         order.len()
     } else {
-        order.sort_by_key(|c| (c.state == CpuState::Online, std::cmp::Reverse(c.total)));
+        order.sort_by_key(|c| (came_up(c.state), std::cmp::Reverse(c.total)));
         slowest.min(order.len())
     };
     if shown > 0 {
@@ -224,7 +286,7 @@ pub fn render(s: &BringupStats, tsc_khz: u32, per_cpu: bool, slowest: usize) -> 
                 c.phases[*p as usize].map(|d| format!("{} {}", p.name(), fmt_us(d, tsc_khz)))
             })
             .collect();
-        let verb = if c.state == CpuState::Online {
+        let verb = if came_up(c.state) {
             "up in"
         } else {
             "MISSING after"
@@ -254,7 +316,8 @@ pub fn render(s: &BringupStats, tsc_khz: u32, per_cpu: bool, slowest: usize) -> 
 mod tests {
     use super::*;
     use firmware::report::decode::{parse, Report};
-    use firmware::report::encode::{write_boot_summary, write_cpu_record};
+    use firmware::report::encode::{write_boot_summary, write_cpu_record, write_scenario};
+    use firmware::report::ScenarioSummary;
     use firmware::report::{
         BootSummary, CpuRecord, CPU_FLAG_TSC_CHECKED, CPU_FLAG_TSC_OUT_OF_SYNC,
     };
@@ -310,6 +373,7 @@ mod tests {
         )
         .unwrap();
         write_cpu_record(&mut buf, 3, &ap(3, [1000, 0, 0, 0, 0], CpuState::Missing)).unwrap();
+        write_scenario(&mut buf, 4, &ScenarioSummary::default(), &[], &[]).unwrap();
         let Ok(Report::Boot(b)) = parse(&buf) else {
             panic!("bad test report")
         };
@@ -379,6 +443,7 @@ mod tests {
         skewed.flags = CPU_FLAG_TSC_CHECKED | CPU_FLAG_TSC_OUT_OF_SYNC;
         skewed.tsc_warp = ahead;
         write_cpu_record(&mut buf, 2, &skewed).unwrap();
+        write_scenario(&mut buf, 3, &ScenarioSummary::default(), &[], &[]).unwrap();
         let Ok(Report::Boot(b)) = parse(&buf) else {
             panic!("bad test report")
         };

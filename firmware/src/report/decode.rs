@@ -42,6 +42,9 @@ pub enum ReportError {
     /// CPU record flag bits this version does not define.
     #[error("CPU record {index} has unknown flags {flags:#x}")]
     BadCpuFlags { index: usize, flags: u32 },
+    /// A scenario block with more rounds or teardown records than allowed.
+    #[error("the scenario block lists {rounds} rounds and {teardown} teardown records, more than allowed")]
+    TooManyScenarioEntries { rounds: u32, teardown: u32 },
     /// A panic message that is not UTF-8.
     #[error("the panic message is not valid UTF-8")]
     BadMessage,
@@ -77,7 +80,7 @@ pub fn parse_header(buf: &[u8]) -> Result<Header, ReportError> {
     let kind = Kind::from_u16(raw_kind).ok_or(ReportError::BadKind(raw_kind))?;
     let length = u32_at(buf, 8).unwrap_or(0);
     let min = match kind {
-        Kind::Boot => BOOT_RECORDS_OFFSET,
+        Kind::Boot => BOOT_RECORDS_OFFSET + SCENARIO_HEADER_SIZE,
         Kind::Fault => FAULT_REPORT_SIZE,
         Kind::Panic => HEADER_SIZE,
     };
@@ -114,7 +117,11 @@ pub enum Report<'a> {
 pub struct BootReport<'a> {
     /// The fixed part.
     pub summary: BootSummary,
+    /// The fixed part of the scenario block.
+    pub scenario: ScenarioSummary,
     records: &'a [u8],
+    rounds: &'a [u8],
+    teardown: &'a [u8],
 }
 
 impl BootReport<'_> {
@@ -152,6 +159,28 @@ impl BootReport<'_> {
     /// All CPU records in order.
     pub fn cpus(&self) -> impl Iterator<Item = CpuRecord> + '_ {
         (0..self.len()).filter_map(|i| self.cpu(i))
+    }
+
+    /// The scenario's rounds in order.
+    pub fn rounds(&self) -> impl Iterator<Item = Round> + '_ {
+        self.rounds.chunks_exact(ROUND_SIZE).map(|r| Round {
+            up_cycles: u64_at(r, 0).unwrap_or(0),
+            down_cycles: u64_at(r, 8).unwrap_or(0),
+        })
+    }
+
+    /// The last teardown's records in order.
+    pub fn teardown(&self) -> impl Iterator<Item = TeardownRecord> + '_ {
+        self.teardown
+            .chunks_exact(TEARDOWN_RECORD_SIZE)
+            .map(|t| TeardownRecord {
+                apic_id: u32_at(t, 0).unwrap_or(0),
+                flags: u32_at(t, 4).unwrap_or(0),
+                request: u64_at(t, 8).unwrap_or(0),
+                ack: u64_at(t, 16).unwrap_or(0),
+                parked: u64_at(t, 24).unwrap_or(0),
+                init: u64_at(t, 32).unwrap_or(0),
+            })
     }
 }
 
@@ -198,12 +227,42 @@ fn parse_boot(body: &[u8], length: u32) -> Result<BootReport<'_>, ReportError> {
     if record_size as usize != CPU_RECORD_SIZE {
         return Err(ReportError::BadRecordSize(record_size));
     }
-    if length as usize != encode::boot_report_len(cpu_count as usize) {
-        return Err(ReportError::BadLength {
-            kind: "boot",
-            length,
+    let bad_length = ReportError::BadLength {
+        kind: "boot",
+        length,
+    };
+    // The scenario block follows the records; its counts say how long the report is.
+    let records_end = encode::boot_report_len(cpu_count as usize);
+    let sc = body
+        .get(records_end..records_end + SCENARIO_HEADER_SIZE)
+        .ok_or(bad_length)?;
+    let sc_u32 = |off| u32_at(sc, off).unwrap_or(0);
+    let scenario = ScenarioSummary {
+        scenario: u8_at(sc, 0).unwrap_or(0),
+        teardown: u8_at(sc, 1).unwrap_or(0),
+        rounds: sc_u32(4),
+        ops: sc_u32(8),
+        violations: sc_u32(12),
+        round_count: sc_u32(16),
+        teardown_count: sc_u32(20),
+        teardown_start: u64_at(sc, 24).unwrap_or(0),
+        teardown_end: u64_at(sc, 32).unwrap_or(0),
+    };
+    if scenario.round_count > MAX_ROUNDS || scenario.teardown_count > MAX_CPUS {
+        return Err(ReportError::TooManyScenarioEntries {
+            rounds: scenario.round_count,
+            teardown: scenario.teardown_count,
         });
     }
+    let (nr, nt) = (
+        scenario.round_count as usize,
+        scenario.teardown_count as usize,
+    );
+    if length as usize != encode::full_report_len(cpu_count as usize, nr, nt) {
+        return Err(bad_length);
+    }
+    let rounds_at = records_end + SCENARIO_HEADER_SIZE;
+    let teardown_at = rounds_at + nr * ROUND_SIZE;
     let flags = field(24);
     if flags & !FLAGS_KNOWN != 0 {
         return Err(ReportError::BadFlags(flags));
@@ -231,7 +290,10 @@ fn parse_boot(body: &[u8], length: u32) -> Result<BootReport<'_>, ReportError> {
     };
     let report = BootReport {
         summary,
-        records: &body[BOOT_RECORDS_OFFSET..],
+        scenario,
+        records: &body[BOOT_RECORDS_OFFSET..records_end],
+        rounds: &body[rounds_at..teardown_at],
+        teardown: &body[teardown_at..],
     };
     for (index, r) in report.cpus().enumerate() {
         if CpuState::from_u8(r.state).is_none() {
@@ -263,7 +325,7 @@ mod tests {
 
     fn boot(cpus: usize) -> [u8; 512] {
         let mut buf = [0u8; 512];
-        assert!(boot_report_len(cpus) <= buf.len());
+        assert!(full_report_len(cpus, 0, 0) <= buf.len());
         let s = BootSummary {
             cpu_count: cpus as u32,
             tsc_khz: 2_000_000,
@@ -289,7 +351,72 @@ mod tests {
             };
             write_cpu_record(&mut buf, i, &r).unwrap();
         }
+        write_scenario(&mut buf, cpus, &ScenarioSummary::default(), &[], &[]).unwrap();
         buf
+    }
+
+    #[test]
+    fn scenario_block_round_trips_and_is_bounded() {
+        let mut buf = [0u8; 1024];
+        let s = BootSummary {
+            cpu_count: 2,
+            ..Default::default()
+        };
+        write_boot_summary(&mut buf, &s).unwrap();
+        let sc = ScenarioSummary {
+            scenario: 2,
+            teardown: 1,
+            rounds: 2,
+            ops: 2,
+            round_count: 2,
+            teardown_count: 1,
+            teardown_start: 10,
+            teardown_end: 50,
+            ..Default::default()
+        };
+        let rounds = [
+            Round {
+                up_cycles: 7,
+                down_cycles: 8,
+            },
+            Round {
+                up_cycles: 9,
+                down_cycles: 40,
+            },
+        ];
+        let t = [TeardownRecord {
+            apic_id: 1,
+            flags: 0,
+            request: 10,
+            ack: 20,
+            parked: 30,
+            init: 40,
+        }];
+        let len = write_scenario(&mut buf, 2, &sc, &rounds, &t).unwrap();
+        assert_eq!(len, full_report_len(2, 2, 1));
+        let Report::Boot(b) = parse(&buf[..len]).unwrap() else {
+            panic!("not a boot report")
+        };
+        assert_eq!(b.scenario, sc);
+        assert_eq!(b.rounds().collect::<std::vec::Vec<_>>(), rounds);
+        assert_eq!(b.teardown().next(), Some(t[0]));
+        assert_eq!(b.len(), 2);
+        // Counts that disagree with the length, or beyond the bounds, are rejected.
+        let off = boot_report_len(2);
+        let mut bad = buf;
+        bad[off + 20] = 2;
+        assert!(matches!(
+            parse(&bad[..len]),
+            Err(ReportError::BadLength { .. })
+        ));
+        let mut bad = buf;
+        bad[off + 16..off + 20].copy_from_slice(&(MAX_ROUNDS + 1).to_le_bytes());
+        assert!(matches!(
+            parse(&bad[..len]),
+            Err(ReportError::TooManyScenarioEntries { .. })
+        ));
+        // Mismatched slices are refused by the writer.
+        assert!(write_scenario(&mut buf, 2, &sc, &rounds[..1], &t).is_none());
     }
 
     #[test]
@@ -389,7 +516,10 @@ mod tests {
         let mut b = good;
         b[4] = 1; // a version-1 report: slot 4 meant Online then
         assert_eq!(parse(&b).unwrap_err(), ReportError::BadVersion(1));
-        let len = boot_report_len(2);
+        let mut b = good;
+        b[4] = 2; // a version-2 report has no scenario block
+        assert_eq!(parse(&b).unwrap_err(), ReportError::BadVersion(2));
+        let len = full_report_len(2, 0, 0);
         assert!(matches!(
             parse(&good[..len - 1]),
             Err(ReportError::Truncated { .. })

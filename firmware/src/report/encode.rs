@@ -12,9 +12,64 @@ fn header(buf: &mut [u8], kind: Kind, length: u32) -> Option<()> {
     put_u32(buf, 12, 0)
 }
 
-/// Total length of a boot report with `cpu_count` records.
+/// Offset of the scenario block in a boot report with `cpu_count` records.
 pub const fn boot_report_len(cpu_count: usize) -> usize {
     BOOT_RECORDS_OFFSET + cpu_count * CPU_RECORD_SIZE
+}
+
+/// Size of a scenario block with `rounds` rounds and `teardown` teardown records.
+pub const fn scenario_len(rounds: usize, teardown: usize) -> usize {
+    SCENARIO_HEADER_SIZE + rounds * ROUND_SIZE + teardown * TEARDOWN_RECORD_SIZE
+}
+
+/// Total length of a boot report with its scenario block.
+pub const fn full_report_len(cpu_count: usize, rounds: usize, teardown: usize) -> usize {
+    boot_report_len(cpu_count) + scenario_len(rounds, teardown)
+}
+
+/// Writes the scenario block of a boot report with `cpu_count` records: `s`, then `rounds`,
+/// then `teardown` (whose lengths must match `s`'s counts). Returns the whole report's length.
+pub fn write_scenario(
+    buf: &mut [u8],
+    cpu_count: usize,
+    s: &ScenarioSummary,
+    rounds: &[Round],
+    teardown: &[TeardownRecord],
+) -> Option<usize> {
+    if rounds.len() != s.round_count as usize || teardown.len() != s.teardown_count as usize {
+        return None;
+    }
+    let off = boot_report_len(cpu_count);
+    let len = full_report_len(cpu_count, rounds.len(), teardown.len());
+    if len > buf.len() || len > REPORT_MAX_LEN as usize {
+        return None;
+    }
+    put(buf, off, &[s.scenario, s.teardown])?;
+    put_u16(buf, off + 2, 0)?;
+    put_u32(buf, off + 4, s.rounds)?;
+    put_u32(buf, off + 8, s.ops)?;
+    put_u32(buf, off + 12, s.violations)?;
+    put_u32(buf, off + 16, s.round_count)?;
+    put_u32(buf, off + 20, s.teardown_count)?;
+    put_u64(buf, off + 24, s.teardown_start)?;
+    put_u64(buf, off + 32, s.teardown_end)?;
+    let mut at = off + SCENARIO_HEADER_SIZE;
+    for r in rounds {
+        put_u64(buf, at, r.up_cycles)?;
+        put_u64(buf, at + 8, r.down_cycles)?;
+        at += ROUND_SIZE;
+    }
+    for t in teardown {
+        put_u32(buf, at, t.apic_id)?;
+        put_u32(buf, at + 4, t.flags)?;
+        for (i, v) in t.stamps().iter().enumerate() {
+            put_u64(buf, at + 8 + 8 * i, *v)?;
+        }
+        at += TEARDOWN_RECORD_SIZE;
+    }
+    // The header's length covers the block.
+    put_u32(buf, 8, len as u32)?;
+    Some(len)
 }
 
 /// Writes the header and summary of a boot report. The CPU records go at

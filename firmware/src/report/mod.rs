@@ -18,6 +18,13 @@
 //!        136 cpu records [CpuRecord; cpu_count]
 //! Record  0 apic_id u32 | 4 acpi_uid u32 | 8 state u8 | 9 last_phase u8 | 10 retries u16
 //!        12 flags u32 | 16 stamps [u64; 8] | 80 tsc_warp u64 | 88 tsc_adjust u64
+//! Scenario (version 3; at boot_report_len(cpu_count), after the records)
+//!        0 scenario u8 | 1 teardown u8 | 2 reserved u16 | 4 rounds u32 | 8 ops u32
+//!        12 violations u32 | 16 round_count u32 | 20 teardown_count u32
+//!        24 teardown_start u64 | 32 teardown_end u64
+//!        40 rounds [Round; round_count] | then [TeardownRecord; teardown_count]
+//! Round   0 up_cycles u64 | 8 down_cycles u64
+//! Teardown 0 apic_id u32 | 4 flags u32 | 8 request u64 | 16 ack u64 | 24 parked u64 | 32 init u64
 //! Fault  16 apic_id u32 | 20 vector u32 | 24 error_code u64 | 32 rip u64 | 40 cr2 u64 | 48 rsp u64
 //! Panic  16 message bytes (UTF-8, at most PANIC_MESSAGE_MAX)
 //! ```
@@ -26,6 +33,11 @@
 //! PerCpuInit and Online (Online moved from slot 4 to slot 5), the `tsc_sync` strategy byte and
 //! the [`TscSyncSummary`] block in the boot summary, and the `tsc_warp` and `tsc_adjust` fields
 //! and `CPU_FLAG_TSC_*` bits of the CPU record (80 bytes before, 96 now).
+//!
+//! Version 3 added the scenario block after the CPU records (the `sipi.scenario` that ran after
+//! bringup: its rounds, and every AP's [`TeardownRecord`] of the last teardown; bounded by
+//! [`MAX_ROUNDS`] and [`MAX_CPUS`], its counts must add up to the header's length) and the
+//! [`CpuState::Offline`] state.
 
 pub mod decode;
 pub mod encode;
@@ -33,7 +45,7 @@ pub mod encode;
 /// `"SIPI"` read as a little-endian u32.
 pub const REPORT_MAGIC: u32 = u32::from_le_bytes(*b"SIPI");
 /// The protocol version this crate speaks.
-pub const REPORT_VERSION: u16 = 2;
+pub const REPORT_VERSION: u16 = 3;
 /// Size of the common header.
 pub const HEADER_SIZE: usize = 16;
 /// The largest report the VMM accepts; nothing larger is ever read or allocated.
@@ -51,6 +63,14 @@ pub const CPU_RECORD_SIZE: usize = 96;
 pub const FAULT_REPORT_SIZE: usize = 56;
 /// Most message bytes in a panic report.
 pub const PANIC_MESSAGE_MAX: usize = 1024;
+/// Size of the fixed part of the scenario block.
+pub const SCENARIO_HEADER_SIZE: usize = 40;
+/// Size of one [`Round`].
+pub const ROUND_SIZE: usize = 16;
+/// Size of one [`TeardownRecord`].
+pub const TEARDOWN_RECORD_SIZE: usize = 40;
+/// Most rounds a scenario block carries (and most `sipi.cycles`).
+pub const MAX_ROUNDS: u32 = 1024;
 /// Stamp slots per CPU record and for the BSP.
 pub const STAMP_SLOTS: usize = 8;
 
@@ -173,6 +193,8 @@ pub enum CpuState {
     Online = 1,
     /// Kicked but never came online.
     Missing = 2,
+    /// Came online, then was taken offline by the scenario (parked in wait-for-SIPI).
+    Offline = 3,
 }
 
 impl CpuState {
@@ -182,6 +204,7 @@ impl CpuState {
             0 => Some(Self::Listed),
             1 => Some(Self::Online),
             2 => Some(Self::Missing),
+            3 => Some(Self::Offline),
             _ => None,
         }
     }
@@ -192,6 +215,7 @@ impl CpuState {
             Self::Listed => "listed",
             Self::Online => "online",
             Self::Missing => "missing",
+            Self::Offline => "offline",
         }
     }
 }
@@ -290,6 +314,69 @@ pub struct BootSummary {
     pub bsp_stamps: [u64; STAMP_SLOTS],
     /// The TSC synchronisation check's result.
     pub tsc: TscSyncSummary,
+}
+
+/// One round of a scenario: how long bringing the APs up and taking them down took, on the
+/// BSP's TSC.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Round {
+    /// BringupStart to AllOnline (0 when the round did not bring CPUs up).
+    pub up_cycles: u64,
+    /// Teardown start to every AP parked and INITed.
+    pub down_cycles: u64,
+}
+
+/// One AP's stamps in the last teardown, in wire layout (`#[repr(C)]`, 40 bytes); 0 means not
+/// reached. The BSP writes `request` and `init`, the AP `ack` and `parked`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct TeardownRecord {
+    /// The AP's APIC ID.
+    pub apic_id: u32,
+    /// Reserved (0).
+    pub flags: u32,
+    /// The BSP asked the AP to go offline.
+    pub request: u64,
+    /// The AP saw the request and left the online set.
+    pub ack: u64,
+    /// The AP's last instruction before its final HLT.
+    pub parked: u64,
+    /// The BSP sent it INIT (wait-for-SIPI).
+    pub init: u64,
+}
+const _: () = assert!(core::mem::size_of::<TeardownRecord>() == TEARDOWN_RECORD_SIZE);
+
+/// The teardown phases of a [`TeardownRecord`], in order, with their names.
+pub const TEARDOWN_PHASES: [&str; 4] = ["request", "ack", "parked", "init"];
+
+impl TeardownRecord {
+    /// The stamps in [`TEARDOWN_PHASES`] order.
+    pub fn stamps(&self) -> [u64; 4] {
+        [self.request, self.ack, self.parked, self.init]
+    }
+}
+
+/// The fixed part of the scenario block ([`crate::cmdline::Scenario`] `Boot`: all 0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScenarioSummary {
+    /// [`crate::cmdline::Scenario`] as u8.
+    pub scenario: u8,
+    /// [`crate::cmdline::Teardown`] as u8.
+    pub teardown: u8,
+    /// Rounds completed (bring up, take down).
+    pub rounds: u32,
+    /// Operations (CPU offline or online transitions).
+    pub ops: u32,
+    /// Invariant violations found.
+    pub violations: u32,
+    /// [`Round`] entries that follow.
+    pub round_count: u32,
+    /// [`TeardownRecord`] entries after the rounds.
+    pub teardown_count: u32,
+    /// The last teardown's start on the BSP's TSC.
+    pub teardown_start: u64,
+    /// The last teardown's end (every AP parked and INITed).
+    pub teardown_end: u64,
 }
 
 /// A CPU exception that reached the guest's last-resort handler.
