@@ -6,185 +6,107 @@
 
 use core::fmt::{self, Write};
 
-/// How the guest brings the APs up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[repr(u8)]
-pub enum Bringup {
-    /// Broadcast INIT/SIPI; each AP only stamps and marks itself present: the lower bound.
-    Floor = 0,
-    /// One AP at a time, waiting for each (Linux before 6.5).
-    Serial = 1,
-    /// Kick every AP, then wait for all (Linux 6.5+).
-    #[default]
-    Parallel = 2,
-    /// Do not start the APs at all.
-    None = 3,
-}
-
-/// How the BSP sends INIT/SIPI in parallel bringup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[repr(u8)]
-pub enum Kick {
-    /// One INIT/SIPI sequence per AP, addressed by APIC ID.
-    #[default]
-    PerCpu = 0,
-    /// The all-excluding-self shorthand.
-    Broadcast = 1,
-}
-
-/// How the guest checks that the CPUs' TSCs agree, between per-CPU init and online.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[repr(u8)]
-pub enum TscSync {
-    /// No check.
-    #[default]
-    None = 0,
-    /// One AP at a time against the BSP, as each comes online (Linux's `check_tsc_sync_target`).
-    Serial = 1,
-    /// One warp test of every CPU at once.
-    Parallel = 2,
-}
-
-impl TscSync {
-    /// Every strategy, for listing and round-trip tests.
-    pub const ALL: [TscSync; 3] = [Self::None, Self::Serial, Self::Parallel];
-
-    /// The word used on the command line, CLI and JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Serial => "serial",
-            Self::Parallel => "parallel",
+/// Defines a `#[repr(u8)]` option enum together with its words on the command line, CLI and
+/// JSON: `ALL` (every value, in order), `name`, `from_name` and `from_u8` (the report byte).
+macro_rules! word_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $($(#[$vmeta:meta])* $variant:ident = $value:literal => $word:literal,)+
         }
-    }
-
-    /// Parses a name.
-    pub fn from_name(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.name() == s)
-    }
-
-    /// Decodes the report byte.
-    pub fn from_u8(v: u8) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| *t as u8 == v)
-    }
-}
-
-impl Bringup {
-    /// Every strategy, for listing and round-trip tests.
-    pub const ALL: [Bringup; 4] = [Self::Floor, Self::Serial, Self::Parallel, Self::None];
-
-    /// The word used on the command line, CLI and JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Floor => "floor",
-            Self::Serial => "serial",
-            Self::Parallel => "parallel",
-            Self::None => "none",
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+        #[repr(u8)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant = $value,)+
         }
-    }
 
-    /// Parses a name.
-    pub fn from_name(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|b| b.name() == s)
-    }
+        impl $name {
+            /// Every value, in order.
+            pub const ALL: [$name; [$($value),+].len()] = [$($name::$variant),+];
 
-    /// Decodes the report byte.
-    pub fn from_u8(v: u8) -> Option<Self> {
-        Self::ALL.into_iter().find(|b| *b as u8 == v)
-    }
-}
+            /// The word used on the command line, CLI and JSON.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($name::$variant => $word,)+
+                }
+            }
 
-impl Kick {
-    /// Every kick style.
-    pub const ALL: [Kick; 2] = [Self::PerCpu, Self::Broadcast];
+            /// Parses a word.
+            pub fn from_name(s: &str) -> Option<Self> {
+                Self::ALL.into_iter().find(|v| v.name() == s)
+            }
 
-    /// The word used on the command line, CLI and JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::PerCpu => "per-cpu",
-            Self::Broadcast => "broadcast",
+            /// Decodes the report byte.
+            pub fn from_u8(v: u8) -> Option<Self> {
+                Self::ALL.into_iter().find(|x| *x as u8 == v)
+            }
         }
-    }
+    };
+}
 
-    /// Parses a name.
-    pub fn from_name(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.name() == s)
-    }
-
-    /// Decodes the report byte.
-    pub fn from_u8(v: u8) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| *k as u8 == v)
+word_enum! {
+    /// How the guest brings the APs up.
+    pub enum Bringup {
+        /// Broadcast INIT/SIPI; each AP only stamps and marks itself present: the lower bound.
+        Floor = 0 => "floor",
+        /// One AP at a time, waiting for each (Linux before 6.5).
+        Serial = 1 => "serial",
+        /// Kick every AP, then wait for all (Linux 6.5+).
+        #[default]
+        Parallel = 2 => "parallel",
+        /// Do not start the APs at all.
+        None = 3 => "none",
     }
 }
 
-/// What the guest does after bringup (`sipi.scenario`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[repr(u8)]
-pub enum Scenario {
-    /// Bring the APs up once and report.
-    #[default]
-    Boot = 0,
-    /// After bringup, take every AP offline again (serially or in parallel, `sipi.teardown`).
-    Teardown = 1,
-    /// `sipi.cycles` rounds of bringing every AP up and taking it down again.
-    RebootCycles = 2,
-}
-
-impl Scenario {
-    /// Every scenario.
-    pub const ALL: [Scenario; 3] = [Self::Boot, Self::Teardown, Self::RebootCycles];
-
-    /// The word used on the command line, CLI and JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Boot => "boot",
-            Self::Teardown => "teardown",
-            Self::RebootCycles => "reboot-cycles",
-        }
-    }
-
-    /// Parses a name.
-    pub fn from_name(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.name() == s)
-    }
-
-    /// Decodes the report byte.
-    pub fn from_u8(v: u8) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| *t as u8 == v)
+word_enum! {
+    /// How the BSP sends INIT/SIPI in parallel bringup.
+    pub enum Kick {
+        /// One INIT/SIPI sequence per AP, addressed by APIC ID.
+        #[default]
+        PerCpu = 0 => "per-cpu",
+        /// The all-excluding-self shorthand.
+        Broadcast = 1 => "broadcast",
     }
 }
 
-/// How the guest takes the APs offline (`sipi.teardown`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[repr(u8)]
-pub enum Teardown {
-    /// One AP at a time: ask it, wait until it has parked, INIT it, then the next.
-    #[default]
-    Serial = 0,
-    /// Ask every AP at once, wait for all at one sync point, INIT all in one batch.
-    Parallel = 1,
+word_enum! {
+    /// How the guest checks that the CPUs' TSCs agree, between per-CPU init and online.
+    pub enum TscSync {
+        /// No check.
+        #[default]
+        None = 0 => "none",
+        /// One AP at a time against the BSP, as each comes online (Linux's
+        /// `check_tsc_sync_target`).
+        Serial = 1 => "serial",
+        /// One warp test of every CPU at once.
+        Parallel = 2 => "parallel",
+    }
 }
 
-impl Teardown {
-    /// Every teardown strategy.
-    pub const ALL: [Teardown; 2] = [Self::Serial, Self::Parallel];
-
-    /// The word used on the command line, CLI and JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Serial => "serial",
-            Self::Parallel => "parallel",
-        }
+word_enum! {
+    /// What the guest does after bringup (`sipi.scenario`).
+    pub enum Scenario {
+        /// Bring the APs up once and report.
+        #[default]
+        Boot = 0 => "boot",
+        /// After bringup, take every AP offline again (serially or in parallel, `sipi.teardown`).
+        Teardown = 1 => "teardown",
+        /// `sipi.cycles` rounds of bringing every AP up and taking it down again.
+        RebootCycles = 2 => "reboot-cycles",
     }
+}
 
-    /// Parses a name.
-    pub fn from_name(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.name() == s)
-    }
-
-    /// Decodes the report byte.
-    pub fn from_u8(v: u8) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| *t as u8 == v)
+word_enum! {
+    /// How the guest takes the APs offline (`sipi.teardown`).
+    pub enum Teardown {
+        /// One AP at a time: ask it, wait until it has parked, INIT it, then the next.
+        #[default]
+        Serial = 0 => "serial",
+        /// Ask every AP at once, wait for all at one sync point, INIT all in one batch.
+        Parallel = 1 => "parallel",
     }
 }
 
