@@ -28,6 +28,12 @@ fn mb_smp(vcpus: u32) {
         b.console,
         b.stderr
     );
+    assert!(
+        b.stdout
+            .contains("no report, the guest ended via isa-debug-exit"),
+        "the summary says how a kernel without a report ended: {}",
+        b.stdout
+    );
     // The kernel checks what holds on any PC-like VMM and prints what is sipi's own.
     for line in [
         "mb-smp: multiboot entry".to_string(),

@@ -136,6 +136,8 @@ pub struct Boot {
     pub console: String,
     /// vmm's stderr.
     pub stderr: String,
+    /// vmm's stdout (the summary).
+    pub stdout: String,
     /// Wall time of the whole vmm process.
     pub wall: std::time::Duration,
 }
@@ -168,6 +170,7 @@ pub fn boot_kernel(kernel: &str, args: &[&str]) -> Boot {
         json: read_json(&json),
         console: std::fs::read_to_string(&console).unwrap_or_default(),
         stderr,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         wall,
     }
 }

@@ -151,7 +151,8 @@ pub struct BootArgs {
     #[arg(long, default_value_t = DEFAULT_VCPUS, value_parser = clap::value_parser!(u32).range(1..))]
     pub vcpus: u32,
 
-    /// Guest kernel: an ELF64 image with a PVH entry note or a 64-bit entry point.
+    /// Guest kernel: an ELF with a PVH entry note, a multiboot v1 kernel (ELF32, ELF64 or
+    /// a.out kludge), or an ELF64 with a 64-bit entry point.
     #[arg(long, value_name = "PATH")]
     pub kernel: Option<PathBuf>,
 

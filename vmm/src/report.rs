@@ -757,10 +757,18 @@ const SLOWEST_SHOWN: usize = 5;
 pub fn render_summary(j: &JsonReport, per_cpu: bool) -> String {
     let mut out = String::new();
     let mhz = f64::from(j.tsc_khz) / 1000.0;
-    out.push_str(&format!(
-        "sipi: {}/{} vCPUs online, TSC {mhz:.3} MHz, status {}\n",
-        j.online, j.vcpus, j.status
-    ));
+    match (&j.boot, j.exit_via) {
+        // A kernel that sent no report (a foreign one) says nothing about its CPUs: say how it
+        // ended instead of "0/N online".
+        (None, Some(via)) => out.push_str(&format!(
+            "sipi: {} vCPUs, no report, the guest ended via {via}, TSC {mhz:.3} MHz, status {}\n",
+            j.vcpus, j.status
+        )),
+        _ => out.push_str(&format!(
+            "sipi: {}/{} vCPUs online, TSC {mhz:.3} MHz, status {}\n",
+            j.online, j.vcpus, j.status
+        )),
+    }
     if let Some(b) = &j.boot {
         let mode = if b.x2apic { "x2APIC" } else { "xAPIC" };
         out.push_str(&format!(
