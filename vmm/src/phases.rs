@@ -240,30 +240,13 @@ pub fn render(s: &BringupStats, tsc_khz: u32, per_cpu: bool, slowest: usize) -> 
     if s.phases.is_empty() {
         return out;
     }
-    out.push_str(&format!(
-        "{:<16}{:>12}{:>12}{:>12}{:>12}  {:>10}{:>10}{:>10}{:>10}\n",
-        "phase", "min cyc", "median", "p99", "max", "min us", "median", "p99", "max"
-    ));
-    let order = ApPhase::ALL
+    let keys: Vec<&str> = ApPhase::ALL
         .iter()
         .skip(1)
         .map(|p| phase_key(*p))
-        .chain([KICK_TO_ONLINE]);
-    for key in order {
-        if let Some(p) = s.phases.get(key) {
-            out.push_str(&format!(
-                "{key:<16}{:>12}{:>12}{:>12}{:>12}  {:>10}{:>10}{:>10}{:>10}\n",
-                p.min,
-                p.median,
-                p.p99,
-                p.max,
-                fmt_us(p.min, tsc_khz),
-                fmt_us(p.median, tsc_khz),
-                fmt_us(p.p99, tsc_khz),
-                fmt_us(p.max, tsc_khz)
-            ));
-        }
-    }
+        .chain([KICK_TO_ONLINE])
+        .collect();
+    out.push_str(&render_rows(&s.phases, &keys, tsc_khz));
     let mut order: Vec<&CpuTiming> = s.cpus.iter().collect();
     let shown = if per_cpu {
         order.len()
