@@ -69,6 +69,99 @@ fn bad_kernel_files() {
 }
 
 #[test]
+fn hotplug_torture_options_and_their_combinations() {
+    let torture = |extra: &[&str]| {
+        let mut args = vec!["--scenario", "hotplug-torture", "--vcpus", "8"];
+        args.extend_from_slice(extra);
+        vmm(&args)
+    };
+    // Values out of range.
+    assert_one_line_error(&torture(&["--ops", "0"]), 2, "--ops");
+    assert_one_line_error(&torture(&["--ops", "1000001"]), 2, "--ops");
+    assert_one_line_error(&torture(&["--concurrency", "0"]), 2, "--concurrency");
+    assert_one_line_error(&torture(&["--concurrency", "4097"]), 2, "--concurrency");
+    assert_one_line_error(&torture(&["--seed", "x"]), 2, "--seed");
+    assert_one_line_error(&torture(&["--seed", "18446744073709551616"]), 2, "--seed");
+    // Options of hotplug-torture without it, and options of other scenarios with it.
+    for (args, needle) in [
+        (
+            &["--ops", "5"][..],
+            "--ops needs --scenario hotplug-torture",
+        ),
+        (
+            &["--concurrency", "2"],
+            "--concurrency needs --scenario hotplug-torture",
+        ),
+        (&["--seed", "7"], "--seed needs --scenario hotplug-torture"),
+        (
+            &["--test-skip-barrier"],
+            "--test-skip-barrier needs --scenario hotplug-torture",
+        ),
+        (
+            &[
+                "--scenario",
+                "teardown",
+                "--teardown",
+                "serial",
+                "--ops",
+                "5",
+            ],
+            "--ops needs --scenario hotplug-torture",
+        ),
+    ] {
+        assert_one_line_error(&vmm(args), 2, needle);
+    }
+    assert_one_line_error(
+        &torture(&["--teardown", "serial"]),
+        2,
+        "--teardown needs --scenario teardown or reboot-cycles",
+    );
+    assert_one_line_error(
+        &torture(&["--cycles", "2"]),
+        2,
+        "--cycles needs --scenario reboot-cycles",
+    );
+    assert_one_line_error(
+        &torture(&["--bringup", "floor"]),
+        2,
+        "use --bringup serial or parallel",
+    );
+    assert_one_line_error(
+        &torture(&["--bringup", "none"]),
+        2,
+        "use --bringup serial or parallel",
+    );
+    assert_one_line_error(
+        &torture(&["--tsc-sync", "parallel"]),
+        2,
+        "cannot be combined with --tsc-sync",
+    );
+    for vcpus in ["1", "2"] {
+        assert_one_line_error(
+            &vmm(&["--scenario", "hotplug-torture", "--vcpus", vcpus]),
+            2,
+            "needs at least 3 vCPUs",
+        );
+    }
+    // A usage error leaves no JSON behind.
+    let dir = tempdir();
+    let json = dir.path().join("r.json");
+    assert_one_line_error(
+        &torture(&[
+            "--ops",
+            "5",
+            "--teardown",
+            "serial",
+            "--json",
+            json.to_str().unwrap(),
+        ]),
+        2,
+        "--teardown",
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
 fn bad_output_paths() {
     let dir = tempdir();
     let d = dir.path().to_str().unwrap();
@@ -112,9 +205,11 @@ fn help_and_version_succeed() {
     ] {
         assert!(help.contains(flag), "--help lists {flag}");
     }
-    assert!(
-        !help.contains("--test-fault-vector"),
-        "test-only options are hidden"
-    );
+    for flag in ["hotplug-torture", "--ops", "--concurrency", "--seed"] {
+        assert!(help.contains(flag), "--help lists {flag}");
+    }
+    for hidden in ["--test-fault-vector", "--test-skip-barrier"] {
+        assert!(!help.contains(hidden), "test-only options are hidden");
+    }
     assert_eq!(vmm(&["--version"]).status.code(), Some(0));
 }

@@ -112,8 +112,13 @@ fn report(edit: impl FnOnce(&mut BootSummary, &mut Vec<CpuRecord>)) -> Vec<u8> {
     for (i, r) in cpus.iter().enumerate() {
         write_cpu_record(&mut buf, i, r).expect("the record fits");
     }
-    let len = write_scenario(&mut buf, cpus.len(), &Default::default(), &[], &[])
-        .expect("the scenario block fits");
+    let len = write_scenario(
+        &mut buf,
+        cpus.len(),
+        &Default::default(),
+        &Default::default(),
+    )
+    .expect("the scenario block fits");
     buf.truncate(len);
     buf
 }

@@ -44,6 +44,39 @@ fn the_timeout_ends_a_guest_that_never_finishes() {
     let j = read_json(&json);
     assert_eq!(j["status"], "timeout");
     assert_eq!(j["online"], 0, "nothing was reported online");
+    assert_eq!(
+        j["reached"],
+        serde_json::Value::Null,
+        "no live state published"
+    );
+}
+
+#[test]
+fn a_timeout_says_what_the_spinning_guest_had_reached() {
+    if !kvm_available() {
+        return;
+    }
+    // The bundled guest's BSP spins forever after the phase named (test only).
+    for (phase, online, stuck) in [("all_online", 8, 0), ("acpi_parsed", 1, 7)] {
+        let (code, j, stderr) = boot_json(8, &["--test-hang-after", phase, "--timeout", "1"]);
+        assert_eq!(code, Some(5), "{phase}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "it had reached {phase} with {online}/8 CPUs online"
+            )),
+            "{phase}: {stderr}"
+        );
+        let r = &j["reached"];
+        assert_eq!(r["bsp_phase"], phase, "{j}");
+        assert_eq!(
+            (r["cpus"].as_u64(), r["online"].as_u64()),
+            (Some(8), Some(online))
+        );
+        assert_eq!(j["online"], online, "{j}");
+        let listed = r["stuck"].as_array().expect("stuck").len();
+        assert_eq!(listed, stuck, "{r}");
+        assert!(r["bsp_stamps"][phase].as_u64().unwrap_or(0) > 0, "{r}");
+    }
 }
 
 #[test]

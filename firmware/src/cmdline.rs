@@ -62,6 +62,17 @@ word_enum! {
 }
 
 word_enum! {
+    /// Where the guest writes its console text (`sipi.console`).
+    pub enum Console {
+        /// COM1's transmit register, one VM exit per byte (any VMM with a 16550).
+        #[default]
+        Uart = 0 => "uart",
+        /// sipi's console doorbell ([`crate::layout::CONSOLE_PORT`]), one exit per line.
+        Port = 1 => "port",
+    }
+}
+
+word_enum! {
     /// How the BSP sends INIT/SIPI in parallel bringup.
     pub enum Kick {
         /// One INIT/SIPI sequence per AP, addressed by APIC ID.
@@ -96,6 +107,9 @@ word_enum! {
         Teardown = 1 => "teardown",
         /// `sipi.cycles` rounds of bringing every AP up and taking it down again.
         RebootCycles = 2 => "reboot-cycles",
+        /// `sipi.ops` random CPU offline and online operations, up to `sipi.concurrency` at
+        /// once, while the online CPUs run reader work whose invariants are checked.
+        HotplugTorture = 3 => "hotplug-torture",
     }
 }
 
@@ -145,6 +159,20 @@ pub struct GuestOptions {
     pub teardown: Teardown,
     /// Rounds of reboot-cycles (the first bringup is round 1's "up").
     pub cycles: u32,
+    /// Hotplug-torture: offline and online operations to run.
+    pub ops: u32,
+    /// Hotplug-torture: most operations in flight at once.
+    pub concurrency: u32,
+    /// Hotplug-torture: the seed of the guest's pseudo-random choices.
+    pub seed: u64,
+    /// Test only (hotplug-torture): take CPUs offline without waiting for a grace period, so
+    /// that the invariant check must find violations.
+    pub test_skip_barrier: bool,
+    /// Test only: the BSP spins forever once it has stamped this phase (a hung guest, for the
+    /// VMM's timeout).
+    pub test_hang: Option<crate::report::BspPhase>,
+    /// Where the console text goes.
+    pub console: Console,
 }
 
 /// Why the guest options could not be parsed.
@@ -217,6 +245,20 @@ impl GuestOptions {
                 "scenario" => o.scenario = Scenario::from_name(value).ok_or_else(bad)?,
                 "teardown" => o.teardown = Teardown::from_name(value).ok_or_else(bad)?,
                 "cycles" => o.cycles = value.parse().map_err(|_| bad())?,
+                "ops" => o.ops = value.parse().map_err(|_| bad())?,
+                "concurrency" => o.concurrency = value.parse().map_err(|_| bad())?,
+                "seed" => o.seed = value.parse().map_err(|_| bad())?,
+                "console" => o.console = Console::from_name(value).ok_or_else(bad)?,
+                "test_hang" => {
+                    o.test_hang = Some(crate::report::BspPhase::from_name(value).ok_or_else(bad)?)
+                }
+                "test_skip_barrier" => {
+                    o.test_skip_barrier = match value {
+                        "" | "1" => true,
+                        "0" => false,
+                        _ => return Err(bad()),
+                    }
+                }
                 "test_tsc_skew" => {
                     let (id, cycles) = value.split_once(':').ok_or_else(bad)?;
                     o.test_tsc_skew = Some(TestTscSkew {
@@ -258,6 +300,22 @@ impl GuestOptions {
                 self.cycles
             )?;
         }
+        if self.scenario == Scenario::HotplugTorture {
+            write!(
+                out,
+                " sipi.ops={} sipi.concurrency={} sipi.seed={}",
+                self.ops, self.concurrency, self.seed
+            )?;
+        }
+        if self.test_skip_barrier {
+            out.write_str(" sipi.test_skip_barrier=1")?;
+        }
+        if let Some(phase) = self.test_hang {
+            write!(out, " sipi.test_hang={}", phase.name())?;
+        }
+        if self.console != Console::Uart {
+            write!(out, " sipi.console={}", self.console.name())?;
+        }
         Ok(())
     }
 }
@@ -283,6 +341,7 @@ mod tests {
             scenario: Scenario::RebootCycles,
             teardown: Teardown::Parallel,
             cycles: 5,
+            ..GuestOptions::default()
         };
         let mut s = String::from("console=ttyS0 ");
         o.write(&mut s).unwrap();
@@ -347,9 +406,36 @@ mod tests {
             "sipi.scenario=torture",
             "sipi.teardown=all",
             "sipi.cycles=-1",
+            "sipi.ops=many",
+            "sipi.concurrency=-2",
+            "sipi.seed=0x10",
+            "sipi.test_skip_barrier=yes",
+            "sipi.test_hang=forever",
+            "sipi.console=vga",
         ] {
             assert!(GuestOptions::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn torture_options_round_trip() {
+        let o = GuestOptions {
+            scenario: Scenario::HotplugTorture,
+            ops: 1000,
+            concurrency: 8,
+            seed: u64::MAX,
+            test_skip_barrier: true,
+            test_hang: Some(crate::report::BspPhase::AllOnline),
+            console: Console::Port,
+            ..GuestOptions::default()
+        };
+        let mut s = String::new();
+        o.write(&mut s).unwrap();
+        assert!(s.contains("sipi.seed=18446744073709551615"), "{s}");
+        assert_eq!(GuestOptions::parse(&s), Ok(o));
+        let o = GuestOptions::parse("sipi.test_skip_barrier sipi.ops=5").unwrap();
+        assert!(o.test_skip_barrier);
+        assert_eq!(o.ops, 5);
     }
 
     #[test]

@@ -46,6 +46,14 @@ pub const MULTIBOOT_MMAP_ADDR: u64 = 0x6480;
 pub const MULTIBOOT_LOADER_NAME_ADDR: u64 = 0x6700;
 /// Guest-physical address of the (empty) multiboot module list (`mods_addr`).
 pub const MULTIBOOT_MODS_ADDR: u64 = 0x6780;
+/// Guest-physical address of the live-state block ([`crate::report::live`]): the bundled guest
+/// writes there where its CPU records and BSP stamps are, so that a VMM that ends the VM early
+/// can say what was reached. The VMM writes nothing there (guest memory starts zeroed).
+pub const LIVE_STATE_ADDR: u64 = 0x6800;
+const _: () = assert!(LIVE_STATE_ADDR >= MULTIBOOT_MODS_ADDR + 0x40);
+const _: () =
+    assert!(LIVE_STATE_ADDR + crate::report::live::LIVE_STATE_SIZE as u64 <= CMDLINE_ADDR);
+
 /// Guest-physical address of the NUL-terminated kernel command line.
 pub const CMDLINE_ADDR: u64 = 0x7000;
 /// Size of the command-line area, terminating NUL included.
@@ -164,6 +172,14 @@ pub const ACPI_SCI_IRQ: u16 = 9;
 pub const REPORT_PORT: u16 = 0x700;
 /// sipi's paravirtual exit port: a 32-bit `out` of the guest's exit status ends the VM.
 pub const EXIT_PORT: u16 = 0x704;
+/// sipi's paravirtual console doorbell: a 32-bit `out` of the guest-physical address (below
+/// 4 GiB, 4-byte aligned) of a console record, `len u32` then `len` bytes of text, at most
+/// [`CONSOLE_MAX_LEN`]. The VMM copies the text to the console as if written to COM1's
+/// transmit register: a whole line in one VM exit where the UART takes one per byte. Used by
+/// the bundled guest only when its command line says `sipi.console=port`.
+pub const CONSOLE_PORT: u16 = 0x708;
+/// Most text bytes in one console record.
+pub const CONSOLE_MAX_LEN: u32 = 1024;
 
 // The fixed areas must fit where they are documented to be.
 const _: () = assert!(PD_ADDR + PD_COUNT * PAGE_SIZE <= LOW_RAM_END);

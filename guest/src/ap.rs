@@ -39,7 +39,7 @@ pub extern "sysv64" fn ap_main(slot: u32, apic_id: u32) -> ! {
     // After the stamps (x86 keeps stores in order): a BSP that sees Online sees every stamp.
     cpus::set_state(slot, CpuState::Online);
     if scenario::keeps_aps() {
-        scenario::ap_wait_offline(slot)
+        scenario::ap(slot)
     }
     supervisor::halt()
 }

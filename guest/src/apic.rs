@@ -181,6 +181,15 @@ impl LocalApic {
         apic
     }
 
+    /// This CPU's local APIC once it is enabled: on an AP, enabled by its entry code in the
+    /// BSP's mode (see [`ap_apic_base`]), which the BSP recorded in [`X2APIC_MODE`].
+    pub fn current() -> Self {
+        let x2apic = X2APIC_MODE.load(Ordering::Acquire) != 0;
+        Self {
+            mode: if x2apic { Mode::X2Apic } else { Mode::XApic },
+        }
+    }
+
     /// The access mode.
     pub fn mode(self) -> Mode {
         self.mode

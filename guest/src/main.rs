@@ -16,7 +16,9 @@
 //! [`trampoline`] (AP start-up code), [`ap`] (an AP's Rust code), [`bringup`] (the BSP's
 //! bringup strategies, deadlines and retries), [`tsc_sync`] (the TSC synchronisation check
 //! between per-CPU init and online), [`scenario`] (taking APs offline again and reboot cycles
-//! after bringup), [`tsc`] (time), [`report`] (report buffers,
+//! after bringup), [`torture`] (hotplug torture: random offline/online operations under
+//! checked reader work), [`rng`] (its pseudo-random choices), [`live`] (the live state a VMM
+//! reads after a timeout, and the BSP's stamps), [`tsc`] (time), [`report`] (report buffers,
 //! doorbell, exit), [`serial`], [`panic`], [`fault`] (deliberate exceptions for tests), [`mem`]
 //! (memcpy and friends), [`global`].
 //!
@@ -38,24 +40,25 @@ mod cpus;
 mod fault;
 mod global;
 mod idt;
+mod live;
 mod mem;
 mod panic;
 mod percpu;
 mod phys;
 mod report;
+mod rng;
 mod scenario;
 mod serial;
 mod supervisor;
+mod torture;
 mod trampoline;
 mod tsc;
 mod tsc_sync;
 
 use core::fmt::Write;
 
-use firmware::cmdline::{GuestOptions, Scenario, TscSync};
-use firmware::report::{
-    BootSummary, BspPhase, FLAG_TSC_ADJUST, FLAG_X2APIC, STAMP_SLOTS, ScenarioSummary,
-};
+use firmware::cmdline::{Console, GuestOptions, Scenario, TscSync};
+use firmware::report::{BootSummary, BspPhase, FLAG_TSC_ADJUST, FLAG_X2APIC, ScenarioSummary};
 
 use crate::apic::{LocalApic, Mode};
 use crate::serial::Com1;
@@ -64,21 +67,6 @@ use crate::serial::Com1;
 /// `panic = "abort"` it is never called.
 #[unsafe(no_mangle)]
 pub extern "C" fn rust_eh_personality() {}
-
-/// The BSP's TSC stamps, one slot per [`BspPhase`].
-struct BspStamps([u64; STAMP_SLOTS]);
-
-impl BspStamps {
-    /// Records `tsc` for `phase`.
-    fn set(&mut self, phase: BspPhase, tsc: u64) {
-        self.0[phase as usize] = tsc;
-    }
-
-    /// Records the current TSC for `phase`.
-    fn stamp(&mut self, phase: BspPhase) {
-        self.set(phase, cpu::rdtsc());
-    }
-}
 
 /// Per-CPU setup every CPU runs at CPL 3: enable the local APIC. The entry code already loaded
 /// the GDT, TSS, IDT and page tables.
@@ -90,9 +78,8 @@ fn per_cpu_init() -> LocalApic {
 /// `hvm_start_info` and the TSC read by the entry's first instruction.
 extern "sysv64" fn bsp_main(start_info_addr: u64, entry_tsc: u64) -> ! {
     let rust_entry = cpu::rdtsc();
-    let mut stamps = BspStamps([0; STAMP_SLOTS]);
-    stamps.set(BspPhase::Entry, entry_tsc);
-    stamps.set(BspPhase::RustEntry, rust_entry);
+    live::set(BspPhase::Entry, entry_tsc);
+    live::set(BspPhase::RustEntry, rust_entry);
 
     let apic = per_cpu_init();
     let bsp_apic_id = apic.id();
@@ -100,6 +87,9 @@ extern "sysv64" fn bsp_main(start_info_addr: u64, entry_tsc: u64) -> ! {
     let tsc_khz = cpu::tsc_khz();
 
     let handoff = bootinfo::read(start_info_addr);
+    if handoff.options.console == Console::Port {
+        serial::use_port();
+    }
     let madt = acpi::find_madt(handoff.start_info.rsdp_paddr).unwrap_or_else(|e| panic!("{e}"));
     let online = cpu::rdtsc();
     let registered = cpus::register(
@@ -117,7 +107,9 @@ extern "sysv64" fn bsp_main(start_info_addr: u64, entry_tsc: u64) -> ! {
             registered.madt_cpus
         );
     };
-    stamps.stamp(BspPhase::AcpiParsed);
+    live::publish();
+    live::hang_after(handoff.options.test_hang);
+    live::stamp(BspPhase::AcpiParsed);
 
     if handoff.options.fault_vector != 0 {
         fault::raise(handoff.options.fault_vector);
@@ -130,23 +122,60 @@ extern "sysv64" fn bsp_main(start_info_addr: u64, entry_tsc: u64) -> ! {
         options.scenario.name()
     );
     scenario::set(options.scenario);
-    stamps.stamp(BspPhase::BringupStart);
+    torture::prepare(options, tsc_khz);
+    live::stamp(BspPhase::BringupStart);
     let outcome = bringup::run(options, apic, tsc::Tsc::new(tsc_khz), &handoff, bsp_slot);
-    stamps.stamp(BspPhase::AllOnline);
-    let up = stamps.0[BspPhase::AllOnline as usize] - stamps.0[BspPhase::BringupStart as usize];
+    live::stamp(BspPhase::AllOnline);
+    let stamps = live::stamps();
+    let up = stamps[BspPhase::AllOnline as usize] - stamps[BspPhase::BringupStart as usize];
     // The scenario (if any): its later bringups move the bringup window to the last one, so
     // that the CPU records' stamps (the last bringup's) lie inside it.
-    let sc = scenario::run(
-        options,
-        apic,
-        tsc::Tsc::new(tsc_khz),
-        outcome.started,
-        up,
-        |begin, end| {
-            stamps.set(BspPhase::BringupStart, begin);
-            stamps.set(BspPhase::AllOnline, end);
-        },
-    );
+    let tsc = tsc::Tsc::new(tsc_khz);
+    let sc = if options.scenario == Scenario::HotplugTorture {
+        let t = torture::run(options, apic, tsc, outcome.started);
+        Finished {
+            summary: ScenarioSummary {
+                scenario: options.scenario as u8,
+                ops: t.ops,
+                violations: t.violations,
+                concurrency: t.concurrency,
+                seed: options.seed,
+                duration_cycles: t.duration,
+                latency_p50: t.p50,
+                latency_p99: t.p99,
+                latency_max: t.max,
+                ..ScenarioSummary::default()
+            },
+            failed: t.failed,
+            rounds: &[],
+            teardown: &[],
+            violations: t.logged,
+        }
+    } else {
+        let sc = scenario::run(options, apic, tsc, outcome.started, up, |begin, end| {
+            live::set(BspPhase::BringupStart, begin);
+            live::set(BspPhase::AllOnline, end);
+        });
+        Finished {
+            summary: ScenarioSummary {
+                scenario: options.scenario as u8,
+                teardown: if options.scenario == Scenario::Boot {
+                    0
+                } else {
+                    options.teardown as u8
+                },
+                rounds: sc.rounds,
+                ops: sc.ops,
+                teardown_start: sc.last.start,
+                teardown_end: sc.last.end,
+                ..ScenarioSummary::default()
+            },
+            failed: sc.failed,
+            rounds: scenario::rounds(sc.rounds),
+            teardown: sc.slots,
+            violations: &[],
+        }
+    };
 
     let mut flags = 0;
     if apic.mode() == Mode::X2Apic {
@@ -168,35 +197,32 @@ extern "sysv64" fn bsp_main(start_info_addr: u64, entry_tsc: u64) -> ! {
         // The guest's verdict: the number of CPUs that should have come online and did not,
         // plus the scenario's failures (APs that did not park or come online again).
         status: outcome.missing + sc.failed,
-        bsp_stamps: stamps.0,
+        bsp_stamps: live::stamps(),
     };
     // The doorbell closes the measured window; printing happens after it. The exit status is
     // 0 whenever the report went out: the report carries the verdict.
-    let rounds = scenario::rounds(sc.rounds);
     report::send_boot(
         summary,
         &report::ScenarioReport {
-            summary: ScenarioSummary {
-                scenario: options.scenario as u8,
-                teardown: if options.scenario == Scenario::Boot {
-                    0
-                } else {
-                    options.teardown as u8
-                },
-                rounds: sc.rounds,
-                ops: sc.ops,
-                violations: 0,
-                teardown_start: sc.last.start,
-                teardown_end: sc.last.end,
-                ..ScenarioSummary::default()
-            },
-            rounds,
-            teardown: sc.slots,
+            summary: sc.summary,
+            rounds: sc.rounds,
+            teardown: sc.teardown,
             record: scenario::teardown_record,
+            violations: sc.violations,
         },
     );
     print_summary(&summary, apic.mode(), &handoff.options, &outcome);
     report::exit(report::EXIT_SUCCESS)
+}
+
+/// What the scenario after bringup did, for the report.
+struct Finished {
+    summary: ScenarioSummary,
+    /// APs that failed to park or to come online again.
+    failed: u32,
+    rounds: &'static [firmware::report::Round],
+    teardown: &'static [u16],
+    violations: &'static [firmware::report::Violation],
 }
 
 /// Prints the one-line summary on COM1 as `key=value` words (the benchmark reads them from

@@ -10,11 +10,13 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use firmware::layout::{EXIT_PORT, REPORT_PORT};
 use firmware::report::encode::{
-    full_report_len, write_boot_summary, write_cpu_record, write_fault, write_panic, write_scenario,
+    ScenarioEntries, full_report_len, write_boot_summary, write_cpu_record, write_fault,
+    write_panic, write_scenario,
 };
 use firmware::report::{
     BootSummary, BspPhase, FAULT_REPORT_SIZE, Fault, HEADER_SIZE, MAX_CPUS, MAX_ROUNDS,
-    PANIC_MESSAGE_MAX, REPORT_ALIGN, Round, ScenarioSummary, TeardownRecord,
+    MAX_VIOLATIONS, PANIC_MESSAGE_MAX, REPORT_ALIGN, Round, ScenarioSummary, TeardownRecord,
+    Violation,
 };
 
 use crate::cpu;
@@ -37,8 +39,12 @@ pub const QEMU_DEBUG_EXIT_PORT: u16 = 0xF4;
 
 /// Size of the boot report buffer: the summary, a record for every possible CPU, and the
 /// largest scenario block.
-const BOOT_REPORT_CAPACITY: usize =
-    full_report_len(MAX_CPUS as usize, MAX_ROUNDS as usize, MAX_CPUS as usize);
+const BOOT_REPORT_CAPACITY: usize = full_report_len(
+    MAX_CPUS as usize,
+    MAX_ROUNDS as usize,
+    MAX_CPUS as usize,
+    MAX_VIOLATIONS as usize,
+);
 /// Size of the fatal report buffer: the larger of a fault report and a full panic report.
 const FATAL_REPORT_CAPACITY: usize = HEADER_SIZE + PANIC_MESSAGE_MAX;
 const _: () = assert!(FATAL_REPORT_CAPACITY >= FAULT_REPORT_SIZE);
@@ -66,6 +72,8 @@ pub struct ScenarioReport<'a> {
     pub teardown: &'a [u16],
     /// Reads the teardown record of a slot.
     pub record: fn(usize) -> TeardownRecord,
+    /// The first violations hotplug-torture found.
+    pub violations: &'a [Violation],
 }
 
 /// Scratch for the teardown records of the report (BSP only).
@@ -107,9 +115,15 @@ pub fn send_boot(mut summary: BootSummary, scenario: &ScenarioReport<'_>) -> u64
     let sc = ScenarioSummary {
         round_count: scenario.rounds.len() as u32,
         teardown_count: n as u32,
+        violation_count: scenario.violations.len() as u32,
         ..scenario.summary
     };
-    let len = write_scenario(buf, count, &sc, scenario.rounds, &out[..n])
+    let entries = ScenarioEntries {
+        rounds: scenario.rounds,
+        teardown: &out[..n],
+        violations: scenario.violations,
+    };
+    let len = write_scenario(buf, count, &sc, &entries)
         .unwrap_or_else(|| panic!("the scenario block does not fit the boot report"));
     ring_doorbell(&buf[..len])
 }

@@ -89,9 +89,17 @@ fn record(slot: usize) -> *mut TeardownRecord {
     unsafe { &raw mut (*TEARDOWN.get())[slot] }
 }
 
+/// The AP's side of the scenario, once it is online (see [`keeps_aps`]). Never returns.
+pub fn ap(slot: usize) -> ! {
+    if SCENARIO.load(Ordering::Acquire) == Scenario::HotplugTorture as u8 {
+        crate::torture::ap(slot)
+    }
+    ap_wait_offline(slot)
+}
+
 /// The AP's side, once it is online: sleeps until asked to go offline, then leaves the online
 /// set, stamps `parked` and halts until the BSP's INIT. Never returns.
-pub fn ap_wait_offline(slot: usize) -> ! {
+fn ap_wait_offline(slot: usize) -> ! {
     let r = record(slot);
     while REQUEST[slot].load(Ordering::Acquire) == 0 {
         supervisor::wait_while(&REQUEST[slot], 0);
@@ -274,6 +282,8 @@ pub fn run(
         Scenario::Boot => return Outcome::default(),
         Scenario::Teardown => 1,
         Scenario::RebootCycles => options.cycles.clamp(1, firmware::report::MAX_ROUNDS),
+        // Run by crate::torture instead.
+        Scenario::HotplugTorture => return Outcome::default(),
     };
     // SAFETY: only the BSP uses ROUNDS, and only here and in `rounds`.
     let rounds = unsafe { &mut *ROUNDS.get() };
@@ -311,6 +321,7 @@ pub fn run(
         };
         o.last = down;
         o.rounds = round + 1;
+        crate::live::progress(o.ops, o.rounds);
     }
     o
 }

@@ -7,12 +7,17 @@
 //! (~50 us on kvm_pvm), and a string write reaches the VMM as one exit, so a 110-byte line
 //! costs ~16 exits instead of ~220. The UART is not otherwise programmed (baud rate, line
 //! control): a virtual UART needs no timing. Nothing is printed inside a timed window.
+//!
+//! With `sipi.console=port` (sipi's VMM asks for it) each line goes out through sipi's console
+//! doorbell instead ([`CONSOLE_PORT`]): one VM exit for the line where the UART takes one per
+//! byte on kvm_pvm (KVM emulates `rep outsb` one element per exit there).
 
 use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cpu;
-use firmware::layout::COM1_PORT;
+use crate::global::Global;
+use firmware::layout::{COM1_PORT, CONSOLE_MAX_LEN, CONSOLE_PORT};
 
 /// Transmitter holding register / transmit FIFO (write), offset from the base port.
 const THR: u16 = 0;
@@ -36,6 +41,52 @@ const THRE_POLL_LIMIT: u32 = 100_000;
 
 /// Set once the FIFOs have been enabled.
 static FIFO_ENABLED: AtomicBool = AtomicBool::new(false);
+/// Set when the console text goes through sipi's console doorbell.
+static USE_PORT: AtomicBool = AtomicBool::new(false);
+/// Held by the CPU filling [`RECORD`].
+static RECORD_BUSY: AtomicBool = AtomicBool::new(false);
+/// The console record handed to the doorbell: `len u32`, then the text.
+#[repr(C, align(4))]
+struct Record {
+    len: u32,
+    text: [u8; LINE_MAX],
+}
+static RECORD: Global<Record> = Global::new(Record {
+    len: 0,
+    text: [0; LINE_MAX],
+});
+/// Bytes a writer collects before it sends them.
+const LINE_MAX: usize = 256;
+const _: () = assert!(LINE_MAX <= CONSOLE_MAX_LEN as usize);
+
+/// Sends the console text through sipi's console doorbell from now on (`sipi.console=port`).
+pub fn use_port() {
+    USE_PORT.store(true, Ordering::Relaxed);
+}
+
+/// Sends `text` through the console doorbell; false if another CPU holds the record (the
+/// caller falls back to the UART).
+fn ring(text: &[u8]) -> bool {
+    if RECORD_BUSY.swap(true, Ordering::Acquire) {
+        return false;
+    }
+    let record = RECORD.get();
+    let n = text.len().min(LINE_MAX);
+    // SAFETY: this CPU holds RECORD_BUSY, so it alone writes the record until it releases it
+    // after the doorbell, by which time the VMM has copied the text.
+    unsafe {
+        ((&raw mut (*record).text) as *mut u8).copy_from_nonoverlapping(text.as_ptr(), n);
+        (&raw mut (*record).len).write_volatile(n as u32);
+    }
+    // The kernel is identity mapped and loaded below 4 GiB: the address is the record's
+    // guest-physical address and fits the port's 32 bits.
+    let addr = record as u64;
+    debug_assert!(addr <= u64::from(u32::MAX));
+    // SAFETY: the doorbell only makes the VMM read the record; no other effect.
+    unsafe { cpu::outl(CONSOLE_PORT, addr as u32) };
+    RECORD_BUSY.store(false, Ordering::Release);
+    true
+}
 
 /// Enables and clears the FIFOs, once.
 fn enable_fifo() {
@@ -74,10 +125,11 @@ pub fn write_bytes(bytes: &[u8]) {
     out.push_bytes(bytes);
 }
 
-/// COM1 as a buffered [`fmt::Write`] sink: `writeln!(Com1::new(), ...)`. Bytes are collected
-/// into FIFO-sized chunks; the last partial chunk goes out when the value is dropped.
+/// The console as a buffered [`fmt::Write`] sink: `writeln!(Com1::new(), ...)`. Bytes are
+/// collected (up to [`LINE_MAX`]) and go out when the buffer is full and when the value is
+/// dropped: through the UART in FIFO-sized chunks, or through the console doorbell.
 pub struct Com1 {
-    chunk: [u8; TX_FIFO_SIZE],
+    line: [u8; LINE_MAX],
     len: usize,
 }
 
@@ -85,16 +137,16 @@ impl Com1 {
     /// An empty writer.
     pub fn new() -> Self {
         Self {
-            chunk: [0; TX_FIFO_SIZE],
+            line: [0; LINE_MAX],
             len: 0,
         }
     }
 
     fn push(&mut self, byte: u8) {
-        if self.len == TX_FIFO_SIZE {
+        if self.len == LINE_MAX {
             self.flush();
         }
-        self.chunk[self.len] = byte;
+        self.line[self.len] = byte;
         self.len += 1;
     }
 
@@ -109,9 +161,13 @@ impl Com1 {
 
     /// Sends the buffered bytes.
     fn flush(&mut self) {
-        if self.len > 0 {
-            write_chunk(&self.chunk[..self.len]);
-            self.len = 0;
+        let text = &self.line[..self.len];
+        self.len = 0;
+        if text.is_empty() || (USE_PORT.load(Ordering::Relaxed) && ring(text)) {
+            return;
+        }
+        for chunk in text.chunks(TX_FIFO_SIZE) {
+            write_chunk(chunk);
         }
     }
 }

@@ -1,10 +1,11 @@
 //! The command line (clap) and the validated configuration it produces.
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use firmware::cmdline::{Bringup, GuestOptions, Kick, Scenario, Teardown, TscSync};
-use firmware::report::MAX_ROUNDS;
+use firmware::cmdline::{Bringup, Console, GuestOptions, Kick, Scenario, Teardown, TscSync};
+use firmware::report::{BspPhase, MAX_ROUNDS};
 
 use crate::vcpu::TscSkew;
 
@@ -16,6 +17,20 @@ pub const MIN_MEMORY_MIB: u64 = 2;
 pub const DEFAULT_VCPUS: u32 = 256;
 /// The default wall-clock limit for one boot, in seconds.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+/// Hotplug-torture's default number of operations.
+pub const DEFAULT_TORTURE_OPS: u32 = 1000;
+/// Hotplug-torture's largest number of operations.
+pub const MAX_TORTURE_OPS: u32 = 1_000_000;
+/// Hotplug-torture's default concurrency (operations in flight at once).
+pub const DEFAULT_TORTURE_CONCURRENCY: u32 = 1;
+/// Hotplug-torture's largest requested concurrency (the guest clamps it to its APs).
+pub const MAX_TORTURE_CONCURRENCY: u32 = 4096;
+/// Hotplug-torture's fewest vCPUs: the BSP, an AP that stays online as the readers' target,
+/// and at least one AP to take offline.
+pub const MIN_TORTURE_VCPUS: u32 = 3;
+/// Seeds drawn by `vmm` are below 2^53, so that JSON readers that hold numbers as doubles
+/// (jq, JavaScript) keep them exact.
+const DRAWN_SEED_MASK: u64 = (1 << 53) - 1;
 
 /// How the BSP enters the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -71,6 +86,9 @@ pub enum ScenarioArg {
     Teardown,
     /// --cycles rounds of bringing every AP up and taking it down (kexec-like).
     RebootCycles,
+    /// --ops random CPU offline/online operations, up to --concurrency at once, while the
+    /// online CPUs run reader work whose invariants are checked (needs 3 vCPUs or more).
+    HotplugTorture,
 }
 
 /// Teardown strategies as clap values.
@@ -96,6 +114,18 @@ fn parse_tsc_skew(s: &str) -> Result<TscSkew, String> {
         .filter(|c| *c > 0)
         .ok_or_else(|| format!("{cycles:?} is not a positive number of cycles"))?;
     Ok(TscSkew { vcpu, cycles })
+}
+
+/// A hotplug-torture seed from the clock and the process ID (splitmix64 of both), so that
+/// runs differ; below 2^53 (see [`DRAWN_SEED_MASK`]).
+fn draw_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut z = nanos ^ (u64::from(std::process::id()) << 32) ^ 0x9E37_79B9_7F4A_7C15;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) & DRAWN_SEED_MASK
 }
 
 /// Boot a KVM virtual machine with many vCPUs and report, phase by phase, what bringing every
@@ -210,6 +240,27 @@ pub struct BootArgs {
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_ROUNDS)))]
     pub cycles: Option<u32>,
 
+    /// CPU offline and online operations of --scenario hotplug-torture (1 to 1000000;
+    /// default 1000).
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_TORTURE_OPS)))]
+    pub ops: Option<u32>,
+
+    /// Most operations of --scenario hotplug-torture in flight at once (1 to 4096; default 1;
+    /// the guest lowers it to its APs minus one).
+    #[arg(long, value_name = "C",
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_TORTURE_CONCURRENCY)))]
+    pub concurrency: Option<u32>,
+
+    /// Seed of --scenario hotplug-torture's random choices (default: drawn from the clock and
+    /// the process ID; the JSON and the summary show the seed used, to repeat a run).
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+
+    /// The seed drawn when --seed is not given: drawn once, so every use agrees.
+    #[arg(skip)]
+    drawn_seed: OnceLock<u64>,
+
     /// Print every CPU's line in the report, not only the slowest.
     #[arg(long)]
     pub per_cpu: bool,
@@ -236,6 +287,24 @@ pub struct BootArgs {
     /// readings in its TSC check instead. Needs --tsc-sync serial or parallel.
     #[arg(long, value_name = "CPU:CYCLES", hide = true, value_parser = parse_tsc_skew)]
     pub test_skew_tsc: Option<TscSkew>,
+
+    /// Test only: in --scenario hotplug-torture the guest takes CPUs offline without its
+    /// grace-period barrier, so its invariant check must find violations.
+    #[arg(long, hide = true)]
+    pub test_skip_barrier: bool,
+
+    /// Test only: the guest's BSP spins forever once it has reached this phase (acpi_parsed,
+    /// bringup_start, all_online), so that --timeout must end the VM.
+    #[arg(long, value_name = "PHASE", hide = true, value_parser = parse_bsp_phase)]
+    pub test_hang_after: Option<BspPhase>,
+}
+
+/// Parses a BSP phase name for `--test-hang-after`.
+fn parse_bsp_phase(s: &str) -> Result<BspPhase, String> {
+    BspPhase::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = BspPhase::ALL.iter().map(|p| p.name()).collect();
+        format!("{s:?} is not a BSP phase (one of {})", names.join(", "))
+    })
 }
 
 impl BootArgs {
@@ -266,6 +335,7 @@ impl BootArgs {
                 ScenarioArg::Boot => Scenario::Boot,
                 ScenarioArg::Teardown => Scenario::Teardown,
                 ScenarioArg::RebootCycles => Scenario::RebootCycles,
+                ScenarioArg::HotplugTorture => Scenario::HotplugTorture,
             },
             teardown: match self.teardown {
                 None | Some(TeardownArg::Serial) => Teardown::Serial,
@@ -275,12 +345,45 @@ impl BootArgs {
                 ScenarioArg::RebootCycles => self.cycles.unwrap_or(1),
                 _ => 0,
             },
+            ops: self.torture(self.ops.unwrap_or(DEFAULT_TORTURE_OPS)),
+            concurrency: self.torture(self.concurrency.unwrap_or(DEFAULT_TORTURE_CONCURRENCY)),
+            seed: self.torture(self.seed()),
+            test_skip_barrier: self.test_skip_barrier,
+            test_hang: self.test_hang_after,
+            // sipi's console doorbell: a line per VM exit instead of a byte.
+            console: Console::Port,
         }
+    }
+
+    /// `value` with --scenario hotplug-torture, else 0 (the guest's "not used").
+    fn torture<T: Default>(&self, value: T) -> T {
+        if self.scenario == ScenarioArg::HotplugTorture {
+            value
+        } else {
+            T::default()
+        }
+    }
+
+    /// Hotplug-torture's seed: --seed, or one drawn the first time it is asked for.
+    pub fn seed(&self) -> u64 {
+        self.seed
+            .unwrap_or_else(|| *self.drawn_seed.get_or_init(draw_seed))
     }
 
     /// Checks the options that depend on each other; the error is a sentence for the usage
     /// error line.
     pub fn validate(&self) -> Result<(), String> {
+        if self.scenario != ScenarioArg::HotplugTorture {
+            let torture_only = [
+                ("--ops", self.ops.is_some()),
+                ("--concurrency", self.concurrency.is_some()),
+                ("--seed", self.seed.is_some()),
+                ("--test-skip-barrier", self.test_skip_barrier),
+            ];
+            if let Some((flag, _)) = torture_only.iter().find(|(_, given)| *given) {
+                return Err(format!("{flag} needs --scenario hotplug-torture"));
+            }
+        }
         match self.scenario {
             ScenarioArg::Boot if self.teardown.is_some() || self.cycles.is_some() => {
                 return Err(
@@ -301,16 +404,21 @@ impl BootArgs {
                 if self.scenario == ScenarioArg::RebootCycles && self.cycles.is_none() {
                     return Err("--scenario reboot-cycles needs --cycles K".into());
                 }
-                if matches!(self.bringup, BringupArg::Floor | BringupArg::None) {
-                    return Err(format!(
-                        "--scenario {} needs APs that run the kernel: use --bringup serial or parallel",
-                        self.scenario_name()
-                    ));
+                self.check_scenario_bringup()?;
+            }
+            ScenarioArg::HotplugTorture => {
+                if self.teardown.is_some() {
+                    return Err("--teardown needs --scenario teardown or reboot-cycles".into());
                 }
-                if self.tsc_sync != TscSyncArg::None {
+                if self.cycles.is_some() {
+                    return Err("--cycles needs --scenario reboot-cycles".into());
+                }
+                self.check_scenario_bringup()?;
+                if self.vcpus < MIN_TORTURE_VCPUS {
                     return Err(format!(
-                        "--scenario {} cannot be combined with --tsc-sync",
-                        self.scenario_name()
+                        "--scenario hotplug-torture needs at least {MIN_TORTURE_VCPUS} vCPUs \
+                         (it keeps one AP online for the readers), not --vcpus {}",
+                        self.vcpus
                     ));
                 }
             }
@@ -341,6 +449,23 @@ impl BootArgs {
         Ok(())
     }
 
+    /// A scenario needs APs that run the kernel, and no TSC check.
+    fn check_scenario_bringup(&self) -> Result<(), String> {
+        if matches!(self.bringup, BringupArg::Floor | BringupArg::None) {
+            return Err(format!(
+                "--scenario {} needs APs that run the kernel: use --bringup serial or parallel",
+                self.scenario_name()
+            ));
+        }
+        if self.tsc_sync != TscSyncArg::None {
+            return Err(format!(
+                "--scenario {} cannot be combined with --tsc-sync",
+                self.scenario_name()
+            ));
+        }
+        Ok(())
+    }
+
     /// The scenario's name, as on the command line.
     fn scenario_name(&self) -> &'static str {
         self.guest_options().scenario.name()
@@ -361,7 +486,14 @@ mod tests {
         let cli = Cli::try_parse_from(["vmm"]).unwrap().boot;
         assert_eq!(cli.vcpus, DEFAULT_VCPUS);
         assert_eq!(cli.memory_bytes(), Some(DEFAULT_MEMORY_MIB << 20));
-        assert_eq!(cli.guest_options(), GuestOptions::default());
+        // The defaults, but the console through sipi's doorbell.
+        assert_eq!(
+            cli.guest_options(),
+            GuestOptions {
+                console: Console::Port,
+                ..GuestOptions::default()
+            }
+        );
         let cli = Cli::try_parse_from(["vmm", "--bringup", "serial", "--kick", "broadcast"])
             .unwrap()
             .boot;
@@ -497,8 +629,172 @@ mod tests {
             assert!(e.contains(needle), "{args:?}: {e}");
         }
         assert!(parse(&["--scenario", "torture"]).is_err());
+        assert!(parse(&["--scenario", "hotplug-torture"]).is_ok());
         assert!(parse(&["--cycles", "0"]).is_err());
         assert!(parse(&["--cycles", "1025"]).is_err());
+    }
+
+    #[test]
+    fn hotplug_torture_and_its_options() {
+        // 8 vCPUs unless `args` say otherwise.
+        let parse = |args: &[&str]| {
+            let mut v = vec!["vmm"];
+            if !args.contains(&"--vcpus") {
+                v.extend_from_slice(&["--vcpus", "8"]);
+            }
+            v.extend_from_slice(args);
+            Cli::try_parse_from(v).map(|c| c.boot)
+        };
+        // Defaults: 1000 operations, one at a time, a drawn seed that stays the same.
+        let cli = parse(&["--scenario", "hotplug-torture"]).unwrap();
+        assert_eq!(cli.validate(), Ok(()));
+        let o = cli.guest_options();
+        assert_eq!(o.scenario, Scenario::HotplugTorture);
+        assert_eq!((o.ops, o.concurrency), (1000, 1));
+        assert_eq!(
+            (o.teardown, o.cycles, o.test_skip_barrier),
+            (Teardown::Serial, 0, false)
+        );
+        assert_eq!(cli.guest_options().seed, o.seed, "the seed is drawn once");
+        assert_eq!(cli.seed(), o.seed);
+        assert!(o.seed < 1 << 53, "a drawn seed survives JSON doubles");
+        let mut words = String::new();
+        o.write(&mut words).unwrap();
+        assert!(
+            words.contains(&format!(
+                "sipi.ops=1000 sipi.concurrency=1 sipi.seed={}",
+                o.seed
+            )),
+            "{words}"
+        );
+        // Everything given.
+        let cli = parse(&[
+            "--scenario",
+            "hotplug-torture",
+            "--ops",
+            "1000000",
+            "--concurrency",
+            "4096",
+            "--seed",
+            &u64::MAX.to_string(),
+            "--test-skip-barrier",
+            "--bringup",
+            "serial",
+        ])
+        .unwrap();
+        assert_eq!(cli.validate(), Ok(()));
+        let o = cli.guest_options();
+        assert_eq!(
+            (o.ops, o.concurrency, o.seed, o.test_skip_barrier),
+            (1_000_000, 4096, u64::MAX, true)
+        );
+        assert_eq!(
+            firmware::cmdline::GuestOptions::parse(&{
+                let mut w = String::new();
+                o.write(&mut w).unwrap();
+                w
+            }),
+            Ok(o)
+        );
+        // Other scenarios pass none of it to the guest.
+        let o = parse(&["--scenario", "teardown", "--teardown", "serial"])
+            .unwrap()
+            .guest_options();
+        assert_eq!(
+            (o.ops, o.concurrency, o.seed, o.test_skip_barrier),
+            (0, 0, 0, false)
+        );
+        // Out of range values are parse errors.
+        for bad in [
+            &["--ops", "0"][..],
+            &["--ops", "1000001"],
+            &["--ops", "-1"],
+            &["--concurrency", "0"],
+            &["--concurrency", "4097"],
+            &["--seed", "-1"],
+            &["--seed", "18446744073709551616"],
+            &["--seed", "0x10"],
+            &["--test-skip-barrier", "1"],
+        ] {
+            let mut args = vec!["--scenario", "hotplug-torture"];
+            args.extend_from_slice(bad);
+            assert!(parse(&args).is_err(), "{bad:?}");
+        }
+        // Combinations.
+        for (args, needle) in [
+            (
+                &["--ops", "5"][..],
+                "--ops needs --scenario hotplug-torture",
+            ),
+            (
+                &["--concurrency", "2"],
+                "--concurrency needs --scenario hotplug-torture",
+            ),
+            (&["--seed", "7"], "--seed needs --scenario hotplug-torture"),
+            (
+                &["--test-skip-barrier"],
+                "--test-skip-barrier needs --scenario hotplug-torture",
+            ),
+            (
+                &[
+                    "--scenario",
+                    "teardown",
+                    "--teardown",
+                    "serial",
+                    "--ops",
+                    "5",
+                ],
+                "--ops needs --scenario hotplug-torture",
+            ),
+            (
+                &[
+                    "--scenario",
+                    "reboot-cycles",
+                    "--teardown",
+                    "serial",
+                    "--cycles",
+                    "2",
+                    "--seed",
+                    "1",
+                ],
+                "--seed needs --scenario hotplug-torture",
+            ),
+            (
+                &["--scenario", "hotplug-torture", "--teardown", "parallel"],
+                "--teardown needs --scenario teardown or reboot-cycles",
+            ),
+            (
+                &["--scenario", "hotplug-torture", "--cycles", "3"],
+                "--cycles needs --scenario reboot-cycles",
+            ),
+            (
+                &["--scenario", "hotplug-torture", "--bringup", "floor"],
+                "--bringup serial or parallel",
+            ),
+            (
+                &["--scenario", "hotplug-torture", "--bringup", "none"],
+                "--bringup serial or parallel",
+            ),
+            (
+                &["--scenario", "hotplug-torture", "--tsc-sync", "parallel"],
+                "cannot be combined with --tsc-sync",
+            ),
+            (
+                &["--scenario", "hotplug-torture", "--vcpus", "2"],
+                "at least 3 vCPUs",
+            ),
+            (
+                &["--scenario", "hotplug-torture", "--vcpus", "1"],
+                "at least 3 vCPUs",
+            ),
+        ] {
+            let cli = parse(args).unwrap();
+            let e = cli.validate().unwrap_err();
+            assert!(e.contains(needle), "{args:?}: {e}");
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
+        let three = parse(&["--scenario", "hotplug-torture", "--vcpus", "3"]).unwrap();
+        assert_eq!(three.validate(), Ok(()));
     }
 
     #[test]

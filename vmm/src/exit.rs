@@ -18,7 +18,8 @@ pub enum Status {
     /// start came online; or a kernel powered off (ACPI S5), reset the machine, or exited
     /// through sipi's exit port with status 0.
     Ok,
-    /// The guest ended with a non-zero status or reported CPUs that never came online.
+    /// The guest ended with a non-zero status or reported CPUs that never came online, CPUs out
+    /// of TSC sync, or hotplug-torture invariant violations.
     GuestFailure,
     /// Bad command line or bad input file (the kernel image, a path).
     Usage,
@@ -231,6 +232,10 @@ fn decide(e: &Ending<'_>) -> (Status, Option<String>) {
         // A kernel other than sipi's guest has no report to send.
         None => (Status::Ok, None),
         Some(Err(err)) => (Status::BadReport, Some(err.to_string())),
+        // Hotplug-torture's invariant violations first: they are what the run is for.
+        Some(Ok(Report::Boot(b))) if report::scenario_failure(b).is_some() => {
+            (Status::GuestFailure, report::scenario_failure(b))
+        }
         Some(Ok(Report::Boot(b))) if report::missing(b) > 0 => {
             let ids: Vec<String> = b
                 .cpus()

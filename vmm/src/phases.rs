@@ -356,7 +356,13 @@ mod tests {
         )
         .unwrap();
         write_cpu_record(&mut buf, 3, &ap(3, [1000, 0, 0, 0, 0], CpuState::Missing)).unwrap();
-        write_scenario(&mut buf, 4, &ScenarioSummary::default(), &[], &[]).unwrap();
+        write_scenario(
+            &mut buf,
+            4,
+            &ScenarioSummary::default(),
+            &Default::default(),
+        )
+        .unwrap();
         let Ok(Report::Boot(b)) = parse(&buf) else {
             panic!("bad test report")
         };
@@ -426,7 +432,13 @@ mod tests {
         skewed.flags = CPU_FLAG_TSC_CHECKED | CPU_FLAG_TSC_OUT_OF_SYNC;
         skewed.tsc_warp = ahead;
         write_cpu_record(&mut buf, 2, &skewed).unwrap();
-        write_scenario(&mut buf, 3, &ScenarioSummary::default(), &[], &[]).unwrap();
+        write_scenario(
+            &mut buf,
+            3,
+            &ScenarioSummary::default(),
+            &Default::default(),
+        )
+        .unwrap();
         let Ok(Report::Boot(b)) = parse(&buf) else {
             panic!("bad test report")
         };

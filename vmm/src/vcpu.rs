@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use kvm_bindings::CpuId;
 use kvm_ioctls::{VcpuExit, VcpuFd};
+use seccompiler::BpfProgram;
 use vmm_sys_util::eventfd::EventFd;
 use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 
@@ -19,6 +20,7 @@ use crate::cpuid::{self, CpuidParams};
 use crate::devices::{DeviceEvent, Devices};
 use crate::loader::Entry;
 use crate::regs::{self, RegsError};
+use crate::seccomp::{self, SeccompError};
 
 /// KVM_SYSTEM_EVENT_SHUTDOWN (Documentation/virt/kvm/api.rst, KVM_EXIT_SYSTEM_EVENT).
 const KVM_SYSTEM_EVENT_SHUTDOWN: u32 = 1;
@@ -43,6 +45,12 @@ pub enum VcpuError {
     /// The thread could not be started.
     #[error("cannot start the thread of vCPU {0}")]
     Spawn(u32, #[source] std::io::Error),
+    /// The vCPU threads' seccomp filter could not be built.
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
+    /// The thread could not install the seccomp filter.
+    #[error("cannot confine the thread of vCPU {0}")]
+    Confine(u32, #[source] SeccompError),
 }
 
 /// Test only (`--test-skew-tsc`): move one vCPU's TSC ahead of the others' before it first
@@ -178,6 +186,9 @@ pub struct VcpuSpec {
     pub start: Arc<Barrier>,
     /// Setup errors, collected for the main thread.
     pub errors: Arc<Mutex<Vec<VcpuError>>>,
+    /// The seccomp filter the thread installs once its vCPU is configured (None:
+    /// `SIPI_NO_SECCOMP=1`).
+    pub seccomp: Option<&'static BpfProgram>,
 }
 
 /// Configures the vCPU.
@@ -214,7 +225,15 @@ fn setup(spec: &VcpuSpec) -> Result<(), VcpuError> {
 
 /// The body of a vCPU thread.
 pub fn thread_main(mut spec: VcpuSpec) {
-    let ok = match setup(&spec) {
+    // The seccomp filter goes on as soon as the vCPU needs no more setup ioctls, before the
+    // barrier: the kernel's work to install it then overlaps the creation of the other vCPUs
+    // instead of delaying the guest's boot (see [`seccomp`]). A vCPU with a TSC write still
+    // to make after the barrier installs it after that write.
+    let ready = setup(&spec).and_then(|()| match tsc_skew(&spec) {
+        Some(_) => Ok(()),
+        None => confine(&spec).map_err(|e| VcpuError::Confine(spec.index, e)),
+    });
+    let ok = match ready {
         Ok(()) => true,
         Err(e) => {
             if let Ok(mut errors) = spec.errors.lock() {
@@ -238,21 +257,38 @@ pub fn thread_main(mut spec: VcpuSpec) {
     }
 }
 
-/// Applies `--test-skew-tsc` if it names this vCPU; on failure ends the VM and returns false.
+/// The `--test-skew-tsc` of this vCPU, if it has one.
+fn tsc_skew(spec: &VcpuSpec) -> Option<TscSkew> {
+    spec.shared.tsc_skew.filter(|s| s.vcpu == spec.index)
+}
+
+/// Applies `--test-skew-tsc` if it names this vCPU, then installs the seccomp filter, which
+/// setup left out for this write; on failure ends the VM and returns false.
 fn skew_tsc(spec: &VcpuSpec) -> bool {
-    let Some(skew) = spec.shared.tsc_skew.filter(|s| s.vcpu == spec.index) else {
+    let Some(skew) = tsc_skew(spec) else {
         return true;
     };
-    match regs::skew_tsc(&spec.vcpu, skew.cycles) {
+    let result = regs::skew_tsc(&spec.vcpu, skew.cycles)
+        .map_err(|e| crate::error_line(&e))
+        .and_then(|()| confine(spec).map_err(|e| crate::error_line(&e)));
+    match result {
         Ok(()) => true,
-        Err(e) => {
+        Err(message) => {
             spec.shared.finish(Outcome::VcpuFailed {
                 vcpu: spec.index,
-                message: crate::error_line(&e),
+                message,
             });
             false
         }
     }
+}
+
+/// Installs the seccomp filter on this thread (none with `SIPI_NO_SECCOMP=1`): from here on
+/// it may only wait at the barriers and run its vCPU. The kick signal's handler is registered
+/// first, since the filter forbids rt_sigaction.
+fn confine(spec: &VcpuSpec) -> Result<(), SeccompError> {
+    kick_signal();
+    spec.seccomp.map_or(Ok(()), seccomp::install)
 }
 
 thread_local! {

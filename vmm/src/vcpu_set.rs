@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 
 use kvm_bindings::CpuId;
 use kvm_ioctls::VmFd;
+use seccompiler::BpfProgram;
 
 use crate::loader::Entry;
 use crate::vcpu::{self, VcpuError, VcpuSpec, VmShared};
@@ -45,7 +46,16 @@ impl VcpuSet {
                 v.push(e);
             }
         };
-        let mut failed = false;
+        // Built here, on the calling thread, once per process; shared by every vCPU thread.
+        // A filter that cannot be built fails the VM as a vCPU that cannot be created does.
+        let (seccomp, mut failed) = match crate::seccomp::vcpu_filter() {
+            Ok(filter) => (filter, false),
+            Err(e) => {
+                record(e.into());
+                shared.stop.store(true, Ordering::Release);
+                (None, true)
+            }
+        };
         for index in 0..count {
             if !failed {
                 match spawn_one(
@@ -58,6 +68,7 @@ impl VcpuSet {
                     &configured,
                     &start,
                     &errors,
+                    seccomp,
                 ) {
                     Ok(t) => {
                         threads.push(t);
@@ -152,6 +163,7 @@ fn spawn_one(
     configured: &Arc<Barrier>,
     start: &Arc<Barrier>,
     errors: &Arc<Mutex<Vec<VcpuError>>>,
+    seccomp: Option<&'static BpfProgram>,
 ) -> Result<JoinHandle<()>, VcpuError> {
     let vcpu = vm
         .create_vcpu(u64::from(index))
@@ -166,6 +178,7 @@ fn spawn_one(
         configured: Arc::clone(configured),
         start: Arc::clone(start),
         errors: Arc::clone(errors),
+        seccomp,
     };
     std::thread::Builder::new()
         .name(format!("vcpu{index}"))

@@ -235,7 +235,7 @@ pub fn boot(cfg: BootConfig) -> Result<BootResult, VmError> {
         quiet: cfg.quiet,
     };
     let shared = Arc::new(
-        VmShared::new(Devices::new(cfg.console, &device_config))
+        VmShared::new(Devices::new(cfg.console, &device_config).with_memory(mem.clone()))
             .map_err(VmError::ExitEvent)?
             .with_tsc_skew(cfg.tsc_skew),
     );
@@ -302,6 +302,7 @@ pub fn boot(cfg: BootConfig) -> Result<BootResult, VmError> {
         vmm_phases_us: phases,
         guest_status: None,
         exit_via: None,
+        reached: None,
         boot: None,
         stats: None,
     };
@@ -310,8 +311,10 @@ pub fn boot(cfg: BootConfig) -> Result<BootResult, VmError> {
         Some(Err(e)) => (None, Some(e)),
         None => (None, None),
     };
+    // What the guest was asked to do, read from its command line as the guest reads it.
+    let requested = firmware::cmdline::GuestOptions::parse(&cfg.cmdline).ok();
     let decoded = match (&buf, read_error) {
-        (Some(buf), _) => Some(report::decode(buf, cfg.vcpus)),
+        (Some(buf), _) => Some(report::decode_for(buf, cfg.vcpus, requested.as_ref())),
         (None, Some(e)) => Some(Err(e)),
         (None, None) => None,
     };
@@ -331,12 +334,22 @@ pub fn boot(cfg: BootConfig) -> Result<BootResult, VmError> {
         json.boot = Some(report::boot_json(b, &stats, tsc_khz));
         json.stats = Some(stats);
     }
+    let mut error = verdict.error;
+    if buf.is_none() {
+        // No report: say what the guest had reached, if it published its live state.
+        json.reached = crate::live::read(&mem, cfg.vcpus).ok();
+        json.online = json.reached.as_ref().map_or(0, |r| r.online);
+        if let (Some(r), Some(e)) = (&json.reached, error.as_mut()) {
+            e.push_str("; ");
+            e.push_str(&r.summary());
+        }
+    }
     json.status = verdict.status.name();
     json.exit_code = verdict.status.code();
-    json.error = verdict.error.clone();
+    json.error = error.clone();
     Ok(BootResult {
         status: verdict.status,
-        error: verdict.error,
+        error,
         json,
     })
 }

@@ -42,9 +42,16 @@ pub enum ReportError {
     /// CPU record flag bits this version does not define.
     #[error("CPU record {index} has unknown flags {flags:#x}")]
     BadCpuFlags { index: usize, flags: u32 },
-    /// A scenario block with more rounds or teardown records than allowed.
-    #[error("the scenario block lists {rounds} rounds and {teardown} teardown records, more than allowed")]
-    TooManyScenarioEntries { rounds: u32, teardown: u32 },
+    /// A scenario block with more rounds, teardown records or violations than allowed.
+    #[error("the scenario block lists {rounds} rounds, {teardown} teardown records and {violations} violations, more than allowed")]
+    TooManyScenarioEntries {
+        rounds: u32,
+        teardown: u32,
+        violations: u32,
+    },
+    /// A violation entry of a kind this version does not define.
+    #[error("violation {index} has an unknown kind {kind}")]
+    BadViolationKind { index: usize, kind: u32 },
     /// A panic message that is not UTF-8.
     #[error("the panic message is not valid UTF-8")]
     BadMessage,
@@ -103,6 +110,9 @@ fn kind_name(kind: Kind) -> &'static str {
 
 /// A structurally valid report.
 #[derive(Debug, Clone, Copy)]
+// A report is decoded once per boot and passed by reference; this no_std crate has no
+// allocator to box the boot variant with.
+#[allow(clippy::large_enum_variant)]
 pub enum Report<'a> {
     /// A boot report.
     Boot(BootReport<'a>),
@@ -122,6 +132,7 @@ pub struct BootReport<'a> {
     records: &'a [u8],
     rounds: &'a [u8],
     teardown: &'a [u8],
+    violations: &'a [u8],
 }
 
 impl BootReport<'_> {
@@ -138,22 +149,7 @@ impl BootReport<'_> {
     /// CPU record `index`.
     pub fn cpu(&self, index: usize) -> Option<CpuRecord> {
         let off = index.checked_mul(CPU_RECORD_SIZE)?;
-        let r = self.records.get(off..off.checked_add(CPU_RECORD_SIZE)?)?;
-        let mut stamps = [0u64; STAMP_SLOTS];
-        for (i, s) in stamps.iter_mut().enumerate() {
-            *s = u64_at(r, 16 + i * 8)?;
-        }
-        Some(CpuRecord {
-            apic_id: u32_at(r, 0)?,
-            acpi_uid: u32_at(r, 4)?,
-            state: u8_at(r, 8)?,
-            last_phase: u8_at(r, 9)?,
-            retries: u16_at(r, 10)?,
-            flags: u32_at(r, 12)?,
-            stamps,
-            tsc_warp: u64_at(r, 80)?,
-            tsc_adjust: u64_at(r, 88)?,
-        })
+        cpu_record(self.records.get(off..off.checked_add(CPU_RECORD_SIZE)?)?)
     }
 
     /// All CPU records in order.
@@ -182,6 +178,39 @@ impl BootReport<'_> {
                 init: u64_at(t, 32).unwrap_or(0),
             })
     }
+
+    /// The recorded violations in order (each kind checked by [`parse`]).
+    pub fn violations(&self) -> impl Iterator<Item = Violation> + '_ {
+        self.violations
+            .chunks_exact(VIOLATION_SIZE)
+            .map(|v| Violation {
+                op: u32_at(v, 0).unwrap_or(0),
+                apic_id: u32_at(v, 4).unwrap_or(0),
+                reader_apic_id: u32_at(v, 8).unwrap_or(0),
+                kind: u32_at(v, 12).unwrap_or(0),
+                tsc: u64_at(v, 16).unwrap_or(0),
+            })
+    }
+}
+
+/// Decodes one CPU record from its [`CPU_RECORD_SIZE`] bytes (fields only: the caller checks
+/// the state, phase and flags).
+pub fn cpu_record(r: &[u8]) -> Option<CpuRecord> {
+    let mut stamps = [0u64; STAMP_SLOTS];
+    for (i, s) in stamps.iter_mut().enumerate() {
+        *s = u64_at(r, 16 + i * 8)?;
+    }
+    Some(CpuRecord {
+        apic_id: u32_at(r, 0)?,
+        acpi_uid: u32_at(r, 4)?,
+        state: u8_at(r, 8)?,
+        last_phase: u8_at(r, 9)?,
+        retries: u16_at(r, 10)?,
+        flags: u32_at(r, 12)?,
+        stamps,
+        tsc_warp: u64_at(r, 80)?,
+        tsc_adjust: u64_at(r, 88)?,
+    })
 }
 
 /// Decodes a whole report. `buf` must start with the header; bytes past its length are ignored.
@@ -247,22 +276,35 @@ fn parse_boot(body: &[u8], length: u32) -> Result<BootReport<'_>, ReportError> {
         teardown_count: sc_u32(20),
         teardown_start: u64_at(sc, 24).unwrap_or(0),
         teardown_end: u64_at(sc, 32).unwrap_or(0),
+        concurrency: sc_u32(40),
+        violation_count: sc_u32(44),
+        seed: u64_at(sc, 48).unwrap_or(0),
+        duration_cycles: u64_at(sc, 56).unwrap_or(0),
+        latency_p50: u64_at(sc, 64).unwrap_or(0),
+        latency_p99: u64_at(sc, 72).unwrap_or(0),
+        latency_max: u64_at(sc, 80).unwrap_or(0),
     };
-    if scenario.round_count > MAX_ROUNDS || scenario.teardown_count > MAX_CPUS {
+    if scenario.round_count > MAX_ROUNDS
+        || scenario.teardown_count > MAX_CPUS
+        || scenario.violation_count > MAX_VIOLATIONS
+    {
         return Err(ReportError::TooManyScenarioEntries {
             rounds: scenario.round_count,
             teardown: scenario.teardown_count,
+            violations: scenario.violation_count,
         });
     }
-    let (nr, nt) = (
+    let (nr, nt, nv) = (
         scenario.round_count as usize,
         scenario.teardown_count as usize,
+        scenario.violation_count as usize,
     );
-    if length as usize != encode::full_report_len(cpu_count as usize, nr, nt) {
+    if length as usize != encode::full_report_len(cpu_count as usize, nr, nt, nv) {
         return Err(bad_length);
     }
     let rounds_at = records_end + SCENARIO_HEADER_SIZE;
     let teardown_at = rounds_at + nr * ROUND_SIZE;
+    let violations_at = teardown_at + nt * TEARDOWN_RECORD_SIZE;
     let flags = field(24);
     if flags & !FLAGS_KNOWN != 0 {
         return Err(ReportError::BadFlags(flags));
@@ -293,8 +335,17 @@ fn parse_boot(body: &[u8], length: u32) -> Result<BootReport<'_>, ReportError> {
         scenario,
         records: &body[BOOT_RECORDS_OFFSET..records_end],
         rounds: &body[rounds_at..teardown_at],
-        teardown: &body[teardown_at..],
+        teardown: &body[teardown_at..violations_at],
+        violations: &body[violations_at..],
     };
+    for (index, v) in report.violations().enumerate() {
+        if ViolationKind::from_u32(v.kind).is_none() {
+            return Err(ReportError::BadViolationKind {
+                index,
+                kind: v.kind,
+            });
+        }
+    }
     for (index, r) in report.cpus().enumerate() {
         if CpuState::from_u8(r.state).is_none() {
             return Err(ReportError::BadCpuState {
@@ -325,7 +376,7 @@ mod tests {
 
     fn boot(cpus: usize) -> [u8; 512] {
         let mut buf = [0u8; 512];
-        assert!(full_report_len(cpus, 0, 0) <= buf.len());
+        assert!(full_report_len(cpus, 0, 0, 0) <= buf.len());
         let s = BootSummary {
             cpu_count: cpus as u32,
             tsc_khz: 2_000_000,
@@ -351,7 +402,13 @@ mod tests {
             };
             write_cpu_record(&mut buf, i, &r).unwrap();
         }
-        write_scenario(&mut buf, cpus, &ScenarioSummary::default(), &[], &[]).unwrap();
+        write_scenario(
+            &mut buf,
+            cpus,
+            &ScenarioSummary::default(),
+            &Default::default(),
+        )
+        .unwrap();
         buf
     }
 
@@ -392,14 +449,38 @@ mod tests {
             parked: 30,
             init: 40,
         }];
-        let len = write_scenario(&mut buf, 2, &sc, &rounds, &t).unwrap();
-        assert_eq!(len, full_report_len(2, 2, 1));
+        let v = [Violation {
+            op: 17,
+            apic_id: 1,
+            reader_apic_id: 0,
+            kind: ViolationKind::HandedToOffline as u32,
+            tsc: 99,
+        }];
+        let sc = ScenarioSummary {
+            violations: 5,
+            violation_count: 1,
+            concurrency: 4,
+            seed: u64::MAX,
+            duration_cycles: 1 << 40,
+            latency_p50: 3,
+            latency_p99: 4,
+            latency_max: 5,
+            ..sc
+        };
+        let entries = ScenarioEntries {
+            rounds: &rounds,
+            teardown: &t,
+            violations: &v,
+        };
+        let len = write_scenario(&mut buf, 2, &sc, &entries).unwrap();
+        assert_eq!(len, full_report_len(2, 2, 1, 1));
         let Report::Boot(b) = parse(&buf[..len]).unwrap() else {
             panic!("not a boot report")
         };
         assert_eq!(b.scenario, sc);
         assert_eq!(b.rounds().collect::<std::vec::Vec<_>>(), rounds);
         assert_eq!(b.teardown().next(), Some(t[0]));
+        assert_eq!(b.violations().collect::<std::vec::Vec<_>>(), v);
         assert_eq!(b.len(), 2);
         // Counts that disagree with the length, or beyond the bounds, are rejected.
         let off = boot_report_len(2);
@@ -415,8 +496,31 @@ mod tests {
             parse(&bad[..len]),
             Err(ReportError::TooManyScenarioEntries { .. })
         ));
+        let mut bad = buf;
+        bad[off + 44..off + 48].copy_from_slice(&(MAX_VIOLATIONS + 1).to_le_bytes());
+        assert!(matches!(
+            parse(&bad[..len]),
+            Err(ReportError::TooManyScenarioEntries { .. })
+        ));
+        // A violation of a kind this version does not know is rejected.
+        let mut bad = buf;
+        let kind_at = len - VIOLATION_SIZE + 12;
+        bad[kind_at..kind_at + 4].copy_from_slice(&9u32.to_le_bytes());
+        assert_eq!(
+            parse(&bad[..len]).unwrap_err(),
+            ReportError::BadViolationKind { index: 0, kind: 9 }
+        );
         // Mismatched slices are refused by the writer.
-        assert!(write_scenario(&mut buf, 2, &sc, &rounds[..1], &t).is_none());
+        let short = ScenarioEntries {
+            rounds: &rounds[..1],
+            ..entries
+        };
+        assert!(write_scenario(&mut buf, 2, &sc, &short).is_none());
+        let none = ScenarioEntries {
+            violations: &[],
+            ..entries
+        };
+        assert!(write_scenario(&mut buf, 2, &sc, &none).is_none());
     }
 
     #[test]
@@ -519,7 +623,7 @@ mod tests {
         let mut b = good;
         b[4] = 2; // a version-2 report has no scenario block
         assert_eq!(parse(&b).unwrap_err(), ReportError::BadVersion(2));
-        let len = full_report_len(2, 0, 0);
+        let len = full_report_len(2, 0, 0, 0);
         assert!(matches!(
             parse(&good[..len - 1]),
             Err(ReportError::Truncated { .. })

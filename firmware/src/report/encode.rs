@@ -17,30 +17,54 @@ pub const fn boot_report_len(cpu_count: usize) -> usize {
     BOOT_RECORDS_OFFSET + cpu_count * CPU_RECORD_SIZE
 }
 
-/// Size of a scenario block with `rounds` rounds and `teardown` teardown records.
-pub const fn scenario_len(rounds: usize, teardown: usize) -> usize {
-    SCENARIO_HEADER_SIZE + rounds * ROUND_SIZE + teardown * TEARDOWN_RECORD_SIZE
+/// Size of a scenario block with `rounds` rounds, `teardown` teardown records and
+/// `violations` violations.
+pub const fn scenario_len(rounds: usize, teardown: usize, violations: usize) -> usize {
+    SCENARIO_HEADER_SIZE
+        + rounds * ROUND_SIZE
+        + teardown * TEARDOWN_RECORD_SIZE
+        + violations * VIOLATION_SIZE
 }
 
 /// Total length of a boot report with its scenario block.
-pub const fn full_report_len(cpu_count: usize, rounds: usize, teardown: usize) -> usize {
-    boot_report_len(cpu_count) + scenario_len(rounds, teardown)
+pub const fn full_report_len(
+    cpu_count: usize,
+    rounds: usize,
+    teardown: usize,
+    violations: usize,
+) -> usize {
+    boot_report_len(cpu_count) + scenario_len(rounds, teardown, violations)
 }
 
-/// Writes the scenario block of a boot report with `cpu_count` records: `s`, then `rounds`,
-/// then `teardown` (whose lengths must match `s`'s counts). Returns the whole report's length.
+/// The variable parts of a scenario block.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScenarioEntries<'a> {
+    /// One per round.
+    pub rounds: &'a [Round],
+    /// One per AP of the last teardown.
+    pub teardown: &'a [TeardownRecord],
+    /// The first violations found.
+    pub violations: &'a [Violation],
+}
+
+/// Writes the scenario block of a boot report with `cpu_count` records: `s`, then the rounds,
+/// teardown records and violations of `e` (whose lengths must match `s`'s counts). Returns the
+/// whole report's length.
 pub fn write_scenario(
     buf: &mut [u8],
     cpu_count: usize,
     s: &ScenarioSummary,
-    rounds: &[Round],
-    teardown: &[TeardownRecord],
+    e: &ScenarioEntries<'_>,
 ) -> Option<usize> {
-    if rounds.len() != s.round_count as usize || teardown.len() != s.teardown_count as usize {
+    let (rounds, teardown, violations) = (e.rounds, e.teardown, e.violations);
+    if rounds.len() != s.round_count as usize
+        || teardown.len() != s.teardown_count as usize
+        || violations.len() != s.violation_count as usize
+    {
         return None;
     }
     let off = boot_report_len(cpu_count);
-    let len = full_report_len(cpu_count, rounds.len(), teardown.len());
+    let len = full_report_len(cpu_count, rounds.len(), teardown.len(), violations.len());
     if len > buf.len() || len > REPORT_MAX_LEN as usize {
         return None;
     }
@@ -53,6 +77,13 @@ pub fn write_scenario(
     put_u32(buf, off + 20, s.teardown_count)?;
     put_u64(buf, off + 24, s.teardown_start)?;
     put_u64(buf, off + 32, s.teardown_end)?;
+    put_u32(buf, off + 40, s.concurrency)?;
+    put_u32(buf, off + 44, s.violation_count)?;
+    put_u64(buf, off + 48, s.seed)?;
+    put_u64(buf, off + 56, s.duration_cycles)?;
+    put_u64(buf, off + 64, s.latency_p50)?;
+    put_u64(buf, off + 72, s.latency_p99)?;
+    put_u64(buf, off + 80, s.latency_max)?;
     let mut at = off + SCENARIO_HEADER_SIZE;
     for r in rounds {
         put_u64(buf, at, r.up_cycles)?;
@@ -66,6 +97,14 @@ pub fn write_scenario(
             put_u64(buf, at + 8 + 8 * i, *v)?;
         }
         at += TEARDOWN_RECORD_SIZE;
+    }
+    for v in violations {
+        put_u32(buf, at, v.op)?;
+        put_u32(buf, at + 4, v.apic_id)?;
+        put_u32(buf, at + 8, v.reader_apic_id)?;
+        put_u32(buf, at + 12, v.kind)?;
+        put_u64(buf, at + 16, v.tsc)?;
+        at += VIOLATION_SIZE;
     }
     // The header's length covers the block.
     put_u32(buf, 8, len as u32)?;

@@ -22,9 +22,13 @@
 //!        0 scenario u8 | 1 teardown u8 | 2 reserved u16 | 4 rounds u32 | 8 ops u32
 //!        12 violations u32 | 16 round_count u32 | 20 teardown_count u32
 //!        24 teardown_start u64 | 32 teardown_end u64
-//!        40 rounds [Round; round_count] | then [TeardownRecord; teardown_count]
+//!        40 concurrency u32 | 44 violation_count u32 | 48 seed u64 | 56 duration_cycles u64
+//!        64 latency_p50 u64 | 72 latency_p99 u64 | 80 latency_max u64
+//!        88 rounds [Round; round_count] | then [TeardownRecord; teardown_count]
+//!        | then [Violation; violation_count]
 //! Round   0 up_cycles u64 | 8 down_cycles u64
 //! Teardown 0 apic_id u32 | 4 flags u32 | 8 request u64 | 16 ack u64 | 24 parked u64 | 32 init u64
+//! Violation 0 op u32 | 4 apic_id u32 | 8 reader_apic_id u32 | 12 kind u32 | 16 tsc u64
 //! Fault  16 apic_id u32 | 20 vector u32 | 24 error_code u64 | 32 rip u64 | 40 cr2 u64 | 48 rsp u64
 //! Panic  16 message bytes (UTF-8, at most PANIC_MESSAGE_MAX)
 //! ```
@@ -38,14 +42,19 @@
 //! bringup: its rounds, and every AP's [`TeardownRecord`] of the last teardown; bounded by
 //! [`MAX_ROUNDS`] and [`MAX_CPUS`], its counts must add up to the header's length) and the
 //! [`CpuState::Offline`] state.
+//!
+//! Version 4 added the hotplug-torture fields to the scenario block (`concurrency`, `seed`,
+//! the run's duration and per-operation latency percentiles in cycles) and the first
+//! [`MAX_VIOLATIONS`] invariant [`Violation`]s (`violations` counts them all).
 
 pub mod decode;
 pub mod encode;
+pub mod live;
 
 /// `"SIPI"` read as a little-endian u32.
 pub const REPORT_MAGIC: u32 = u32::from_le_bytes(*b"SIPI");
 /// The protocol version this crate speaks.
-pub const REPORT_VERSION: u16 = 3;
+pub const REPORT_VERSION: u16 = 4;
 /// Size of the common header.
 pub const HEADER_SIZE: usize = 16;
 /// The largest report the VMM accepts; nothing larger is ever read or allocated.
@@ -64,7 +73,11 @@ pub const FAULT_REPORT_SIZE: usize = 56;
 /// Most message bytes in a panic report.
 pub const PANIC_MESSAGE_MAX: usize = 1024;
 /// Size of the fixed part of the scenario block.
-pub const SCENARIO_HEADER_SIZE: usize = 40;
+pub const SCENARIO_HEADER_SIZE: usize = 88;
+/// Size of one [`Violation`].
+pub const VIOLATION_SIZE: usize = 24;
+/// Most [`Violation`] entries a scenario block carries (`violations` counts every one).
+pub const MAX_VIOLATIONS: u32 = 64;
 /// Size of one [`Round`].
 pub const ROUND_SIZE: usize = 16;
 /// Size of one [`TeardownRecord`].
@@ -180,6 +193,11 @@ impl BspPhase {
             Self::AllOnline => "all_online",
             Self::Report => "report",
         }
+    }
+
+    /// The phase named `name` (see [`Self::name`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
     }
 }
 
@@ -377,6 +395,69 @@ pub struct ScenarioSummary {
     pub teardown_start: u64,
     /// The last teardown's end (every AP parked and INITed).
     pub teardown_end: u64,
+    /// Hotplug-torture: most operations in flight at once.
+    pub concurrency: u32,
+    /// [`Violation`] entries after the teardown records (at most [`MAX_VIOLATIONS`]).
+    pub violation_count: u32,
+    /// Hotplug-torture: the seed of the guest's pseudo-random choices.
+    pub seed: u64,
+    /// Hotplug-torture: BSP TSC cycles from the first operation to the last one's end.
+    pub duration_cycles: u64,
+    /// Hotplug-torture: median per-operation latency, in TSC cycles.
+    pub latency_p50: u64,
+    /// Hotplug-torture: 99th percentile per-operation latency, in TSC cycles.
+    pub latency_p99: u64,
+    /// Hotplug-torture: the slowest operation, in TSC cycles.
+    pub latency_max: u64,
+}
+
+/// What a hotplug-torture invariant check caught.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ViolationKind {
+    /// A reader handed work to a CPU that had already gone offline.
+    HandedToOffline = 1,
+    /// A read-side critical section ran on a CPU that was offline.
+    RanOnOffline = 2,
+    /// The final audit found reader work lost or duplicated.
+    WorkLost = 3,
+}
+
+impl ViolationKind {
+    /// Decodes a kind field.
+    pub fn from_u32(v: u32) -> Option<Self> {
+        match v {
+            1 => Some(Self::HandedToOffline),
+            2 => Some(Self::RanOnOffline),
+            3 => Some(Self::WorkLost),
+            _ => None,
+        }
+    }
+
+    /// Name used in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::HandedToOffline => "handed-to-offline",
+            Self::RanOnOffline => "ran-on-offline",
+            Self::WorkLost => "work-lost",
+        }
+    }
+}
+
+/// One invariant violation found by hotplug-torture.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Violation {
+    /// The operation (numbered from 1 in the order started) that took the CPU offline; 0 if
+    /// none is to blame.
+    pub op: u32,
+    /// The CPU the invariant was broken on (for [`ViolationKind::WorkLost`]: `u32::MAX`).
+    pub apic_id: u32,
+    /// The CPU whose reader found it.
+    pub reader_apic_id: u32,
+    /// A [`ViolationKind`] as u32.
+    pub kind: u32,
+    /// The reader's TSC when it found it.
+    pub tsc: u64,
 }
 
 /// A CPU exception that reached the guest's last-resort handler.

@@ -12,6 +12,7 @@
 //! | 0xCF8-0xCFF | PCI configuration mechanism #1, no devices; 0xCF9 reset control | [`pci_config`] |
 //! | 0x600-0x601, 0x604-0x607 | ACPI PM1a control and event blocks (S5 powers off) | [`acpi_pm`] |
 //! | 0x700, 0x704 | sipi's report doorbell and exit port | [`sipi_ports`] |
+//! | 0x708 | sipi's console doorbell (a line per exit) | [`console_port`] |
 //!
 //! The PIC, PIT and speaker port (0x20/0xA0, 0x40-0x43, 0x61, 0x4D0) and the local APIC and
 //! IOAPIC are KVM's in-kernel devices and never reach this dispatcher.
@@ -22,6 +23,7 @@
 
 pub mod acpi_pm;
 pub mod cmos;
+pub mod console_port;
 pub mod debug_exit;
 pub mod fw_cfg;
 pub mod i8042;
@@ -42,6 +44,7 @@ use firmware::layout::{
 
 pub use sipi_ports::{Doorbell, ReportPort};
 use unknown::UnknownAccessLog;
+use vm_memory::GuestMemoryMmap;
 
 /// Which reset line the guest pulled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +107,8 @@ pub struct Devices {
     pm: Mutex<acpi_pm::AcpiPm>,
     port92: Mutex<system_control::SystemControlA>,
     unknown: UnknownAccessLog,
+    /// Guest memory, for the console doorbell's records (None: the doorbell is ignored).
+    memory: Option<GuestMemoryMmap>,
 }
 
 /// Locks a device. A vCPU thread that panicked while holding it leaves plain register state
@@ -130,7 +135,14 @@ impl Devices {
             pm: Mutex::new(acpi_pm::AcpiPm::default()),
             port92: Mutex::new(system_control::SystemControlA::default()),
             unknown: UnknownAccessLog::new(cfg.quiet),
+            memory: None,
         }
+    }
+
+    /// Lets the console doorbell read its records from `memory`.
+    pub fn with_memory(mut self, memory: GuestMemoryMmap) -> Self {
+        self.memory = Some(memory);
+        self
     }
 
     /// A port write by vCPU `vcpu`.
@@ -142,6 +154,17 @@ impl Devices {
                 let mut s = lock(&self.serial);
                 for byte in data {
                     s.write(p - COM1_PORT, *byte);
+                }
+                None
+            }
+            console_port::PORT => {
+                match (as_u32(data), &self.memory) {
+                    (Some(addr), Some(mem)) => match console_port::read_record(mem, addr) {
+                        Ok(text) => lock(&self.serial).transmit(&text),
+                        Err(e) => self.unknown.refused(port, &e),
+                    },
+                    (Some(_), None) => self.unknown.port(port, true),
+                    (None, _) => self.unknown.bad_size(port, data.len(), "4 bytes"),
                 }
                 None
             }

@@ -135,6 +135,17 @@ impl Serial {
         }
     }
 
+    /// Sends `text` down the line as if written to THR byte by byte outside loopback (sipi's
+    /// console doorbell).
+    pub fn transmit(&mut self, text: &[u8]) {
+        for &b in text {
+            self.buf.push(b);
+            if b == b'\n' || self.buf.len() >= FLUSH_AT {
+                self.flush();
+            }
+        }
+    }
+
     /// Reads register `offset` (reading RBR or IIR changes state, as on the chip).
     pub fn read(&mut self, offset: u16) -> u8 {
         let dlab = self.lcr & LCR_DLAB != 0;

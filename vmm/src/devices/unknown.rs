@@ -61,6 +61,13 @@ impl UnknownAccessLog {
         });
     }
 
+    /// A write a device refused, with the reason (logged once per port).
+    pub fn refused(&self, port: u16, why: &dyn std::fmt::Display) {
+        self.once(5, u64::from(port), || {
+            format!("the guest's write to I/O port {port:#x} was refused: {why}")
+        });
+    }
+
     /// An MMIO access no device claims (logged per 4 KiB page).
     pub fn mmio(&self, addr: u64, write: bool) {
         let dir = if write { "wrote to" } else { "read from" };

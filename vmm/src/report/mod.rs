@@ -1,7 +1,15 @@
 //! The guest's report: read from guest memory with every size bounded, checked against the
-//! VM it came from, and rendered as a human summary and as JSON.
+//! VM it came from, and rendered as a human summary and as JSON. The scenario block (what the
+//! guest did after bringup) is in [`scenario`].
 
-use firmware::cmdline::{Bringup, Kick, Scenario, Teardown, TscSync};
+mod scenario;
+
+pub use scenario::{
+    check_requested, scenario_failure, scenario_json, Latency, RoundJson, ScenarioJson,
+    ViolationJson,
+};
+
+use firmware::cmdline::{Bringup, GuestOptions, Kick, Scenario, TscSync};
 use firmware::report::decode::{self, BootReport, Report, ReportError};
 use firmware::report::{
     ApPhase, BspPhase, CpuRecord, CpuState, Kind, CPU_FLAG_BSP, CPU_FLAG_TSC_ADJUST,
@@ -62,6 +70,9 @@ pub enum ReportCheckError {
     /// The scenario block contradicts itself or the rest of the report.
     #[error("the scenario's result is inconsistent: {0}")]
     Scenario(&'static str),
+    /// A hotplug-torture violation contradicts the scenario block or the CPU records.
+    #[error("violation {index} is inconsistent: {what}")]
+    Violation { index: usize, what: &'static str },
     /// A teardown record contradicts itself or the CPU records.
     #[error("teardown record {index} (APIC ID {apic_id}) is inconsistent: {what}")]
     TeardownRecord {
@@ -157,7 +168,8 @@ fn ordered(stamps: impl Iterator<Item = u64>) -> bool {
 /// Checks a structurally valid boot report against the VM: `vcpus` vCPUs with APIC IDs
 /// 0..vcpus. A CPU the guest found out of sync with the BSP's TSC has its stamps in its own time
 /// base: only their order among themselves is checked, not against the BSP's Kick stamp or
-/// bringup window.
+/// bringup window. In hotplug-torture, which brings APs online again until it reports, the
+/// window extends to the report.
 pub fn check_boot(b: &BootReport<'_>, vcpus: u32) -> Result<(), ReportCheckError> {
     let s = &b.summary;
     if s.cpu_count > vcpus {
@@ -182,6 +194,12 @@ pub fn check_boot(b: &BootReport<'_>, vcpus: u32) -> Result<(), ReportCheckError
     if !ordered(BspPhase::ALL.iter().map(|p| bsp(*p))) {
         return Err(ReportCheckError::BspStampOrder);
     }
+    // Hotplug-torture brings APs online again one at a time until it reports: their stamps
+    // lie between the boot's bringup and the report.
+    let bringup_end = match Scenario::from_u8(b.scenario.scenario) {
+        Some(Scenario::HotplugTorture) => bsp(BspPhase::Report),
+        _ => bsp(BspPhase::AllOnline),
+    };
     // vcpus is bounded by KVM's maximum, so this bitmap is small.
     let mut seen = vec![false; vcpus as usize];
     let mut bsps = 0;
@@ -221,7 +239,7 @@ pub fn check_boot(b: &BootReport<'_>, vcpus: u32) -> Result<(), ReportCheckError
                 apic_id: r.apic_id,
             });
         }
-        let (from, to) = (bsp(BspPhase::BringupStart), bsp(BspPhase::AllOnline));
+        let (from, to) = (bsp(BspPhase::BringupStart), bringup_end);
         let outside = |t: u64| t != 0 && ((from != 0 && t < from) || (to != 0 && t > to));
         if r.flags & CPU_FLAG_BSP == 0
             && !own_base
@@ -247,99 +265,7 @@ pub fn check_boot(b: &BootReport<'_>, vcpus: u32) -> Result<(), ReportCheckError
             "the maximum warp is not the largest one blamed on a CPU",
         ));
     }
-    check_scenario(b)
-}
-
-/// Checks the scenario block against itself and the CPU records: counts, the teardown window
-/// inside the BSP's stamps, every teardown record naming a distinct AP of the report with its
-/// stamps in order inside the window.
-fn check_scenario(b: &BootReport<'_>) -> Result<(), ReportCheckError> {
-    let sc = &b.scenario;
-    let bad = |what| Err(ReportCheckError::Scenario(what));
-    let Some(scenario) = Scenario::from_u8(sc.scenario) else {
-        return bad("an unknown scenario");
-    };
-    if Teardown::from_u8(sc.teardown).is_none() {
-        return bad("an unknown teardown strategy");
-    }
-    if sc.violations != 0 {
-        return bad("violations from a scenario that checks no invariants");
-    }
-    let offline = b
-        .cpus()
-        .filter(|r| r.state == CpuState::Offline as u8)
-        .count();
-    if scenario == Scenario::Boot {
-        if *sc != Default::default() {
-            return bad("results without a scenario");
-        }
-        if offline > 0 {
-            return bad("CPUs offline without a scenario");
-        }
-        return Ok(());
-    }
-    if sc.rounds == 0 || sc.rounds != sc.round_count {
-        return bad("the rounds completed do not match the rounds listed");
-    }
-    if scenario == Scenario::Teardown && sc.rounds != 1 {
-        return bad("a teardown of more than one round");
-    }
-    if sc.teardown_count > b.summary.cpu_count {
-        return bad("more teardown records than CPU records");
-    }
-    let max_ops = 2 * u64::from(sc.rounds) * u64::from(sc.teardown_count);
-    if u64::from(sc.ops) > max_ops {
-        return bad("more operations than the rounds and CPUs allow");
-    }
-    let bsp = |p: BspPhase| b.summary.bsp_stamps[p as usize];
-    let (start, end) = (sc.teardown_start, sc.teardown_end);
-    if start == 0 || end < start || start < bsp(BspPhase::AllOnline) {
-        return bad("the teardown window is empty or starts before the last bringup ended");
-    }
-    if bsp(BspPhase::Report) != 0 && end > bsp(BspPhase::Report) {
-        return bad("the teardown window ends after the report");
-    }
-    let records: Vec<CpuRecord> = b.cpus().collect();
-    let mut seen = std::collections::HashSet::new();
-    for (index, t) in b.teardown().enumerate() {
-        let err = |what| {
-            Err(ReportCheckError::TeardownRecord {
-                index,
-                apic_id: t.apic_id,
-                what,
-            })
-        };
-        let Some(cpu) = records.iter().find(|r| r.apic_id == t.apic_id) else {
-            return err("no CPU record has its APIC ID");
-        };
-        if cpu.flags & CPU_FLAG_BSP != 0 {
-            return err("the BSP cannot be taken offline");
-        }
-        if !seen.insert(t.apic_id) {
-            return err("its APIC ID appears twice");
-        }
-        if t.flags != 0 {
-            return err("unknown flags");
-        }
-        if t.request == 0 || t.init == 0 {
-            return err("no request or INIT stamp");
-        }
-        let stamps = t.stamps();
-        if !ordered(stamps.iter().copied()) {
-            return err("stamps out of order");
-        }
-        if stamps.iter().any(|s| *s != 0 && (*s < start || *s > end)) {
-            return err("a stamp outside the teardown window");
-        }
-        if (cpu.state == CpuState::Offline as u8) != (t.ack != 0) {
-            return err("offline exactly when it acknowledged, or not");
-        }
-    }
-    // Each acknowledged record matched a distinct offline CPU above; any other is unexplained.
-    if offline != b.teardown().filter(|t| t.ack != 0).count() {
-        return bad("CPUs offline without a teardown record");
-    }
-    Ok(())
+    scenario::check_scenario(b)
 }
 
 /// Decodes and checks a report read by [`read`].
@@ -347,6 +273,20 @@ pub fn decode(buf: &[u8], vcpus: u32) -> Result<Report<'_>, ReportCheckError> {
     let r = decode::parse(buf)?;
     if let Report::Boot(b) = &r {
         check_boot(b, vcpus)?;
+    }
+    Ok(r)
+}
+
+/// [`decode`], then checks the scenario against the options the guest was given (None: they
+/// are unknown, as when the command line does not parse), see [`check_requested`].
+pub fn decode_for<'a>(
+    buf: &'a [u8],
+    vcpus: u32,
+    requested: Option<&GuestOptions>,
+) -> Result<Report<'a>, ReportCheckError> {
+    let r = decode(buf, vcpus)?;
+    if let (Report::Boot(b), Some(requested)) = (&r, requested) {
+        check_requested(b, requested)?;
     }
     Ok(r)
 }
@@ -524,6 +464,9 @@ pub struct JsonReport {
     /// How the guest ended the VM (`sipi-exit-port`, `isa-debug-exit`, `i8042-reset`,
     /// `port92-reset`, `cf9-reset`, `acpi-s5`, `triple-fault`); null if it did not.
     pub exit_via: Option<&'static str>,
+    /// Without a report (a timeout, a signal): what the guest had reached, from its live
+    /// state; null when there is a report or the guest published none.
+    pub reached: Option<crate::live::Reached>,
     /// Boot report details, when one was received.
     #[serde(flatten)]
     pub boot: Option<BootJson>,
@@ -566,119 +509,6 @@ pub struct BootJson {
     pub scenario: ScenarioJson,
     /// Every CPU record.
     pub cpus: Vec<CpuJson>,
-}
-
-/// One round of a scenario in the JSON report.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct RoundJson {
-    /// Bringing every AP up, BSP cycles.
-    pub up_cycles: u64,
-    /// Taking every AP down, BSP cycles.
-    pub down_cycles: u64,
-}
-
-/// The scenario in the JSON report.
-#[derive(Debug, Clone, Serialize)]
-pub struct ScenarioJson {
-    /// boot / teardown / reboot-cycles.
-    pub name: &'static str,
-    /// serial / parallel (null for boot).
-    pub teardown: Option<&'static str>,
-    /// Rounds completed (bring up, take down).
-    pub rounds: u32,
-    /// CPU offline and online operations.
-    pub ops: u32,
-    /// Invariant violations found.
-    pub violations: u32,
-    /// APs that parked in the last teardown.
-    pub parked: u32,
-    /// The last teardown, start to every AP parked and INITed, BSP cycles.
-    pub teardown_cycles: u64,
-    /// The same in microseconds (null without a TSC frequency).
-    pub teardown_us: Option<f64>,
-    /// Per teardown phase (keyed by the stamp that ends it, plus `request_to_init`): cycles
-    /// from the AP's previous stamp, as in `phases`.
-    pub teardown_phases: BTreeMap<&'static str, PhaseStats>,
-    /// Every round.
-    pub round_cycles: Vec<RoundJson>,
-    /// Across rounds: `up` and `down` cycles.
-    pub round_stats: BTreeMap<&'static str, PhaseStats>,
-}
-
-/// The scenario part of the JSON report.
-pub fn scenario_json(b: &BootReport<'_>, tsc_khz: u32) -> ScenarioJson {
-    let sc = &b.scenario;
-    let scenario = Scenario::from_u8(sc.scenario).unwrap_or(Scenario::Boot);
-    let rounds: Vec<RoundJson> = b
-        .rounds()
-        .map(|r| RoundJson {
-            up_cycles: r.up_cycles,
-            down_cycles: r.down_cycles,
-        })
-        .collect();
-    let mut round_stats = BTreeMap::new();
-    if let Some(s) = crate::phases::stats(rounds.iter().map(|r| r.up_cycles).collect()) {
-        round_stats.insert("up", s);
-    }
-    if let Some(s) = crate::phases::stats(rounds.iter().map(|r| r.down_cycles).collect()) {
-        round_stats.insert("down", s);
-    }
-    let teardown_cycles = sc.teardown_end.saturating_sub(sc.teardown_start);
-    ScenarioJson {
-        name: scenario.name(),
-        teardown: (scenario != Scenario::Boot)
-            .then(|| Teardown::from_u8(sc.teardown).map_or("invalid", Teardown::name)),
-        rounds: sc.rounds,
-        ops: sc.ops,
-        violations: sc.violations,
-        parked: b.teardown().filter(|t| t.parked != 0).count() as u32,
-        teardown_cycles,
-        teardown_us: cycles_to_us(teardown_cycles, tsc_khz),
-        teardown_phases: crate::phases::teardown_stats(b),
-        round_cycles: rounds,
-        round_stats,
-    }
-}
-
-/// The scenario's lines of the human summary (None for boot).
-fn render_scenario(s: &ScenarioJson, tsc_khz: u32) -> Option<String> {
-    let teardown = s.teardown?;
-    let us =
-        |c: u64| cycles_to_us(c, tsc_khz).map_or_else(|| format!("{c}c"), |u| format!("{u:.1}"));
-    let mut out = format!(
-        "scenario {} ({teardown} teardown): {} rounds, {} ops, {} violations; last teardown {} cycles ({} us), {} APs parked\n",
-        s.name,
-        s.rounds,
-        s.ops,
-        s.violations,
-        s.teardown_cycles,
-        us(s.teardown_cycles),
-        s.parked
-    );
-    if let (Some(up), Some(down)) = (s.round_stats.get("up"), s.round_stats.get("down")) {
-        if s.rounds > 1 {
-            out.push_str(&format!(
-                "rounds (us): up median {} p99 {} max {} | down median {} p99 {} max {}\n",
-                us(up.median),
-                us(up.p99),
-                us(up.max),
-                us(down.median),
-                us(down.p99),
-                us(down.max)
-            ));
-        }
-    }
-    let mut keys: Vec<&str> = firmware::report::TEARDOWN_PHASES[1..].to_vec();
-    keys.push(crate::phases::REQUEST_TO_INIT);
-    if !s.teardown_phases.is_empty() {
-        out.push_str("teardown ");
-        out.push_str(&crate::phases::render_rows(
-            &s.teardown_phases,
-            &keys,
-            tsc_khz,
-        ));
-    }
-    Some(out)
 }
 
 /// Cycles to microseconds.
@@ -804,7 +634,7 @@ pub fn render_summary(j: &JsonReport, per_cpu: bool) -> String {
     if let Some(text) = j
         .boot
         .as_ref()
-        .and_then(|b| render_scenario(&b.scenario, j.tsc_khz))
+        .and_then(|b| scenario::render_scenario(&b.scenario, j.tsc_khz))
     {
         out.push_str(&text);
     }
@@ -870,11 +700,10 @@ pub fn kind(r: &Report<'_>) -> Kind {
 mod tests {
     use super::*;
     use firmware::report::encode::{write_boot_summary, write_cpu_record, write_scenario};
-    use firmware::report::{
-        BootSummary, CpuRecord, Round, ScenarioSummary, TeardownRecord, TscSyncSummary,
-    };
+    use firmware::report::{BootSummary, CpuRecord, ScenarioSummary, TscSyncSummary};
 
-    fn report(cpus: &[CpuRecord], bsp: u32) -> Vec<u8> {
+    /// A report of `cpus` with BSP `bsp`, no TSC check and no scenario.
+    pub(super) fn report(cpus: &[CpuRecord], bsp: u32) -> Vec<u8> {
         report_with(cpus, bsp, BootSummary::default())
     }
 
@@ -895,13 +724,19 @@ mod tests {
         for (i, r) in cpus.iter().enumerate() {
             write_cpu_record(&mut buf, i, r).unwrap();
         }
-        let len =
-            write_scenario(&mut buf, cpus.len(), &ScenarioSummary::default(), &[], &[]).unwrap();
+        let len = write_scenario(
+            &mut buf,
+            cpus.len(),
+            &ScenarioSummary::default(),
+            &Default::default(),
+        )
+        .unwrap();
         buf.truncate(len);
         buf
     }
 
-    fn cpu(apic_id: u32, bsp: bool) -> CpuRecord {
+    /// An online CPU record stamped inside the bringup window of [`report`].
+    pub(super) fn cpu(apic_id: u32, bsp: bool) -> CpuRecord {
         let mut r = CpuRecord {
             apic_id,
             state: CpuState::Online as u8,
@@ -1116,132 +951,5 @@ mod tests {
             read(&mem, 0xFFFF0),
             Err(ReportCheckError::OutsideMemory { .. })
         ));
-    }
-
-    /// A teardown report: BSP 0 online, AP 1 offline with `t` as its teardown record, the
-    /// window 500..600 after the bringup window (AllOnline 400), the report at 700.
-    fn teardown_report(t: TeardownRecord, sc: ScenarioSummary, ap_state: CpuState) -> Vec<u8> {
-        let mut buf = vec![0u8; 4096];
-        let mut s = BootSummary {
-            cpu_count: 2,
-            bringup: 2,
-            ..Default::default()
-        };
-        s.bsp_stamps[BspPhase::BringupStart as usize] = 50;
-        s.bsp_stamps[BspPhase::AllOnline as usize] = 400;
-        s.bsp_stamps[BspPhase::Report as usize] = 700;
-        write_boot_summary(&mut buf, &s).unwrap();
-        let mut ap = cpu(1, false);
-        ap.state = ap_state as u8;
-        write_cpu_record(&mut buf, 0, &cpu(0, true)).unwrap();
-        write_cpu_record(&mut buf, 1, &ap).unwrap();
-        let rounds = [Round {
-            up_cycles: 350,
-            down_cycles: 100,
-        }];
-        let len =
-            write_scenario(&mut buf, 2, &sc, &rounds[..sc.round_count as usize], &[t]).unwrap();
-        buf.truncate(len);
-        buf
-    }
-
-    fn teardown_summary() -> ScenarioSummary {
-        ScenarioSummary {
-            scenario: Scenario::Teardown as u8,
-            teardown: Teardown::Parallel as u8,
-            rounds: 1,
-            ops: 1,
-            round_count: 1,
-            teardown_count: 1,
-            teardown_start: 500,
-            teardown_end: 600,
-            ..Default::default()
-        }
-    }
-
-    fn parked_ap() -> TeardownRecord {
-        TeardownRecord {
-            apic_id: 1,
-            flags: 0,
-            request: 510,
-            ack: 520,
-            parked: 530,
-            init: 540,
-        }
-    }
-
-    #[test]
-    fn a_consistent_teardown_is_accepted_and_summarised() {
-        let buf = teardown_report(parked_ap(), teardown_summary(), CpuState::Offline);
-        let Report::Boot(b) = decode(&buf, 2).unwrap() else {
-            panic!("not a boot report")
-        };
-        let j = scenario_json(&b, 1_000_000);
-        assert_eq!(
-            (j.name, j.teardown, j.rounds, j.parked),
-            ("teardown", Some("parallel"), 1, 1)
-        );
-        assert_eq!(j.teardown_cycles, 100);
-        assert_eq!(j.teardown_phases["ack"].median, 10);
-        assert_eq!(j.teardown_phases["request_to_init"].median, 30);
-        let text = render_scenario(&j, 1_000_000).unwrap();
-        assert!(text.contains("request_to_init"), "{text}");
-    }
-
-    #[test]
-    fn catches_teardown_results_that_contradict_themselves() {
-        let err = |t: TeardownRecord, sc: ScenarioSummary, state: CpuState| {
-            decode(&teardown_report(t, sc, state), 2)
-                .unwrap_err()
-                .to_string()
-        };
-        let sc = teardown_summary();
-        let ap = parked_ap();
-        let off = CpuState::Offline;
-        assert!(err(TeardownRecord { apic_id: 0, ..ap }, sc, off).contains("BSP"));
-        assert!(err(TeardownRecord { apic_id: 5, ..ap }, sc, off).contains("no CPU record"));
-        assert!(err(TeardownRecord { ack: 505, ..ap }, sc, off).contains("out of order"));
-        assert!(err(TeardownRecord { init: 650, ..ap }, sc, off).contains("teardown window"));
-        assert!(err(TeardownRecord { request: 0, ..ap }, sc, off).contains("request"));
-        assert!(err(TeardownRecord { flags: 4, ..ap }, sc, off).contains("flags"));
-        assert!(err(ap, sc, CpuState::Online).contains("acknowledged"));
-        let e = |sc: ScenarioSummary| err(ap, sc, off);
-        assert!(e(ScenarioSummary {
-            violations: 1,
-            ..sc
-        })
-        .contains("violations"));
-        assert!(e(ScenarioSummary { scenario: 9, ..sc }).contains("unknown scenario"));
-        assert!(e(ScenarioSummary { teardown: 7, ..sc }).contains("unknown teardown"));
-        assert!(e(ScenarioSummary { rounds: 2, ..sc }).contains("rounds"));
-        assert!(e(ScenarioSummary { ops: 3, ..sc }).contains("operations"));
-        assert!(e(ScenarioSummary {
-            teardown_start: 300,
-            ..sc
-        })
-        .contains("window"));
-        assert!(e(ScenarioSummary {
-            teardown_end: 800,
-            ..sc
-        })
-        .contains("after the report"));
-        // Without a scenario: no results and no offline CPUs.
-        let boot = ScenarioSummary {
-            scenario: Scenario::Boot as u8,
-            ..sc
-        };
-        assert!(e(boot).contains("without a scenario"));
-        let buf = report(
-            &[cpu(0, true), {
-                let mut r = cpu(1, false);
-                r.state = CpuState::Offline as u8;
-                r
-            }],
-            0,
-        );
-        assert!(decode(&buf, 2)
-            .unwrap_err()
-            .to_string()
-            .contains("offline without"));
     }
 }
