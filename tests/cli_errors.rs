@@ -190,6 +190,45 @@ fn kvm_device_problems_are_host_errors_that_say_how_to_fix_them() {
 }
 
 #[test]
+fn a_kvm_device_the_user_may_not_open_is_a_permission_error() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let dir = tempdir();
+    let out = if root {
+        // Root opens anything: make a KVM device node only root may open (misc device 10:232,
+        // mode 0600, in a directory anyone may search) and drop to nobody (util-linux setpriv).
+        let node = dir.path().join("kvm");
+        let c = std::ffi::CString::new(node.to_str().expect("utf-8 path")).expect("no NUL");
+        // SAFETY: mknod reads the NUL-terminated path and creates a node; no memory is shared.
+        let made =
+            unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(10, 232)) };
+        assert_eq!(made, 0, "mknod: {}", std::io::Error::last_os_error());
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod 755");
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", VMM])
+            .args([
+                "--vcpus",
+                "1",
+                "--kvm-device",
+                node.to_str().expect("utf-8 path"),
+            ])
+            .output()
+            .expect("setpriv (util-linux) runs the vmm as nobody")
+    } else {
+        // A non-root user cannot open a file of mode 000.
+        let locked = write_file(dir.path(), "kvm", b"");
+        std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o000))
+            .expect("chmod 000");
+        vmm(&["--kvm-device", locked.to_str().expect("utf-8 path")])
+    };
+    assert_one_line_error(&out, 3, "permission denied opening");
+}
+
+#[test]
 fn help_and_version_succeed() {
     let out = vmm(&["--help"]);
     assert_eq!(out.status.code(), Some(0));
