@@ -230,33 +230,27 @@ const APIC_BASE_EXTD: u64 = 1 << 10;
 /// IA32_APIC_BASE.EN: the local APIC is enabled.
 const APIC_BASE_EN: u64 = 1 << 11;
 
-/// Hands the vCPU over with its local APIC in x2APIC mode, as firmware must when APIC IDs
-/// exceed 254 (Intel x2APIC Specification, 2.2: xAPIC IDs cannot address them; an AP left in
-/// xAPIC mode has an 8-bit ID that aliases others). x2APIC mode survives INIT, so an AP's
-/// trampoline does not have to switch modes (each switch makes KVM rebuild its APIC map).
-/// The vCPU's CPUID must already advertise x2APIC.
-pub fn setup_x2apic(vcpu: &VcpuFd, bsp: bool) -> Result<(), RegsError> {
-    let base = firmware::layout::LAPIC_BASE | APIC_BASE_EN | APIC_BASE_EXTD;
-    let data = if bsp { base | APIC_BASE_BSP } else { base };
-    let entries = [kvm_msr_entry {
-        index: MSR_IA32_APIC_BASE,
-        data,
-        ..Default::default()
-    }];
-    let msrs = Msrs::from_entries(&entries).map_err(|_| RegsError::MsrList)?;
-    match vcpu.set_msrs(&msrs) {
-        Ok(1) => Ok(()),
-        Ok(_) => Err(RegsError::MsrRejected(MSR_IA32_APIC_BASE)),
-        Err(source) => Err(RegsError::Set {
-            what: "IA32_APIC_BASE",
-            source,
-        }),
-    }
+/// How a vCPU starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartState {
+    /// It is the bootstrap processor.
+    pub bsp: bool,
+    /// Hand it over with its local APIC in x2APIC mode, as firmware must when APIC IDs exceed
+    /// 254 (Intel x2APIC Specification, 2.2: xAPIC IDs cannot address them; an AP left in
+    /// xAPIC mode has an 8-bit ID that aliases others). x2APIC mode survives INIT, so an AP's
+    /// trampoline does not have to switch modes (each switch makes KVM rebuild its APIC map).
+    /// The vCPU's CPUID must already advertise x2APIC.
+    pub x2apic: bool,
 }
 
-/// Sets the MSRs and FPU state every vCPU starts with.
-pub fn setup_common(vcpu: &VcpuFd) -> Result<(), RegsError> {
+/// Sets the MSRs every vCPU starts with (and IA32_APIC_BASE for x2APIC mode) in one
+/// KVM_SET_MSRS, and the BSP's FPU state: an ioctl costs tens of microseconds here and there
+/// are hundreds of vCPUs. The APs keep the FPU state KVM gives a new vCPU, which is FNINIT's
+/// (FCW 0x37F) with MXCSR 0x1F80, the values set on the BSP: INIT leaves x87 and SSE state
+/// alone (Intel SDM Vol. 3A, Table 10-1), so that is the state an AP starts with.
+pub fn setup_common(vcpu: &VcpuFd, start: StartState) -> Result<(), RegsError> {
     let set = |what| move |source| RegsError::Set { what, source };
+    let base = firmware::layout::LAPIC_BASE | APIC_BASE_EN | APIC_BASE_EXTD;
     let entries = [
         kvm_msr_entry {
             index: MSR_IA32_MISC_ENABLE,
@@ -268,9 +262,26 @@ pub fn setup_common(vcpu: &VcpuFd) -> Result<(), RegsError> {
             data: MTRR_ENABLE_WRITEBACK,
             ..Default::default()
         },
+        kvm_msr_entry {
+            index: MSR_IA32_APIC_BASE,
+            data: if start.bsp {
+                base | APIC_BASE_BSP
+            } else {
+                base
+            },
+            ..Default::default()
+        },
     ];
-    let msrs = Msrs::from_entries(&entries).map_err(|_| RegsError::MsrList)?;
-    vcpu.set_msrs(&msrs).map_err(set("MSRs"))?;
+    let n = if start.x2apic { 3 } else { 2 };
+    let msrs = Msrs::from_entries(&entries[..n]).map_err(|_| RegsError::MsrList)?;
+    match vcpu.set_msrs(&msrs).map_err(set("MSRs"))? {
+        written if written == n => {}
+        // KVM stops at the first MSR it refuses.
+        written => return Err(RegsError::MsrRejected(entries[written.min(n - 1)].index)),
+    }
+    if !start.bsp {
+        return Ok(());
+    }
     let fpu = kvm_fpu {
         fcw: FPU_FCW_DEFAULT,
         mxcsr: MXCSR_DEFAULT,

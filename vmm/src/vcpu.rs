@@ -195,12 +195,8 @@ pub struct VcpuSpec {
 fn setup(spec: &VcpuSpec) -> Result<(), VcpuError> {
     let i = spec.index;
     let vcpu = &spec.vcpu;
-    let tsc_khz = vcpu.get_tsc_khz().ok().filter(|k| *k > 0);
-    if spec.entry.is_some() {
-        spec.shared
-            .tsc_khz
-            .store(tsc_khz.unwrap_or(0), Ordering::Relaxed);
-    }
+    // Read once, from the BSP's vCPU, before any vCPU thread started (vcpu_set.rs).
+    let tsc_khz = Some(spec.shared.tsc_khz.load(Ordering::Relaxed)).filter(|k| *k > 0);
     let mut cpuid = (*spec.cpuid).clone();
     cpuid::patch(
         &mut cpuid,
@@ -213,18 +209,23 @@ fn setup(spec: &VcpuSpec) -> Result<(), VcpuError> {
     .map_err(|e| VcpuError::Cpuid(i, e))?;
     vcpu.set_cpuid2(&cpuid)
         .map_err(|e| VcpuError::SetCpuid(i, e))?;
-    regs::setup_common(vcpu).map_err(|e| VcpuError::Regs(i, e))?;
-    if spec.count > crate::vm::MAX_XAPIC_VCPUS {
-        regs::setup_x2apic(vcpu, i == 0).map_err(|e| VcpuError::Regs(i, e))?;
-    }
+    let start = regs::StartState {
+        bsp: spec.entry.is_some(),
+        x2apic: spec.count > crate::vm::MAX_XAPIC_VCPUS,
+    };
+    regs::setup_common(vcpu, start).map_err(|e| VcpuError::Regs(i, e))?;
     if let Some(entry) = spec.entry {
         regs::setup_bsp(vcpu, entry).map_err(|e| VcpuError::Regs(i, e))?;
     }
     Ok(())
 }
 
-/// The body of a vCPU thread.
-pub fn thread_main(mut spec: VcpuSpec) {
+/// The body of a vCPU thread. Returns the vCPU, so that the caller closes it (and unmaps its
+/// kvm_run area) once every vCPU thread has exited: an munmap while hundreds of threads share
+/// the address space makes the kernel interrupt every CPU running one of them to flush its
+/// TLB, one munmap at a time (~13 ms over 256 vCPUs here), where the same munmaps from a lone
+/// thread cost a few microseconds each.
+pub fn thread_main(mut spec: VcpuSpec) -> VcpuFd {
     // The seccomp filter goes on as soon as the vCPU needs no more setup ioctls, before the
     // barrier: the kernel's work to install it then overlaps the creation of the other vCPUs
     // instead of delaying the guest's boot (see [`seccomp`]). A vCPU with a TSC write still
@@ -255,6 +256,7 @@ pub fn thread_main(mut spec: VcpuSpec) {
             &spec.shared,
         );
     }
+    spec.vcpu
 }
 
 /// The `--test-skew-tsc` of this vCPU, if it has one.
@@ -323,12 +325,14 @@ fn kick_signal() -> libc::c_int {
 /// How long a vCPU thread may take to leave KVM_RUN after a kick before it is kicked again.
 const REKICK_AFTER: Duration = Duration::from_millis(1);
 
-/// Stops every vCPU thread (the caller has set `stop`) and joins them all.
-pub fn stop_threads(threads: Vec<JoinHandle<()>>) {
+/// Stops every vCPU thread (the caller has set `stop`), joins them all and returns what each
+/// returned (a panicked thread's result is missing).
+pub fn stop_threads<T>(threads: Vec<JoinHandle<T>>) -> Vec<T> {
     let kick = kick_signal();
     for t in &threads {
         let _ = t.kill(kick);
     }
+    let mut results = Vec::with_capacity(threads.len());
     for t in threads {
         // A kick cannot be lost (immediate_exit), but keep kicking a thread that is slow to go
         // rather than risk waiting forever.
@@ -341,8 +345,9 @@ pub fn stop_threads(threads: Vec<JoinHandle<()>>) {
                 waited = Duration::ZERO;
             }
         }
-        let _ = t.join();
+        results.extend(t.join().ok());
     }
+    results
 }
 
 /// Runs the vCPU until the VM stops.

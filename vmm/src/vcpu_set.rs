@@ -7,18 +7,18 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::thread::JoinHandle;
 
 use kvm_bindings::CpuId;
-use kvm_ioctls::VmFd;
+use kvm_ioctls::{VcpuFd, VmFd};
 use seccompiler::BpfProgram;
 
 use crate::loader::Entry;
 use crate::vcpu::{self, VcpuError, VcpuSpec, VmShared};
 
 /// Stack size of a vCPU thread: the run loop needs little, and hundreds of threads exist.
-const VCPU_STACK_SIZE: usize = 256 << 10;
+const VCPU_STACK_SIZE: usize = 128 << 10;
 
 /// Running vCPU threads waiting to be released.
 pub struct VcpuSet {
-    threads: Vec<JoinHandle<()>>,
+    threads: Vec<JoinHandle<Option<VcpuFd>>>,
     configured: Arc<Barrier>,
     start: Arc<Barrier>,
     errors: Arc<Mutex<Vec<VcpuError>>>,
@@ -88,6 +88,7 @@ impl VcpuSet {
                 .spawn(move || {
                     c.wait();
                     s.wait();
+                    None
                 }) {
                 Ok(t) => threads.push(t),
                 // Without threads at all, the barriers cannot open; nothing sensible remains
@@ -148,7 +149,8 @@ impl VcpuSet {
     /// Stops every vCPU thread and joins them (the caller set `stop`, or sets it now).
     pub fn stop(self) {
         self.shared.stop.store(true, Ordering::Release);
-        vcpu::stop_threads(self.threads);
+        // The vCPUs close after the last thread is gone (see `vcpu::thread_main`).
+        drop(vcpu::stop_threads(self.threads));
     }
 }
 
@@ -164,10 +166,16 @@ fn spawn_one(
     start: &Arc<Barrier>,
     errors: &Arc<Mutex<Vec<VcpuError>>>,
     seccomp: Option<&'static BpfProgram>,
-) -> Result<JoinHandle<()>, VcpuError> {
+) -> Result<JoinHandle<Option<VcpuFd>>, VcpuError> {
     let vcpu = vm
         .create_vcpu(u64::from(index))
         .map_err(|e| VcpuError::Create(index, e))?;
+    if index == 0 {
+        // Every vCPU has the same TSC frequency: one ioctl instead of one per vCPU. Stored
+        // before any vCPU thread exists (spawning orders it before their loads).
+        let khz = vcpu.get_tsc_khz().unwrap_or(0);
+        shared.tsc_khz.store(khz, Ordering::Relaxed);
+    }
     let spec = VcpuSpec {
         index,
         count,
@@ -183,6 +191,6 @@ fn spawn_one(
     std::thread::Builder::new()
         .name(format!("vcpu{index}"))
         .stack_size(VCPU_STACK_SIZE)
-        .spawn(move || vcpu::thread_main(spec))
+        .spawn(move || Some(vcpu::thread_main(spec)))
         .map_err(|e| VcpuError::Spawn(index, e))
 }
