@@ -43,12 +43,12 @@ fn main() -> ExitCode {
         })
         .collect();
     let qemu = (!args.no_qemu).then(qemu::find).flatten();
-    let qemu_counts: Vec<u32> = match &qemu {
+    // (sipi's count, QEMU's count)
+    let qemu_counts: Vec<(u32, u32)> = match &qemu {
         Some(_) => args
             .counts
             .iter()
-            .copied()
-            .filter(|n| *n <= qemu::MAX_VCPUS)
+            .filter_map(|n| qemu::peer_count(*n).map(|q| (*n, q)))
             .collect(),
         None => Vec::new(),
     };
@@ -71,7 +71,7 @@ fn main() -> ExitCode {
             bar.inc(1);
         }
         if let Some(q) = &qemu {
-            for (i, n) in qemu_counts.iter().enumerate() {
+            for (i, (_, n)) in qemu_counts.iter().enumerate() {
                 bar.set_message(format!("run {}: QEMU {n} vCPUs", run + 1));
                 let tsc_khz = samples
                     .iter()
@@ -95,7 +95,7 @@ fn main() -> ExitCode {
     let qemu_rows: Vec<qemu::QemuCell> = qemu_counts
         .iter()
         .zip(&qemu_samples)
-        .filter_map(|(n, v)| qemu::QemuCell::from_samples(*n, v))
+        .filter_map(|((n, q), v)| qemu::QemuCell::from_samples(*n, *q, v))
         .collect();
     let qemu_note = match (&qemu, args.no_qemu) {
         (_, true) => Some("Not run (--no-qemu)."),

@@ -113,10 +113,15 @@ pub fn markdown(rows: &[Cell], qemu: &[QemuCell], runs: u32, qemu_note: Option<&
                 .iter()
                 .find(|c| c.vcpus == q.vcpus && c.strategy == Strategy::Parallel)
                 .map(|c| c.wall_us);
+            let count = if q.qemu_vcpus == q.vcpus {
+                q.vcpus.to_string()
+            } else {
+                format!("{} (QEMU {}, its pc machine's most)", q.vcpus, q.qemu_vcpus)
+            };
             let _ = writeln!(
                 s,
                 "| {} | {:.1} | {} | {} | {} |",
-                q.vcpus,
+                count,
                 q.wall_us / 1000.0,
                 num(q.bringup_us),
                 sipi.map_or("-".into(), |w| format!("{:.1}", w / 1000.0)),

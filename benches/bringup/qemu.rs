@@ -10,6 +10,16 @@ use crate::stats::median;
 /// QEMU's pc machine supports at most this many vCPUs with our guest's xAPIC-era ACPI.
 pub const MAX_VCPUS: u32 = 255;
 
+/// The vCPU count QEMU boots to compare with sipi at `vcpus`: the same, or [`MAX_VCPUS`] for
+/// 256 (the closest QEMU's pc machine comes); None above that.
+pub fn peer_count(vcpus: u32) -> Option<u32> {
+    match vcpus {
+        n if n <= MAX_VCPUS => Some(n),
+        256 => Some(MAX_VCPUS),
+        _ => None,
+    }
+}
+
 /// One QEMU boot.
 #[derive(Debug, Clone, Default)]
 pub struct QemuSample {
@@ -20,16 +30,20 @@ pub struct QemuSample {
 /// One vCPU count under QEMU.
 #[derive(Debug, Clone)]
 pub struct QemuCell {
+    /// The sipi count it is compared with.
     pub vcpus: u32,
+    /// The count QEMU booted (see [`peer_count`]).
+    pub qemu_vcpus: u32,
     pub wall_us: f64,
     pub bringup_us: f64,
 }
 
 impl QemuCell {
     /// Medians over runs; None without samples.
-    pub fn from_samples(vcpus: u32, s: &[QemuSample]) -> Option<Self> {
+    pub fn from_samples(vcpus: u32, qemu_vcpus: u32, s: &[QemuSample]) -> Option<Self> {
         (!s.is_empty()).then(|| QemuCell {
             vcpus,
+            qemu_vcpus,
             wall_us: median(&s.iter().map(|x| x.wall_us).collect::<Vec<_>>()),
             bringup_us: median(&s.iter().map(|x| x.bringup_us).collect::<Vec<_>>()),
         })
