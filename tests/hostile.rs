@@ -229,6 +229,52 @@ fn report_port_abuse_is_a_bad_report() {
 }
 
 #[test]
+fn console_doorbell_abuse_is_refused_logged_once_and_survived() {
+    if !kvm_available() {
+        return;
+    }
+    const CONSOLE_PORT: u16 = firmware::layout::CONSOLE_PORT;
+    let record = |off: usize| BASE as u32 + (REPORT_OFFSET + off) as u32;
+    let ring = |code: Code, addr: u32| code.mov_eax(addr).mov_dx(CONSOLE_PORT).out();
+    // Outside memory, misaligned, too long; then a good record, which must still be printed.
+    let mut code = ring(Code::default(), 0xFFFF_FFF0);
+    code = ring(code, record(2));
+    code = ring(code, record(0));
+    code = ring(code, record(16));
+    let mut data = (firmware::layout::CONSOLE_MAX_LEN + 1)
+        .to_le_bytes()
+        .to_vec();
+    data.resize(16, 0);
+    data.extend_from_slice(&9u32.to_le_bytes());
+    data.extend_from_slice(b"console!\n");
+    let dir = tempdir();
+    let k = write_file(dir.path(), "k.elf", &code.exit(0).with_report(&data));
+    let console = dir.path().join("console.txt");
+    let out = vmm(&[
+        "--kernel",
+        k.to_str().unwrap(),
+        "--entry",
+        "long",
+        "--vcpus",
+        "1",
+        "--timeout",
+        "20",
+        "--console",
+        console.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let refused: Vec<&str> = stderr.lines().filter(|l| l.contains("0x708")).collect();
+    assert_eq!(refused.len(), 1, "logged once: {stderr}");
+    assert!(refused[0].contains("refused"), "{stderr}");
+    let text = std::fs::read_to_string(&console).expect("console file");
+    assert_eq!(
+        text, "console!\n",
+        "only the good record reaches the console"
+    );
+}
+
+#[test]
 fn a_doorbell_flood_is_counted_not_obeyed() {
     if !kvm_available() {
         return;
