@@ -123,11 +123,16 @@ fn report(edit: impl FnOnce(&mut BootSummary, &mut Vec<CpuRecord>)) -> Vec<u8> {
     buf
 }
 
-/// Boots `image` with 1 vCPU; returns the output.
+/// Boots `image` with 1 vCPU, quietly; returns the output.
 fn run(image: &[u8]) -> std::process::Output {
+    run_with(image, &["--quiet"])
+}
+
+/// Boots `image` with 1 vCPU and `extra` options; returns the output.
+fn run_with(image: &[u8], extra: &[&str]) -> std::process::Output {
     let dir = tempdir();
     let k = write_file(dir.path(), "k.elf", image);
-    vmm(&[
+    let mut args = vec![
         "--kernel",
         k.to_str().unwrap(),
         "--entry",
@@ -136,8 +141,9 @@ fn run(image: &[u8]) -> std::process::Output {
         "1",
         "--timeout",
         "20",
-        "--quiet",
-    ])
+    ];
+    args.extend_from_slice(extra);
+    vmm(&args)
 }
 
 #[test]
@@ -248,20 +254,11 @@ fn console_doorbell_abuse_is_refused_logged_once_and_survived() {
     data.extend_from_slice(&9u32.to_le_bytes());
     data.extend_from_slice(b"console!\n");
     let dir = tempdir();
-    let k = write_file(dir.path(), "k.elf", &code.exit(0).with_report(&data));
     let console = dir.path().join("console.txt");
-    let out = vmm(&[
-        "--kernel",
-        k.to_str().unwrap(),
-        "--entry",
-        "long",
-        "--vcpus",
-        "1",
-        "--timeout",
-        "20",
-        "--console",
-        console.to_str().unwrap(),
-    ]);
+    let out = run_with(
+        &code.exit(0).with_report(&data),
+        &["--console", console.to_str().unwrap()],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let refused: Vec<&str> = stderr.lines().filter(|l| l.contains("0x708")).collect();

@@ -61,6 +61,7 @@ use firmware::layout::{AP_FLOOR_PRESENT_OFFSET, AP_FLOOR_STAMPS_OFFSET, AP_FLOOR
 use firmware::report::{ApPhase, CPU_FLAG_BSP, CpuState, TscSyncSummary};
 
 use crate::apic::{Destination, Ipi, LocalApic, Mode};
+use crate::batch::{self, Batch};
 use crate::bootinfo::BootInfo;
 use crate::cpu;
 use crate::cpus::{self, APIC_ID_LIMIT, CAPACITY};
@@ -105,10 +106,6 @@ pub struct Outcome {
 static STARTING: Global<[u16; CAPACITY]> = Global::new([0; CAPACITY]);
 /// The slots of the APs that arrived at the parallel TSC test (BSP only).
 static ARRIVED: Global<[u16; CAPACITY]> = Global::new([0; CAPACITY]);
-/// Scratch for [`Plan::kick_each`]: the APIC IDs of one batch (BSP only).
-static KICK_IDS: Global<[u32; CAPACITY]> = Global::new([0; CAPACITY]);
-/// Scratch for [`Plan::kick_each`]: the TSC before each INIT of one batch (BSP only).
-static KICK_STAMPS: Global<[u64; CAPACITY]> = Global::new([0; CAPACITY]);
 
 /// Brings the APs up as `options` say, with the BSP's enabled local APIC `apic`, runs the TSC
 /// check between their per-CPU init and online (`sipi.tsc_sync`, see [`crate::tsc_sync`]), and
@@ -335,18 +332,11 @@ impl Plan {
     fn kick_each(&self, slots: &[u16], stamp: bool) {
         if self.init_delay_us == 0 {
             // One batch: one supervisor call in x2APIC mode.
-            // SAFETY: only the BSP uses the kick scratch arrays, and only here.
-            let (ids, stamps) = unsafe { (&mut *KICK_IDS.get(), &mut *KICK_STAMPS.get()) };
-            let (ids, stamps) = (&mut ids[..slots.len()], &mut stamps[..slots.len()]);
-            for (id, slot) in ids.iter_mut().zip(slots) {
-                *id = cpus::apic_id(usize::from(*slot));
-            }
-            self.apic.kick(ids, stamps);
-            if stamp {
-                for (slot, tsc) in slots.iter().zip(stamps.iter()) {
-                    cpus::set_stamp(usize::from(*slot), ApPhase::Kick, *tsc);
+            batch::send(self.apic, Batch::Kick, slots, |slot, tsc| {
+                if stamp {
+                    cpus::set_stamp(slot, ApPhase::Kick, tsc);
                 }
-            }
+            });
             return;
         }
         for slot in slots.iter().map(|s| usize::from(*s)) {

@@ -32,6 +32,7 @@
 mod acpi;
 mod ap;
 mod apic;
+mod batch;
 mod boot;
 mod bootinfo;
 mod bringup;

@@ -32,6 +32,7 @@ use firmware::cmdline::{GuestOptions, Scenario, Teardown};
 use firmware::report::{CpuState, Round, TeardownRecord};
 
 use crate::apic::{Destination, Ipi, LocalApic};
+use crate::batch::{self, Batch};
 use crate::bringup::{self, DEADLINE_BASE_US, DEADLINE_PER_AP_US, DEADLINE_PER_CPU_US};
 use crate::cpu;
 use crate::cpus::{self, CAPACITY};
@@ -59,9 +60,6 @@ static TEARDOWN: Global<[TeardownRecord; CAPACITY]> = Global::new(
         init: 0,
     }; CAPACITY],
 );
-/// Scratch for one batch of INITs: APIC IDs and the TSC before each (BSP only).
-static INIT_IDS: Global<[u32; CAPACITY]> = Global::new([0; CAPACITY]);
-static INIT_STAMPS: Global<[u64; CAPACITY]> = Global::new([0; CAPACITY]);
 /// The slots of the APs the scenario takes down and brings up (BSP only).
 static ONLINE: Global<[u16; CAPACITY]> = Global::new([0; CAPACITY]);
 /// The rounds of the scenario (BSP only).
@@ -236,19 +234,11 @@ fn wait_parked(apic: LocalApic, tsc: Tsc, slots: &[u16]) -> u32 {
 /// INITs the APs of `slots` in one batch (parking them in wait-for-SIPI), stamps `init`, and
 /// clears their requests for the next time they come online.
 fn park(apic: LocalApic, slots: &[u16]) {
-    // SAFETY: only the BSP uses the INIT scratch arrays, and only here.
-    let (ids, stamps) = unsafe { (&mut *INIT_IDS.get(), &mut *INIT_STAMPS.get()) };
-    let (ids, stamps) = (&mut ids[..slots.len()], &mut stamps[..slots.len()]);
-    for (id, slot) in ids.iter_mut().zip(slots) {
-        *id = cpus::apic_id(usize::from(*slot));
-    }
-    apic.park(ids, stamps);
-    for (slot, tsc) in slots.iter().zip(stamps.iter()) {
-        let slot = usize::from(*slot);
+    batch::send(apic, Batch::Init, slots, |slot, tsc| {
         // SAFETY: `init` is written only by the BSP (the caller); the AP is reset now.
-        unsafe { (&raw mut (*record(slot)).init).write_volatile(*tsc) };
+        unsafe { (&raw mut (*record(slot)).init).write_volatile(tsc) };
         REQUEST[slot].store(0, Ordering::Release);
-    }
+    });
 }
 
 /// What the whole scenario did, for the report.

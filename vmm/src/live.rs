@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use firmware::bytes::u64_at;
 use firmware::layout::LIVE_STATE_ADDR;
 use firmware::report::decode::cpu_record;
 use firmware::report::live::{self, LiveError, LIVE_STATE_SIZE};
@@ -93,11 +94,7 @@ pub fn read(mem: &GuestMemoryMmap, vcpus: u32) -> Result<Reached, LiveReadError>
         stuck: Vec::new(),
     };
     for phase in BspPhase::ALL {
-        let at = phase as usize * 8;
-        let tsc = stamps
-            .get(at..at + 8)
-            .and_then(|b| b.try_into().ok())
-            .map_or(0, u64::from_le_bytes);
+        let tsc = u64_at(&stamps, phase as usize * 8).unwrap_or(0);
         if tsc != 0 {
             r.bsp_stamps.insert(phase.name(), tsc);
             r.bsp_phase = Some(phase.name());

@@ -18,6 +18,7 @@ use super::{
     violation, violations,
 };
 use crate::apic::{Destination, Ipi, LocalApic};
+use crate::batch::{self, Batch};
 use crate::bringup::{DEADLINE_BASE_US, DEADLINE_PER_AP_US, DEADLINE_PER_CPU_US, MAX_RETRIES};
 use crate::cpu;
 use crate::cpus::{self, CAPACITY};
@@ -35,15 +36,6 @@ const MAX_NUDGES: u32 = 3;
 /// Extra doublings of patience for an AP that called in after its STARTUP but is not online
 /// yet (it is slow, not lost: another INIT would only start it over).
 const EXTRA_PATIENCE: u32 = 3;
-
-/// The IPIs of a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Batch {
-    /// INIT, STARTUP, STARTUP: start the AP.
-    Kick,
-    /// INIT: park it in wait-for-SIPI.
-    Init,
-}
 
 /// Where an AP of the torture is, as the BSP sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,9 +89,6 @@ static LATENCY: Global<[u64; MAX_OPS]> = Global::new([0; MAX_OPS]);
 /// The slots of one batch of kicks, and of one batch of INITs (BSP only).
 static KICKS: Global<[u16; CAPACITY]> = Global::new([0; CAPACITY]);
 static PARKS: Global<[u16; CAPACITY]> = Global::new([0; CAPACITY]);
-/// The APIC IDs and stamps of the batch being sent (BSP only).
-static BATCH_IDS: Global<[u32; CAPACITY]> = Global::new([0; CAPACITY]);
-static BATCH_STAMPS: Global<[u64; CAPACITY]> = Global::new([0; CAPACITY]);
 
 /// What the torture did.
 #[derive(Debug, Clone, Copy, Default)]
@@ -320,28 +309,9 @@ impl Controller<'_> {
                 n += 1;
             }
         }
-        let stamps = self.send(Batch::Kick, &kicks[..n]);
-        for (s, t) in kicks[..n].iter().zip(stamps) {
-            cpus::set_stamp(usize::from(*s), ApPhase::Kick, *t);
-        }
-    }
-
-    /// Sends `batch` to the APs of `slots` in one go; returns the TSC before each one's INIT.
-    fn send(&self, batch: Batch, slots: &[u16]) -> &[u64] {
-        // SAFETY: only the BSP uses the ID and stamp scratch arrays, and only here; the stamps
-        // are read before the next call.
-        let (ids, stamps) = unsafe { (&mut *BATCH_IDS.get(), &mut *BATCH_STAMPS.get()) };
-        let (ids, stamps) = (&mut ids[..slots.len()], &mut stamps[..slots.len()]);
-        for (id, s) in ids.iter_mut().zip(slots) {
-            *id = cpus::apic_id(usize::from(*s));
-        }
-        if !slots.is_empty() {
-            match batch {
-                Batch::Kick => self.apic.kick(ids, stamps),
-                Batch::Init => self.apic.park(ids, stamps),
-            }
-        }
-        stamps
+        batch::send(self.apic, Batch::Kick, &kicks[..n], |s, tsc| {
+            cpus::set_stamp(s, ApPhase::Kick, tsc);
+        });
     }
 
     /// Moves the grace-period machine on: without the barrier (test only), every AP out of the
@@ -455,7 +425,7 @@ impl Controller<'_> {
                 _ => {}
             }
         }
-        self.send(Batch::Init, &parks[..parked]);
+        batch::send(self.apic, Batch::Init, &parks[..parked], |_, _| {});
         for s in parks[..parked].iter().map(|s| usize::from(*s)) {
             if cpus::state(s) == CpuState::Offline as u8 {
                 self.complete(s, cpu::rdtsc());
@@ -466,7 +436,7 @@ impl Controller<'_> {
                 self.give_up(s);
             }
         }
-        self.send(Batch::Kick, &kicks[..rekicks]);
+        batch::send(self.apic, Batch::Kick, &kicks[..rekicks], |_, _| {});
     }
 
     /// Records the latency of the operation on `slot`, finished at `now`.
