@@ -114,6 +114,7 @@ fn main() -> ExitCode {
                     mode,
                     changes_per_transaction: args.per_transaction,
                     kvm_device: "/dev/kvm".into(),
+                    seccomp: !vmm::seccomp::disabled(),
                 };
                 match memslot_burst::run(&cfg) {
                     Ok(r) if r.error.is_none() => match mode {

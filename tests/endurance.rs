@@ -9,28 +9,15 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use common::*;
-use vmm::cli::EntryMode;
-use vmm::exit::Status;
-use vmm::vm::{boot, BootConfig, KernelSource};
+use vmm::config::VmConfig;
+use vmm::report::BootOutcome;
+use vmm::status::Status;
+use vmm::vm::boot;
 
 /// Boots the embedded guest in this process.
-fn boot_in_process(vcpus: u32) -> vmm::vm::BootResult {
-    let mut cmdline = String::new();
-    firmware::cmdline::GuestOptions::default()
-        .write(&mut cmdline)
-        .expect("writing to a String");
-    let cfg = BootConfig {
-        vcpus,
-        memory: 64 << 20,
-        kernel: KernelSource::Embedded,
-        cmdline,
-        timeout: Some(Duration::from_secs(30)),
-        entry: EntryMode::Auto,
-        kvm_device: "/dev/kvm".into(),
-        console: Box::new(std::io::sink()),
-        quiet: true,
-        tsc_skew: None,
-    };
+fn boot_in_process(vcpus: u32) -> BootOutcome {
+    let mut cfg = VmConfig::new(vcpus, 64 << 20);
+    cfg.timeout = Some(Duration::from_secs(30));
     boot(cfg).unwrap_or_else(|e| panic!("boot failed: {}", vmm::error_line(&e)))
 }
 
@@ -73,7 +60,7 @@ fn two_hundred_boots_of_64_vcpus_leak_nothing() {
     for i in 0..200 {
         let r = boot_in_process(64);
         assert_eq!(r.status, Status::Ok, "boot {i}: {:?}", r.error);
-        assert_eq!(r.json.online, 64, "boot {i}");
+        assert_eq!(r.online, 64, "boot {i}");
     }
     assert_eq!(open_fds(), fds, "file descriptors leaked over 200 boots");
     let grown = rss_kib().saturating_sub(rss);

@@ -23,7 +23,10 @@ fn burst_vm(vcpus: u32) -> Option<BurstVm> {
     if !common::kvm_available() {
         return None;
     }
-    Some(BurstVm::new(Path::new("/dev/kvm"), vcpus).expect("cannot set up the burst VM"))
+    Some(
+        BurstVm::new(Path::new("/dev/kvm"), vcpus, !vmm::seccomp::disabled())
+            .expect("cannot set up the burst VM"),
+    )
 }
 
 /// Window page `p` (guest address and pool offset `BURST_WINDOW_BASE + p * 4 KiB`).

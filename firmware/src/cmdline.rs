@@ -6,6 +6,9 @@
 
 use core::fmt::{self, Write};
 
+/// The prefix of sipi's own words on the kernel command line.
+pub const SIPI_OPTION_PREFIX: &str = "sipi.";
+
 /// Defines a `#[repr(u8)]` option enum together with its words on the command line, CLI and
 /// JSON: `ALL` (every value, in order), `name`, `from_name` and `from_u8` (the report byte).
 macro_rules! word_enum {
@@ -230,7 +233,7 @@ impl GuestOptions {
     pub fn parse(cmdline: &str) -> Result<Self, CmdlineError> {
         let mut o = Self::default();
         for word in cmdline.split_ascii_whitespace() {
-            let Some(opt) = word.strip_prefix("sipi.") else {
+            let Some(opt) = word.strip_prefix(SIPI_OPTION_PREFIX) else {
                 continue;
             };
             let (key, value) = opt.split_once('=').unwrap_or((opt, ""));

@@ -109,6 +109,9 @@ pub const ACPI_TABLES_END: u64 = BIOS_AREA_END;
 /// Lowest address a kernel segment may be loaded at (the first byte above the BIOS area).
 pub const KERNEL_MIN_ADDR: u64 = 0x10_0000;
 
+/// Where KVM puts the three-page TSS it needs for real-mode emulation on Intel
+/// (KVM_SET_TSS_ADDR): inside the MMIO hole, below the IOAPIC, where Firecracker and QEMU put it.
+pub const KVM_TSS_ADDR: u64 = 0xFFFB_D000;
 /// Start of the 32-bit MMIO hole (IOAPIC, local APIC); RAM beyond this moves above 4 GiB.
 pub const MMIO_HOLE_START: u64 = 0xC000_0000;
 /// End of the 32-bit MMIO hole.

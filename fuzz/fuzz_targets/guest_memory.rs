@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
         let records = 0x10_0000;
         let n = (data.len() - 53).min(MEMORY - records);
         let _ = mem.write_slice(&data[53..53 + n], GuestAddress(records as u64));
-        if let Ok(r) = vmm::live::read(mem, vcpus) {
+        if let Ok(r) = vmm::report::live::read(mem, vcpus) {
             assert!(r.online <= r.cpus && r.cpus <= vcpus);
             let _ = r.summary();
         }

@@ -7,9 +7,10 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let Some((&vcpus, bytes)) = data.split_first() else { return };
     let vcpus = u32::from(vcpus) + 1;
-    if let Ok(firmware::report::decode::Report::Boot(b)) = vmm::report::decode(bytes, vcpus) {
-        let stats = vmm::phases::bringup_stats(&b);
-        let _ = vmm::phases::render(&stats, 2_000_000, true, 5);
-        let _ = vmm::report::boot_json(&b, &stats, 2_000_000);
+    let topology = vmm::arch::x86_64::topology::Topology::new(vcpus);
+    if let Ok(firmware::report::decode::Report::Boot(b)) = vmm::report::decode(bytes, topology) {
+        let stats = vmm::report::stats::bringup_stats(&b);
+        let _ = vmm::report::stats::render(&stats, 2_000_000, true, 5);
+        let _ = vmm::report::json::boot_json(&b, &stats, 2_000_000);
     }
 });

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::error::ErrorKind;
 use clap::Parser;
 use vmm::cli::Cli;
-use vmm::exit::Status;
+use vmm::status::Status;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -23,5 +23,5 @@ fn main() -> ExitCode {
             return ExitCode::from(Status::Usage.code());
         }
     };
-    ExitCode::from(vmm::run(&cli).code())
+    ExitCode::from(vmm::cli::run(&cli).code())
 }

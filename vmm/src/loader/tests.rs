@@ -3,7 +3,6 @@
 
 use super::elf::*;
 use super::*;
-use crate::cli::EntryMode;
 use firmware::multiboot::{
     MULTIBOOT_AOUT_KLUDGE, MULTIBOOT_HEADER_MAGIC, MULTIBOOT_MEMORY_INFO, MULTIBOOT_PAGE_ALIGN,
 };

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use firmware::layout::KVM_TSS_ADDR;
 use kvm_ioctls::VmFd;
 use vm_memory::{Bytes, MmapRegion, VolatileMemory};
 
@@ -36,11 +37,11 @@ pub type BurstMap = MemoryMap<KvmMemslots<Arc<VmFd>>>;
 /// A VM whose vCPUs keep touching their RAM while its memory map changes.
 pub struct BurstVm {
     // Fields drop in this order: the vCPU threads are stopped and joined (closing the vCPU
-    // fds), the map deletes its slots, the VM fd is closed, and only then is the pool unmapped.
+    // fds), the map deletes its slots and closes the VM fd (it holds the last reference), and
+    // only then is the pool unmapped.
     vcpus: GuestVcpus,
     /// The memory map: RAM's region, and whatever the burst adds.
     pub map: BurstMap,
-    vm: Arc<VmFd>,
     pool: Arc<MmapRegion>,
     nr_memslots: u32,
 }
@@ -49,7 +50,7 @@ impl BurstVm {
     /// Opens `kvm_device`, creates the VM, maps RAM through the memory map (one transaction,
     /// one slot), and starts `vcpus` vCPUs; returns once every vCPU has run its loop. The
     /// sink's statistics are cleared, so they count from here.
-    pub fn new(kvm_device: &Path, vcpus: u32) -> Result<Self, BurstError> {
+    pub fn new(kvm_device: &Path, vcpus: u32, seccomp: bool) -> Result<Self, BurstError> {
         let host = KvmHost::open(kvm_device)?;
         let max = host.max_vcpus.min(GUEST_MAX_VCPUS);
         if vcpus > max {
@@ -63,7 +64,7 @@ impl BurstVm {
                 .create_vm()
                 .map_err(|e| BurstError::VmIoctl("create the VM", e))?,
         );
-        vm.set_tss_address(crate::vm::KVM_TSS_ADDRESS)
+        vm.set_tss_address(KVM_TSS_ADDR as usize)
             .map_err(|e| BurstError::VmIoctl("set the TSS address", e))?;
         let mmu_pages = BURST_MMU_PAGES_MIN.max(BURST_MMU_PAGES_PER_VCPU * u64::from(vcpus));
         // SAFETY: KVM_SET_NR_MMU_PAGES takes its argument by value and touches no user memory.
@@ -92,11 +93,14 @@ impl BurstVm {
             RegionFlags::NONE,
         ))?;
         txn.commit()?;
-        let vcpus = GuestVcpus::start(&vm, vcpus)?;
+        let filter = match seccomp {
+            true => Some(crate::seccomp::vcpu_filter()?),
+            false => None,
+        };
+        let vcpus = GuestVcpus::start(&vm, vcpus, filter)?;
         let burst = Self {
             vcpus,
             map,
-            vm,
             pool,
             nr_memslots: host.nr_memslots,
         };
@@ -109,11 +113,6 @@ impl BurstVm {
     /// The host mapping behind RAM and the burst window.
     pub fn pool(&self) -> &Arc<MmapRegion> {
         &self.pool
-    }
-
-    /// The VM fd (borrowed only: the VM must not outlive the pool).
-    pub fn vm_fd(&self) -> &VmFd {
-        &self.vm
     }
 
     /// KVM_CAP_NR_MEMSLOTS.

@@ -1,8 +1,9 @@
 //! Why a burst could not run.
 
-use crate::exit::Status;
 use crate::kvm::KvmError;
 use crate::memory::MapError;
+use crate::seccomp::SeccompError;
+use crate::status::Status;
 
 /// Why the burst VM could not be set up or the burst could not be applied.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,9 @@ pub enum BurstError {
     /// The memory map refused a change, or KVM refused a slot.
     #[error(transparent)]
     Map(#[from] MapError),
+    /// The vCPU threads' seccomp filter could not be built.
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
     /// A vCPU did not get through its loop in time.
     #[error("vCPU {vcpu} did not run its guest loop within {secs} s")]
     Stalled { vcpu: u32, secs: u64 },

@@ -40,7 +40,7 @@ pub use naive::NaiveSlots;
 pub use report::{percentile, render, BurstReport, LatencyUs};
 pub use vcpus::GuestFailure;
 
-use crate::exit::Status;
+use crate::status::Status;
 use workload::BURST_WINDOW_BASE;
 
 /// How the changes reach KVM.
@@ -75,13 +75,15 @@ pub struct BurstConfig {
     pub changes_per_transaction: Option<u32>,
     /// The KVM device.
     pub kvm_device: PathBuf,
+    /// Confine the vCPU threads with the vCPU seccomp filter (off with `SIPI_NO_SECCOMP=1`).
+    pub seccomp: bool,
 }
 
 /// Sets up the VM, applies the burst, checks the vCPUs, and reports.
 pub fn run(cfg: &BurstConfig) -> Result<BurstReport, BurstError> {
     let n = u64::from(cfg.changes);
     let per_transaction = cfg.changes_per_transaction.map_or(n, u64::from).max(1);
-    let mut vm = BurstVm::new(&cfg.kvm_device, cfg.vcpus)?;
+    let mut vm = BurstVm::new(&cfg.kvm_device, cfg.vcpus, cfg.seccomp)?;
     let before = vm.counters();
     let (wall, transactions, burst_slots, stats) = match cfg.mode {
         Mode::Naive => {

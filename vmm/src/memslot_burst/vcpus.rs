@@ -1,18 +1,20 @@
-//! The vCPU threads of the burst VM: each runs the guest loop until stopped, and records what
-//! went wrong if its memory ever did.
+//! The vCPU threads of the burst VM: each runs the guest loop on the VMM's one run loop
+//! (kicks through `immediate_exit`, the vCPU seccomp filter), and records what went wrong if
+//! its memory ever did.
 
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use firmware::layout::EXIT_PORT;
-use kvm_ioctls::{VcpuExit, VcpuFd, VmFd};
+use kvm_ioctls::{VcpuFd, VmFd};
+use seccompiler::BpfProgram;
 
 use super::error::BurstError;
 use super::guest::{self, STATUS_COUNTER_MISMATCH, STATUS_PATTERN_MISMATCH};
-
-/// Stack size of a burst vCPU thread (the loop needs little; 64 threads or more may exist).
-const VCPU_STACK_SIZE: usize = 128 << 10;
+use crate::vcpu::set::VCPU_STACK_SIZE;
+use crate::vcpu::{kick, run_loop, ExitHandler, Outcome};
 
 /// What a vCPU saw go wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,6 +33,7 @@ pub enum GuestFailure {
     Stopped { vcpu: u32, what: String },
 }
 
+/// The burst VM's exit handler: every exit but a kick is a failure that stops its vCPU.
 #[derive(Default)]
 struct Shared {
     stop: AtomicBool,
@@ -38,31 +41,96 @@ struct Shared {
 }
 
 impl Shared {
-    fn fail(&self, f: GuestFailure) {
+    fn fail(&self, f: GuestFailure) -> ControlFlow<()> {
         if let Ok(mut v) = self.failures.lock() {
             v.push(f);
         }
+        ControlFlow::Break(())
+    }
+
+    fn unexpected(&self, vcpu: u32, what: String) -> ControlFlow<()> {
+        self.fail(GuestFailure::Stopped { vcpu, what })
+    }
+}
+
+impl ExitHandler for Shared {
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    fn io_out(&self, vcpu: u32, port: u16, data: &[u8]) -> ControlFlow<()> {
+        if port != EXIT_PORT {
+            return self.unexpected(vcpu, format!("unexpected port write to {port:#x}"));
+        }
+        let mut status = [0u8; 4];
+        let n = data.len().min(4);
+        status[..n].copy_from_slice(&data[..n]);
+        self.fail(match u32::from_le_bytes(status) {
+            STATUS_COUNTER_MISMATCH => GuestFailure::CounterMismatch(vcpu),
+            STATUS_PATTERN_MISMATCH => GuestFailure::PatternMismatch(vcpu),
+            s => GuestFailure::Stopped {
+                vcpu,
+                what: format!("unknown status {s} on the exit port"),
+            },
+        })
+    }
+
+    fn io_in(&self, vcpu: u32, port: u16, _data: &mut [u8]) -> ControlFlow<()> {
+        self.unexpected(vcpu, format!("unexpected port read of {port:#x}"))
+    }
+
+    fn mmio_read(&self, vcpu: u32, addr: u64, _data: &mut [u8]) -> ControlFlow<()> {
+        self.fail(GuestFailure::MemoryVanished { vcpu, addr })
+    }
+
+    fn mmio_write(&self, vcpu: u32, addr: u64, _data: &[u8]) -> ControlFlow<()> {
+        self.fail(GuestFailure::MemoryVanished { vcpu, addr })
+    }
+
+    fn ended(&self, outcome: Outcome) -> ControlFlow<()> {
+        let (vcpu, what) = match outcome {
+            Outcome::VcpuFailed { vcpu, message } => (vcpu, message),
+            Outcome::TripleFault { vcpu, rip } => (vcpu, format!("triple fault at RIP {rip:#x}")),
+            Outcome::InternalError {
+                vcpu,
+                suberror,
+                rip,
+            } => (
+                vcpu,
+                format!("KVM internal error (suberror {suberror}) at RIP {rip:#x}"),
+            ),
+            Outcome::FailEntry { vcpu, reason } => {
+                (vcpu, format!("VM entry failed (reason {reason:#x})"))
+            }
+            Outcome::SystemEvent { vcpu, kind } => (vcpu, format!("system event of type {kind}")),
+            Outcome::Stop { vcpu, event } => (vcpu, format!("device event {event:?}")),
+        };
+        self.unexpected(vcpu, what)
     }
 }
 
 /// Running vCPU threads.
 pub struct GuestVcpus {
     count: u32,
-    threads: Vec<JoinHandle<()>>,
+    threads: Vec<JoinHandle<VcpuFd>>,
     shared: Arc<Shared>,
 }
 
 impl GuestVcpus {
     /// Creates `count` vCPUs of `vm`, puts each at the start of the guest loop, and starts a
-    /// thread running each.
-    pub fn start(vm: &VmFd, count: u32) -> Result<Self, BurstError> {
+    /// thread running each, confined by `seccomp` when given.
+    pub fn start(
+        vm: &VmFd,
+        count: u32,
+        seccomp: Option<&'static BpfProgram>,
+    ) -> Result<Self, BurstError> {
         let mut vcpus = Self {
             count,
             threads: Vec::with_capacity(count as usize),
             shared: Arc::default(),
         };
         for index in 0..count {
-            let vcpu = vm
+            let mut vcpu = vm
                 .create_vcpu(u64::from(index))
                 .map_err(|e| BurstError::Vcpu(index, e))?;
             guest::setup_vcpu(&vcpu, index).map_err(|e| BurstError::Vcpu(index, e))?;
@@ -70,7 +138,20 @@ impl GuestVcpus {
             let thread = std::thread::Builder::new()
                 .name(format!("burst-vcpu{index}"))
                 .stack_size(VCPU_STACK_SIZE)
-                .spawn(move || run(vcpu, index, &shared))
+                .spawn(move || {
+                    kick::signal();
+                    let confined = seccomp.map_or(Ok(()), crate::seccomp::install);
+                    match confined {
+                        Ok(()) => run_loop::run(&mut vcpu, index, &*shared),
+                        Err(e) => {
+                            let _ = shared.unexpected(
+                                index,
+                                format!("cannot confine its thread: {}", crate::error_line(&e)),
+                            );
+                        }
+                    }
+                    vcpu
+                })
                 .map_err(|e| BurstError::Spawn(index, e))?;
             vcpus.threads.push(thread);
         }
@@ -94,7 +175,7 @@ impl GuestVcpus {
     /// Stops and joins every thread; returns what went wrong.
     pub fn stop(&mut self) -> Vec<GuestFailure> {
         self.shared.stop.store(true, Ordering::Release);
-        crate::vcpu::stop_threads(std::mem::take(&mut self.threads));
+        drop(kick::stop_threads(std::mem::take(&mut self.threads)));
         self.failures()
     }
 }
@@ -103,45 +184,6 @@ impl Drop for GuestVcpus {
     fn drop(&mut self) {
         if !self.threads.is_empty() {
             self.stop();
-        }
-    }
-}
-
-/// The run loop of one vCPU.
-fn run(mut vcpu: VcpuFd, index: u32, shared: &Shared) {
-    while !shared.stop.load(Ordering::Acquire) {
-        let failure = match vcpu.run() {
-            Ok(VcpuExit::IoOut(EXIT_PORT, data)) => {
-                let mut status = [0u8; 4];
-                let n = data.len().min(4);
-                status[..n].copy_from_slice(&data[..n]);
-                Some(match u32::from_le_bytes(status) {
-                    STATUS_COUNTER_MISMATCH => GuestFailure::CounterMismatch(index),
-                    STATUS_PATTERN_MISMATCH => GuestFailure::PatternMismatch(index),
-                    s => GuestFailure::Stopped {
-                        vcpu: index,
-                        what: format!("unknown status {s} on the exit port"),
-                    },
-                })
-            }
-            Ok(VcpuExit::MmioRead(addr, _)) | Ok(VcpuExit::MmioWrite(addr, _)) => {
-                Some(GuestFailure::MemoryVanished { vcpu: index, addr })
-            }
-            Ok(VcpuExit::Intr) => None,
-            Ok(other) => Some(GuestFailure::Stopped {
-                vcpu: index,
-                what: format!("unexpected VM exit {other:?}"),
-            }),
-            // EINTR: a kick from stop(); EAGAIN: KVM asks to be called again.
-            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => None,
-            Err(e) => Some(GuestFailure::Stopped {
-                vcpu: index,
-                what: format!("KVM_RUN failed: {e}"),
-            }),
-        };
-        if let Some(f) = failure {
-            shared.fail(f);
-            return;
         }
     }
 }

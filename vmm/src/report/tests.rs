@@ -1,8 +1,15 @@
 //! Tests of the report checks, JSON and summary.
 
+use super::check::{decode, read};
+use super::json::*;
+use super::stats::*;
 use super::*;
+use crate::arch::x86_64::topology::Topology;
+use firmware::report::decode::Report;
 use firmware::report::encode::{write_boot_summary, write_cpu_record, write_scenario};
+use firmware::report::*;
 use firmware::report::{BootSummary, CpuRecord, ScenarioSummary, TscSyncSummary};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 /// A report of `cpus` with BSP `bsp`, no TSC check and no scenario.
 pub(super) fn report(cpus: &[CpuRecord], bsp: u32) -> Vec<u8> {
@@ -54,22 +61,22 @@ pub(super) fn cpu(apic_id: u32, bsp: bool) -> CpuRecord {
 #[test]
 fn accepts_a_consistent_report() {
     let buf = report(&[cpu(0, true), cpu(1, false)], 0);
-    let Report::Boot(b) = decode(&buf, 2).unwrap() else {
+    let Report::Boot(b) = decode(&buf, Topology::new(2)).unwrap() else {
         panic!("not a boot report")
     };
     assert_eq!(online(&b), 2);
-    let j = boot_json(&b, &crate::phases::bringup_stats(&b), 1_000_000);
+    let j = boot_json(&b, &bringup_stats(&b), 1_000_000);
     assert_eq!(j.cpus.len(), 2);
-    assert_eq!(
-        j.cpus[1].stamps.get("online").and_then(|v| v.as_u64()),
-        Some(200)
-    );
+    assert_eq!(j.cpus[1].stamps.get("online").copied(), Some(200));
 }
 
 #[test]
 fn catches_reports_that_disagree_with_the_vm() {
-    let err =
-        |cpus: &[CpuRecord], bsp, vcpus| decode(&report(cpus, bsp), vcpus).unwrap_err().to_string();
+    let err = |cpus: &[CpuRecord], bsp, vcpus| {
+        decode(&report(cpus, bsp), Topology::new(vcpus))
+            .unwrap_err()
+            .to_string()
+    };
     assert!(err(&[cpu(0, true), cpu(1, false)], 0, 1).contains("VM has 1"));
     assert!(err(&[cpu(0, true), cpu(7, false)], 0, 2).contains("APIC ID 7"));
     assert!(err(&[cpu(0, true), cpu(0, false)], 0, 2).contains("more than one"));
@@ -116,7 +123,7 @@ fn checked(mut r: CpuRecord) -> CpuRecord {
 fn a_tsc_check_that_found_nothing_is_synchronised() {
     let cpus = [checked(cpu(0, true)), checked(cpu(1, false))];
     let buf = report_with(&cpus, 0, tsc_summary(2, 0, 0));
-    let Report::Boot(b) = decode(&buf, 2).unwrap() else {
+    let Report::Boot(b) = decode(&buf, Topology::new(2)).unwrap() else {
         panic!("not a boot report")
     };
     let t = tsc_sync_json(&b, 1_000_000);
@@ -127,13 +134,13 @@ fn a_tsc_check_that_found_nothing_is_synchronised() {
     assert_eq!(t.us, Some(5.0));
     assert!(t.out_of_sync.is_empty() && t.tsc_adjust_supported);
     assert!(tsc_failure(&b).is_none());
-    let j = boot_json(&b, &crate::phases::bringup_stats(&b), 1_000_000);
+    let j = boot_json(&b, &bringup_stats(&b), 1_000_000);
     assert_eq!(j.cpus[1].tsc_adjust, Some(0));
     assert!(j.cpus[1].tsc_checked);
     assert!(j.phases.contains_key("tsc_sync"));
     // Without a check: nothing checked, and no verdict.
     let buf = report(&[cpu(0, true), cpu(1, false)], 0);
-    let Report::Boot(b) = decode(&buf, 2).unwrap() else {
+    let Report::Boot(b) = decode(&buf, Topology::new(2)).unwrap() else {
         panic!("not a boot report")
     };
     let t = tsc_sync_json(&b, 1_000_000);
@@ -155,7 +162,7 @@ fn a_cpu_out_of_sync_is_named_and_keeps_its_own_time_base() {
     skewed.tsc_warp = ahead;
     let cpus = [checked(cpu(0, true)), checked(cpu(1, false)), skewed];
     let buf = report_with(&cpus, 0, tsc_summary(1, ahead, 3));
-    let Report::Boot(b) = decode(&buf, 3).unwrap() else {
+    let Report::Boot(b) = decode(&buf, Topology::new(3)).unwrap() else {
         panic!("not a boot report")
     };
     let t = tsc_sync_json(&b, 1_000_000);
@@ -175,25 +182,37 @@ fn a_cpu_out_of_sync_is_named_and_keeps_its_own_time_base() {
     unflagged.flags &= !CPU_FLAG_TSC_OUT_OF_SYNC;
     unflagged.tsc_warp = 0;
     let cpus = [checked(cpu(0, true)), checked(cpu(1, false)), unflagged];
-    let err = decode(&report_with(&cpus, 0, tsc_summary(1, 0, 0)), 3).unwrap_err();
+    let err = decode(
+        &report_with(&cpus, 0, tsc_summary(1, 0, 0)),
+        Topology::new(3),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("bringup window"), "{err}");
     // Its own stamps must still be in order.
     let mut disordered = skewed;
     disordered.stamps[ApPhase::Online as usize] = 1;
     let cpus = [checked(cpu(0, true)), checked(cpu(1, false)), disordered];
-    let err = decode(&report_with(&cpus, 0, tsc_summary(1, ahead, 3)), 3).unwrap_err();
+    let err = decode(
+        &report_with(&cpus, 0, tsc_summary(1, ahead, 3)),
+        Topology::new(3),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("out of order"), "{err}");
 }
 
 #[test]
 fn catches_tsc_results_that_contradict_themselves() {
     let err = |cpus: &[CpuRecord], summary: BootSummary| {
-        decode(&report_with(cpus, 0, summary), 2)
+        decode(&report_with(cpus, 0, summary), Topology::new(2))
             .unwrap_err()
             .to_string()
     };
     let good = [checked(cpu(0, true)), checked(cpu(1, false))];
-    assert!(decode(&report_with(&good, 0, tsc_summary(2, 0, 0)), 2).is_ok());
+    assert!(decode(
+        &report_with(&good, 0, tsc_summary(2, 0, 0)),
+        Topology::new(2)
+    )
+    .is_ok());
     assert!(err(&good, tsc_summary(3, 0, 0)).contains("unknown TSC check 3"));
     assert!(err(&good, tsc_summary(0, 0, 0)).contains("without a TSC check"));
     assert!(err(&good, tsc_summary(2, 0, 4)).contains("maximum warp without warps"));

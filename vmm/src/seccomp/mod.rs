@@ -169,12 +169,9 @@ pub fn disabled() -> bool {
 }
 
 /// The filter for vCPU threads, built on the first call (make it on the main thread, before
-/// starting them), or None when `SIPI_NO_SECCOMP=1`.
-pub fn vcpu_filter() -> Result<Option<&'static BpfProgram>, SeccompError> {
-    if disabled() {
-        return Ok(None);
-    }
-    shared_filter().map(Some)
+/// starting them). Whether to use it is the configuration's choice (see [`disabled`]).
+pub fn vcpu_filter() -> Result<&'static BpfProgram, SeccompError> {
+    shared_filter()
 }
 
 /// Installs `filter` on the calling thread, for the rest of its life.
@@ -191,7 +188,7 @@ mod tests {
     use std::os::raw::{c_int, c_ulong};
 
     use super::*;
-    use crate::exit::Status;
+    use crate::status::Status;
 
     #[test]
     fn the_allowlist_keeps_out_what_a_vcpu_thread_never_needs() {

@@ -4,7 +4,7 @@
 
 use std::os::raw::{c_int, c_uint, c_void};
 
-use crate::exit::Status;
+use crate::status::Status;
 
 /// `si_code` of a SIGSYS raised by a seccomp filter (include/uapi/asm-generic/siginfo.h).
 const SYS_SECCOMP: c_int = 1;

@@ -7,9 +7,9 @@ use firmware::report::decode::BootReport;
 use firmware::report::{Violation, ViolationKind};
 use serde::Serialize;
 
-use super::super::cycles_to_us;
 use super::VIOLATIONS_SHOWN;
-use crate::phases::PhaseStats;
+use crate::report::stamps::cycles_to_us;
+use crate::report::stats::{self, PhaseStats};
 
 /// One round of a scenario in the JSON report.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -142,10 +142,10 @@ pub fn scenario_json(b: &BootReport<'_>, tsc_khz: u32) -> ScenarioJson {
         })
         .collect();
     let mut round_stats = BTreeMap::new();
-    if let Some(s) = crate::phases::stats(rounds.iter().map(|r| r.up_cycles).collect()) {
+    if let Some(s) = stats::stats(rounds.iter().map(|r| r.up_cycles).collect()) {
         round_stats.insert("up", s);
     }
-    if let Some(s) = crate::phases::stats(rounds.iter().map(|r| r.down_cycles).collect()) {
+    if let Some(s) = stats::stats(rounds.iter().map(|r| r.down_cycles).collect()) {
         round_stats.insert("down", s);
     }
     let teardown_cycles = sc.teardown_end.saturating_sub(sc.teardown_start);
@@ -166,7 +166,7 @@ pub fn scenario_json(b: &BootReport<'_>, tsc_khz: u32) -> ScenarioJson {
         parked: b.teardown().filter(|t| t.parked != 0).count() as u32,
         teardown_cycles,
         teardown_us: cycles_to_us(teardown_cycles, tsc_khz),
-        teardown_phases: crate::phases::teardown_stats(b),
+        teardown_phases: stats::teardown_stats(b),
         round_cycles: rounds,
         round_stats,
         concurrency: sc.concurrency,
@@ -217,14 +217,10 @@ pub(in crate::report) fn render_scenario(s: &ScenarioJson, tsc_khz: u32) -> Opti
         }
     }
     let mut keys: Vec<&str> = firmware::report::TEARDOWN_PHASES[1..].to_vec();
-    keys.push(crate::phases::REQUEST_TO_INIT);
+    keys.push(stats::REQUEST_TO_INIT);
     if !s.teardown_phases.is_empty() {
         out.push_str("teardown ");
-        out.push_str(&crate::phases::render_rows(
-            &s.teardown_phases,
-            &keys,
-            tsc_khz,
-        ));
+        out.push_str(&stats::render_rows(&s.teardown_phases, &keys, tsc_khz));
     }
     Some(out)
 }

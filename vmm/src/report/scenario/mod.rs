@@ -13,9 +13,10 @@ mod json;
 mod tests;
 
 pub(super) use json::render_scenario;
-pub use json::{scenario_json, Latency, RoundJson, ScenarioJson, ViolationJson};
+pub use json::{scenario_json, ScenarioJson, ViolationJson};
 
-use super::{ordered, ReportCheckError};
+use super::error::ReportCheckError;
+use super::stamps::ordered;
 
 /// Violations listed in the human summary.
 const VIOLATIONS_SHOWN: usize = 5;

@@ -1,9 +1,14 @@
 //! Tests of the scenario block's checks, JSON and summary.
 
 use super::super::tests::{cpu, report};
-use super::super::{decode, decode_for, render_summary, JsonReport};
+use super::super::{decode, decode_for, render_summary, BootOutcome};
 use super::json::render_scenario;
+use super::json::Latency;
 use super::*;
+use crate::arch::x86_64::topology::Topology;
+use crate::report::json::boot_json;
+use crate::report::stats::{bringup_stats, online};
+use crate::status::Status;
 use firmware::report::decode::Report;
 use firmware::report::encode::{
     write_boot_summary, write_cpu_record, write_scenario, ScenarioEntries,
@@ -69,7 +74,7 @@ fn parked_ap() -> TeardownRecord {
 #[test]
 fn a_consistent_teardown_is_accepted_and_summarised() {
     let buf = teardown_report(parked_ap(), teardown_summary(), CpuState::Offline);
-    let Report::Boot(b) = decode(&buf, 2).unwrap() else {
+    let Report::Boot(b) = decode(&buf, Topology::new(2)).unwrap() else {
         panic!("not a boot report")
     };
     let j = scenario_json(&b, 1_000_000);
@@ -87,7 +92,7 @@ fn a_consistent_teardown_is_accepted_and_summarised() {
 #[test]
 fn catches_teardown_results_that_contradict_themselves() {
     let err = |t: TeardownRecord, sc: ScenarioSummary, state: CpuState| {
-        decode(&teardown_report(t, sc, state), 2)
+        decode(&teardown_report(t, sc, state), Topology::new(2))
             .unwrap_err()
             .to_string()
     };
@@ -135,7 +140,7 @@ fn catches_teardown_results_that_contradict_themselves() {
         }],
         0,
     );
-    assert!(decode(&buf, 2)
+    assert!(decode(&buf, Topology::new(2))
         .unwrap_err()
         .to_string()
         .contains("offline without"));
@@ -233,21 +238,20 @@ fn lost(reader: u32) -> Violation {
     }
 }
 
-/// A JSON report around a checked boot report, as vm.rs builds it.
-fn json_report(b: &BootReport<'_>, tsc_khz: u32) -> JsonReport {
-    let stats = crate::phases::bringup_stats(b);
-    JsonReport {
-        status: "ok",
-        exit_code: 0,
+/// The outcome of a boot around a checked boot report, as the VM's conclusion builds it.
+fn json_report(b: &BootReport<'_>, tsc_khz: u32) -> BootOutcome {
+    let stats = bringup_stats(b);
+    BootOutcome {
+        status: Status::Ok,
         error: None,
         vcpus: 4,
-        online: super::super::online(b),
+        online: online(b),
         tsc_khz,
         vmm_phases_us: Default::default(),
         guest_status: Some(0),
         exit_via: Some("sipi-exit-port"),
         reached: None,
-        boot: Some(super::super::boot_json(b, &stats, tsc_khz)),
+        boot: Some(boot_json(b, &stats, tsc_khz)),
         stats: Some(stats),
     }
 }
@@ -255,7 +259,7 @@ fn json_report(b: &BootReport<'_>, tsc_khz: u32) -> JsonReport {
 #[test]
 fn a_consistent_torture_run_is_accepted_and_summarised() {
     let buf = torture_report(torture_summary(), &[]);
-    let Report::Boot(b) = decode_for(&buf, 4, Some(&torture_options())).unwrap() else {
+    let Report::Boot(b) = decode_for(&buf, Topology::new(4), &torture_options()).unwrap() else {
         panic!("not a boot report")
     };
     assert_eq!(scenario_failure(&b), None);
@@ -322,7 +326,7 @@ fn a_consistent_torture_run_is_accepted_and_summarised() {
         "{text}"
     );
     // The decoder alone (without the options) accepts it too.
-    assert!(decode(&buf, 4).is_ok());
+    assert!(decode(&buf, Topology::new(4)).is_ok());
 }
 
 #[test]
@@ -338,7 +342,7 @@ fn violations_on_a_consistent_report_are_a_guest_failure() {
         v
     }];
     let buf = torture_report(sc, &list);
-    let decoded = decode_for(&buf, 4, Some(&torture_options()));
+    let decoded = decode_for(&buf, Topology::new(4), &torture_options());
     let Ok(Report::Boot(b)) = &decoded else {
         panic!("not a consistent boot report: {decoded:?}")
     };
@@ -353,7 +357,7 @@ fn violations_on_a_consistent_report_are_a_guest_failure() {
         vcpu: 0,
         event: crate::devices::DeviceEvent::SipiExit(0),
     };
-    let v = crate::exit::verdict(&crate::exit::Ending {
+    let v = crate::vm::verdict::verdict(&crate::vm::verdict::Ending {
         wake: crate::event_loop::Wake::VmExit,
         outcome: Some(&stop),
         report: Some(&decoded),
@@ -361,7 +365,7 @@ fn violations_on_a_consistent_report_are_a_guest_failure() {
         extra_rings: 0,
         sipi_guest: true,
     });
-    assert_eq!(v.status, crate::exit::Status::GuestFailure);
+    assert_eq!(v.status, Status::GuestFailure);
     assert_eq!(v.status.code(), 1);
     assert_eq!(v.error.as_deref(), Some(line.as_str()));
     // The JSON lists them, work-lost without a CPU.
@@ -399,7 +403,7 @@ fn violations_on_a_consistent_report_are_a_guest_failure() {
         ..torture_summary()
     };
     let buf = torture_report(sc, &list);
-    let Report::Boot(b) = decode(&buf, 4).unwrap() else {
+    let Report::Boot(b) = decode(&buf, Topology::new(4)).unwrap() else {
         panic!("not a boot report")
     };
     assert!(scenario_failure(&b)
@@ -413,7 +417,7 @@ fn violations_on_a_consistent_report_are_a_guest_failure() {
         ..torture_summary()
     };
     let buf = torture_report(sc, &[lost(2)]);
-    let Report::Boot(b) = decode(&buf, 4).unwrap() else {
+    let Report::Boot(b) = decode(&buf, Topology::new(4)).unwrap() else {
         panic!("not a boot report")
     };
     assert!(scenario_failure(&b)
@@ -424,7 +428,7 @@ fn violations_on_a_consistent_report_are_a_guest_failure() {
 #[test]
 fn catches_torture_results_that_contradict_themselves() {
     let err = |sc: ScenarioSummary, list: &[Violation]| {
-        decode(&torture_report(sc, list), 4)
+        decode(&torture_report(sc, list), Topology::new(4))
             .unwrap_err()
             .to_string()
     };
@@ -467,7 +471,7 @@ fn catches_torture_results_that_contradict_themselves() {
         latency_max: 0,
         ..sc
     };
-    assert!(decode(&torture_report(idle, &[]), 4).is_ok());
+    assert!(decode(&torture_report(idle, &[]), Topology::new(4)).is_ok());
     // 3 APs: at most 2 in flight.
     assert!(e(ScenarioSummary {
         concurrency: 3,
@@ -531,7 +535,7 @@ fn catches_torture_results_that_contradict_themselves() {
     .contains("outside the time from bringup"));
     // The BSP stays online.
     let buf = torture_report_with(sc, &[], |c| c[0].state = CpuState::Offline as u8);
-    assert!(decode(&buf, 4)
+    assert!(decode(&buf, Topology::new(4))
         .unwrap_err()
         .to_string()
         .contains("BSP is not online"));
@@ -539,7 +543,7 @@ fn catches_torture_results_that_contradict_themselves() {
     let buf = torture_report_with(sc, &[], |c| {
         c[2].stamps[firmware::report::ApPhase::Online as usize] = TORTURE_REPORT_TSC + 1
     });
-    assert!(decode(&buf, 4)
+    assert!(decode(&buf, Topology::new(4))
         .unwrap_err()
         .to_string()
         .contains("bringup window"));
@@ -550,15 +554,15 @@ fn other_scenarios_carry_no_torture_results() {
     let mut sc = teardown_summary();
     sc.concurrency = 1;
     let buf = teardown_report(parked_ap(), sc, CpuState::Offline);
-    let e = decode(&buf, 2).unwrap_err().to_string();
+    let e = decode(&buf, Topology::new(2)).unwrap_err().to_string();
     assert!(e.contains("hotplug-torture results"), "{e}");
     let mut sc = teardown_summary();
     sc.seed = 1;
     let buf = teardown_report(parked_ap(), sc, CpuState::Offline);
-    assert!(decode(&buf, 2).is_err());
+    assert!(decode(&buf, Topology::new(2)).is_err());
     // Their JSON has the torture fields empty, and the seed null.
     let buf = teardown_report(parked_ap(), teardown_summary(), CpuState::Offline);
-    let Report::Boot(b) = decode(&buf, 2).unwrap() else {
+    let Report::Boot(b) = decode(&buf, Topology::new(2)).unwrap() else {
         panic!("not a boot report")
     };
     assert_eq!(scenario_failure(&b), None);
@@ -570,7 +574,7 @@ fn other_scenarios_carry_no_torture_results() {
     assert_eq!(v["latency_cycles"]["p50"], 0);
     assert_eq!(v["violation_list"], serde_json::json!([]));
     let buf = report(&[cpu(0, true), cpu(1, false)], 0);
-    let Report::Boot(b) = decode(&buf, 2).unwrap() else {
+    let Report::Boot(b) = decode(&buf, Topology::new(2)).unwrap() else {
         panic!("not a boot report")
     };
     let j = scenario_json(&b, 1_000_000);
@@ -581,7 +585,7 @@ fn other_scenarios_carry_no_torture_results() {
 #[test]
 fn torture_results_must_match_what_was_asked_for() {
     let err = |sc: ScenarioSummary, list: &[Violation], asked: &GuestOptions| {
-        decode_for(&torture_report(sc, list), 4, Some(asked))
+        decode_for(&torture_report(sc, list), Topology::new(4), asked)
             .unwrap_err()
             .to_string()
     };
@@ -604,15 +608,16 @@ fn torture_results_must_match_what_was_asked_for() {
     let boot = GuestOptions::default();
     assert!(err(sc, &[], &boot).contains("another scenario"));
     let buf = report(&[cpu(0, true), cpu(1, false)], 0);
-    let e = decode_for(&buf, 2, Some(&asked)).unwrap_err().to_string();
+    let e = decode_for(&buf, Topology::new(2), &asked)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("another scenario"), "{e}");
-    // Unknown options check nothing more, and other scenarios only the name.
-    assert!(decode_for(
+    // Without the options, nothing more is checked; other scenarios check only the name.
+    assert!(decode(
         &torture_report(ScenarioSummary { seed: 43, ..sc }, &[]),
-        4,
-        None
+        Topology::new(4)
     )
     .is_ok());
     let buf = teardown_report(parked_ap(), teardown_summary(), CpuState::Offline);
-    assert!(decode_for(&buf, 2, Some(&boot)).is_ok());
+    assert!(decode_for(&buf, Topology::new(2), &boot).is_ok());
 }

@@ -12,10 +12,9 @@ use std::collections::BTreeMap;
 use firmware::report::decode::BootReport;
 use firmware::report::{ApPhase, BspPhase, CpuState, CPU_FLAG_BSP, TEARDOWN_PHASES};
 
-use crate::report::tsc_out_of_sync;
 use serde::Serialize;
 
-use crate::report::cycles_to_us;
+use super::stamps::{cycles_to_us, tsc_out_of_sync};
 
 /// Summary of one phase across APs, in TSC cycles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -293,6 +292,20 @@ pub fn render(s: &BringupStats, tsc_khz: u32, per_cpu: bool, slowest: usize) -> 
         ));
     }
     out
+}
+
+/// CPUs the guest kicked that never came online.
+pub fn missing(b: &BootReport<'_>) -> u32 {
+    b.cpus()
+        .filter(|r| r.state == CpuState::Missing as u8)
+        .count() as u32
+}
+
+/// CPUs online in a boot report.
+pub fn online(b: &BootReport<'_>) -> u32 {
+    b.cpus()
+        .filter(|r| r.state == CpuState::Online as u8)
+        .count() as u32
 }
 
 #[cfg(test)]

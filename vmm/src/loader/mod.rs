@@ -16,6 +16,7 @@
 //! mode entry.
 
 mod elf;
+mod entry;
 mod multiboot;
 #[cfg(test)]
 mod tests;
@@ -27,21 +28,10 @@ use firmware::multiboot::{find_header, HeaderError};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
 pub use elf::Class as ElfClass;
+pub use entry::{Entry, EntryMode};
 
 /// Most program headers sipi reads: real kernels have a handful.
 pub const MAX_PHDRS: usize = 64;
-
-/// How the BSP enters the loaded kernel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Entry {
-    /// PVH: 32-bit protected mode at this address, EBX = start_info.
-    Pvh(u32),
-    /// Multiboot v1: 32-bit protected mode at this address, EAX = 0x2BADB002, EBX = the
-    /// multiboot information.
-    Multiboot(u32),
-    /// The ELF entry point in 64-bit long mode, RBX = start_info.
-    Long(u64),
-}
 
 /// A kernel in guest memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -379,25 +369,4 @@ pub fn load(image: &[u8], mem: &GuestMemoryMmap) -> Result<LoadedKernel, LoaderE
         end: segments.iter().map(|s| s.end).max().unwrap_or(0),
         ..kernel
     })
-}
-
-impl LoadedKernel {
-    /// The entry to use for `mode`. `auto` prefers PVH, then multiboot, then long mode.
-    pub fn entry(&self, mode: crate::cli::EntryMode) -> Result<Entry, LoaderError> {
-        use crate::cli::EntryMode;
-        match (mode, self.pvh_entry, self.multiboot_entry) {
-            (EntryMode::Auto | EntryMode::Pvh, Some(addr), _) => Ok(Entry::Pvh(addr)),
-            (EntryMode::Pvh, None, _) => Err(LoaderError::NoPvhNote),
-            (EntryMode::Auto, None, Some(addr)) => Ok(Entry::Multiboot(addr)),
-            (EntryMode::Auto | EntryMode::Long, _, _) => {
-                if self.elf_class != Some(ElfClass::Elf64) {
-                    Err(LoaderError::LongNeedsElf64)
-                } else if self.elf_entry >= self.start && self.elf_entry < self.end {
-                    Ok(Entry::Long(self.elf_entry))
-                } else {
-                    Err(LoaderError::EntryOutsideImage(self.elf_entry))
-                }
-            }
-        }
-    }
 }

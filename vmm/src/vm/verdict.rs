@@ -1,78 +1,19 @@
-//! The exit statuses of `vmm`, documented in README.md (scripts depend on these numbers), and
-//! the one place that decides, from how a boot ended, which status it gets.
+//! The one place that decides, from how a boot ended, which exit status it gets, with its
+//! error line, `exit_via` and guest status.
 
 use std::time::Duration;
 
 use firmware::report::decode::Report;
 use firmware::report::exception_name;
 
-use crate::devices::{debug_exit, DeviceEvent};
+use crate::devices::DeviceEvent;
 use crate::event_loop::Wake;
-use crate::report::{self, ReportCheckError};
+use crate::report::json::tsc_failure;
+use crate::report::scenario_failure;
+use crate::report::stats::missing;
+use crate::report::ReportCheckError;
+use crate::status::Status;
 use crate::vcpu::Outcome;
-
-/// A documented process exit status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// The guest ended the VM cleanly: sipi's guest reported and every CPU it was asked to
-    /// start came online; or a kernel powered off (ACPI S5), reset the machine, or exited
-    /// through sipi's exit port with status 0.
-    Ok,
-    /// The guest ended with a non-zero status or reported CPUs that never came online, CPUs out
-    /// of TSC sync, or hotplug-torture invariant violations.
-    GuestFailure,
-    /// Bad command line or bad input file (the kernel image, a path).
-    Usage,
-    /// The host cannot run the VM: /dev/kvm missing or not permitted, a missing KVM capability,
-    /// a failing KVM ioctl, or memory the host cannot map.
-    Host,
-    /// The guest faulted: an exception report, a triple fault, or a KVM emulation failure.
-    GuestFault,
-    /// `--timeout` expired before the guest ended the VM.
-    Timeout,
-    /// sipi's guest did not report, or its report was malformed.
-    BadReport,
-    /// The guest wrote this value to isa-debug-exit: the status is `(v << 1) | 1`, as QEMU's.
-    DebugExit(u32),
-    /// Interrupted by SIGINT.
-    Interrupted,
-    /// Terminated by SIGTERM.
-    Terminated,
-}
-
-impl Status {
-    /// The numeric process exit status.
-    pub fn code(self) -> u8 {
-        match self {
-            Self::Ok => 0,
-            Self::GuestFailure => 1,
-            Self::Usage => 2,
-            Self::Host => 3,
-            Self::GuestFault => 4,
-            Self::Timeout => 5,
-            Self::BadReport => 6,
-            Self::DebugExit(v) => debug_exit::exit_code(v),
-            Self::Interrupted => 130,
-            Self::Terminated => 143,
-        }
-    }
-
-    /// Short name used in the JSON report.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::GuestFailure => "guest-failure",
-            Self::Usage => "usage",
-            Self::Host => "host-error",
-            Self::GuestFault => "guest-fault",
-            Self::Timeout => "timeout",
-            Self::BadReport => "bad-report",
-            Self::DebugExit(_) => "debug-exit",
-            Self::Interrupted => "interrupted",
-            Self::Terminated => "terminated",
-        }
-    }
-}
 
 /// Everything the verdict depends on: how the VM ended and what the guest reported.
 pub struct Ending<'a> {
@@ -233,28 +174,28 @@ fn decide(e: &Ending<'_>) -> (Status, Option<String>) {
         None => (Status::Ok, None),
         Some(Err(err)) => (Status::BadReport, Some(err.to_string())),
         // Hotplug-torture's invariant violations first: they are what the run is for.
-        Some(Ok(Report::Boot(b))) if report::scenario_failure(b).is_some() => {
-            (Status::GuestFailure, report::scenario_failure(b))
+        Some(Ok(Report::Boot(b))) if scenario_failure(b).is_some() => {
+            (Status::GuestFailure, scenario_failure(b))
         }
-        Some(Ok(Report::Boot(b))) if report::missing(b) > 0 => {
+        Some(Ok(Report::Boot(b))) if missing(b) > 0 => {
             let ids: Vec<String> = b
                 .cpus()
                 .filter(|r| r.state == firmware::report::CpuState::Missing as u8)
                 .take(8)
                 .map(|r| r.apic_id.to_string())
                 .collect();
-            let more = if report::missing(b) > 8 { ", ..." } else { "" };
+            let more = if missing(b) > 8 { ", ..." } else { "" };
             (
                 Status::GuestFailure,
                 Some(format!(
                     "{} CPUs never came online (APIC IDs {}{more})",
-                    report::missing(b),
+                    missing(b),
                     ids.join(", ")
                 )),
             )
         }
-        Some(Ok(Report::Boot(b))) if report::tsc_failure(b).is_some() => {
-            (Status::GuestFailure, report::tsc_failure(b))
+        Some(Ok(Report::Boot(b))) if tsc_failure(b).is_some() => {
+            (Status::GuestFailure, tsc_failure(b))
         }
         Some(Ok(Report::Boot(b))) if b.summary.status != 0 => (
             Status::GuestFailure,
@@ -278,38 +219,6 @@ fn decide(e: &Ending<'_>) -> (Status, Option<String>) {
 mod tests {
     use super::*;
     use crate::devices::ResetSource;
-
-    const FIXED: [Status; 9] = [
-        Status::Ok,
-        Status::GuestFailure,
-        Status::Usage,
-        Status::Host,
-        Status::GuestFault,
-        Status::Timeout,
-        Status::BadReport,
-        Status::Interrupted,
-        Status::Terminated,
-    ];
-
-    #[test]
-    fn fixed_codes_and_names_are_distinct() {
-        let mut codes: Vec<u8> = FIXED.iter().map(|s| s.code()).collect();
-        codes.sort_unstable();
-        codes.dedup();
-        assert_eq!(codes.len(), FIXED.len());
-        let mut names: Vec<&str> = FIXED.iter().map(|s| s.name()).collect();
-        names.push(Status::DebugExit(0).name());
-        names.sort_unstable();
-        names.dedup();
-        assert_eq!(names.len(), FIXED.len() + 1);
-    }
-
-    #[test]
-    fn debug_exit_codes_are_odd_as_in_qemu() {
-        assert_eq!(Status::DebugExit(0).code(), 1);
-        assert_eq!(Status::DebugExit(0x10).code(), 33);
-        assert_eq!(Status::DebugExit(0x7F).code(), 255);
-    }
 
     fn ending(outcome: Option<&Outcome>, sipi_guest: bool) -> Verdict {
         verdict(&Ending {

@@ -2,6 +2,7 @@
 //! memory map, the command line, and for a multiboot kernel the multiboot information with its
 //! own memory map, boot loader name and (empty) module list.
 
+use firmware::cmdline::SIPI_OPTION_PREFIX;
 use firmware::layout::{
     BIOS_AREA_END, BIOS_AREA_START, CMDLINE_ADDR, CMDLINE_MAX, KERNEL_MIN_ADDR, LOW_RAM_END,
     MEMMAP_ADDR, MEMMAP_MAX_ENTRIES, MULTIBOOT_INFO_ADDR, MULTIBOOT_LOADER_NAME_ADDR,
@@ -20,9 +21,6 @@ use crate::loader::Entry;
 
 /// The boot loader name a multiboot kernel finds (`boot_loader_name`).
 pub const BOOT_LOADER_NAME: &str = concat!("sipi ", env!("CARGO_PKG_VERSION"));
-/// The prefix of sipi's own options on the command line (firmware::cmdline): they are for
-/// sipi's guest, and a multiboot kernel does not get them.
-const SIPI_OPTION_PREFIX: &str = "sipi.";
 /// The first word of a multiboot command line when the kernel has no file name.
 const UNNAMED_KERNEL: &str = "kernel";
 

@@ -1,0 +1,65 @@
+//! The typed outcome of a boot: what `vmm` prints as its summary and writes as JSON, both
+//! views of this one value.
+
+use serde::Serialize;
+
+use super::json::BootJson;
+use super::live::Reached;
+use super::stats::BringupStats;
+use crate::status::Status;
+
+/// VMM-side phase durations in microseconds, consecutive, in the order they happen.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct VmmPhasesUs {
+    /// Opening /dev/kvm and checking capabilities.
+    pub open_kvm: u64,
+    /// KVM_CREATE_VM, irqchip, PIT.
+    pub create_vm: u64,
+    /// Mapping guest memory and registering it with KVM.
+    pub memory: u64,
+    /// Reading, validating and loading the kernel.
+    pub load_kernel: u64,
+    /// Building the ACPI tables and boot information.
+    pub acpi: u64,
+    /// Creating and configuring every vCPU (in parallel threads).
+    pub create_vcpus: u64,
+    /// From all vCPUs ready to the BSP's first KVM_RUN.
+    pub first_run: u64,
+    /// From the BSP's first KVM_RUN to the report doorbell (null without a report).
+    pub report: Option<u64>,
+    /// From the report doorbell to the VM ending (the guest's exit path, console output
+    /// included; null without a report).
+    pub exit: Option<u64>,
+    /// Stopping and joining the vCPU threads.
+    pub teardown: u64,
+    /// The whole boot, first to last.
+    pub total: u64,
+}
+
+/// How a boot ended and what the guest reported.
+#[derive(Debug, Clone)]
+pub struct BootOutcome {
+    /// The exit status.
+    pub status: Status,
+    /// The one-line error, without the "error: " prefix (None for a clean end).
+    pub error: Option<String>,
+    /// vCPUs in the VM.
+    pub vcpus: u32,
+    /// CPUs that reported online, BSP included.
+    pub online: u32,
+    /// TSC frequency (kHz) KVM reports and the guest was given (0: unknown).
+    pub tsc_khz: u32,
+    /// VMM phases.
+    pub vmm_phases_us: VmmPhasesUs,
+    /// The status the guest wrote to sipi's exit port, or the value it wrote to
+    /// isa-debug-exit.
+    pub guest_status: Option<u32>,
+    /// How the guest ended the VM, if it did.
+    pub exit_via: Option<&'static str>,
+    /// Without a report: what the guest had reached, from its live state.
+    pub reached: Option<Reached>,
+    /// The boot report's details, when one was received.
+    pub boot: Option<BootJson>,
+    /// The per-AP timings of the boot report.
+    pub stats: Option<BringupStats>,
+}

@@ -1,0 +1,226 @@
+//! The vCPU threads of one boot: created in APIC ID order on the calling thread, each
+//! configured on its own thread, held until every one is ready (and any test-only TSC write
+//! is made), released together, and stopped and joined together.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use kvm_ioctls::VmFd;
+
+use super::{kick, BootVcpus, ExitHandler, Vcpu, VcpuError};
+
+/// Stack size of a vCPU thread: the run loop needs little, and hundreds of threads exist.
+pub(crate) const VCPU_STACK_SIZE: usize = 128 << 10;
+
+/// Where the vCPU threads are in their start-up, as the VM's thread decides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Configuring their vCPUs.
+    Configure,
+    /// Every vCPU exists: test-only TSC writes.
+    BeforeRun,
+    /// Running.
+    Run,
+    /// Giving up without running.
+    Abort,
+}
+
+#[derive(Debug)]
+struct State {
+    stage: Stage,
+    /// Threads done configuring.
+    configured: usize,
+    /// Threads done with [`Stage::BeforeRun`].
+    prepared: usize,
+    /// Setup errors, for the VM's thread.
+    errors: Vec<VcpuError>,
+}
+
+/// The VM's thread and the vCPU threads meet here.
+#[derive(Debug)]
+struct Gate {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+impl Gate {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records a vCPU thread's step (and its error), then waits until the VM's thread moves
+    /// past `stage`; returns the stage it moved to.
+    fn arrive(&self, stage: Stage, result: Result<(), VcpuError>) -> Stage {
+        let mut s = self.lock();
+        if let Err(e) = result {
+            s.errors.push(e);
+        }
+        match stage {
+            Stage::Configure => s.configured += 1,
+            _ => s.prepared += 1,
+        }
+        self.changed.notify_all();
+        while s.stage == stage {
+            s = self.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+        s.stage
+    }
+
+    /// Waits until `count` threads are done with `stage`; returns the first error, if any.
+    fn wait_for(&self, stage: Stage, count: usize) -> Option<VcpuError> {
+        let mut s = self.lock();
+        loop {
+            let done = match stage {
+                Stage::Configure => s.configured,
+                _ => s.prepared,
+            };
+            if done >= count {
+                return (!s.errors.is_empty()).then(|| s.errors.remove(0));
+            }
+            s = self.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn set(&self, stage: Stage) {
+        self.lock().stage = stage;
+        self.changed.notify_all();
+    }
+}
+
+/// The vCPU threads of a boot.
+pub struct VcpuSet {
+    threads: Vec<JoinHandle<Vcpu>>,
+    gate: Arc<Gate>,
+    tsc_khz: Option<u32>,
+}
+
+impl VcpuSet {
+    /// Creates the topology's vCPUs (in APIC ID order: KVM maps not-yet-x2APIC IDs above 255
+    /// onto the first vCPU it finds with the truncated ID) and starts a thread for each, which
+    /// configures its vCPU and waits. The TSC frequency is read once, from the BSP's vCPU,
+    /// before any thread exists: every vCPU has the same. Never fails here: a vCPU that cannot
+    /// be created or started ends the creation, and [`VcpuSet::wait_configured`] returns its
+    /// error.
+    pub fn spawn<H: ExitHandler + Send + Sync + 'static>(
+        vm: &VmFd,
+        mut boot: BootVcpus,
+        handler: &Arc<H>,
+    ) -> Self {
+        let count = boot.topology.vcpus();
+        let gate = Arc::new(Gate {
+            state: Mutex::new(State {
+                stage: Stage::Configure,
+                configured: 0,
+                prepared: 0,
+                errors: Vec::new(),
+            }),
+            changed: Condvar::new(),
+        });
+        let mut set = Self {
+            threads: Vec::with_capacity(count as usize),
+            gate,
+            tsc_khz: None,
+        };
+        let first = match vm.create_vcpu(0) {
+            Ok(fd) => fd,
+            Err(e) => {
+                set.fail(VcpuError::Create(0, e));
+                return set;
+            }
+        };
+        boot.tsc_khz = first.get_tsc_khz().ok().filter(|k| *k > 0);
+        set.tsc_khz = boot.tsc_khz;
+        let boot = Arc::new(boot);
+        let mut next = Some(first);
+        for index in 0..count {
+            let fd = match next
+                .take()
+                .map_or_else(|| vm.create_vcpu(u64::from(index)), Ok)
+            {
+                Ok(fd) => fd,
+                Err(e) => {
+                    set.fail(VcpuError::Create(index, e));
+                    break;
+                }
+            };
+            let vcpu = Vcpu::new(fd, index, Arc::clone(&boot));
+            let (gate, handler) = (Arc::clone(&set.gate), Arc::clone(handler));
+            let spawned = std::thread::Builder::new()
+                .name(format!("vcpu{index}"))
+                .stack_size(VCPU_STACK_SIZE)
+                .spawn(move || thread_main(vcpu, &gate, &*handler));
+            match spawned {
+                Ok(t) => set.threads.push(t),
+                Err(e) => {
+                    set.fail(VcpuError::Spawn(index, e));
+                    break;
+                }
+            }
+        }
+        set
+    }
+
+    /// Records an error of the VM's thread for [`VcpuSet::wait_configured`].
+    fn fail(&self, e: VcpuError) {
+        self.gate.lock().errors.push(e);
+    }
+
+    /// The TSC frequency KVM gives the vCPUs, if it told.
+    pub fn tsc_khz(&self) -> Option<u32> {
+        self.tsc_khz
+    }
+
+    /// Waits until every vCPU is configured and ready to run. On any vCPU's error, stops and
+    /// joins them all and returns the first error.
+    pub fn wait_configured(self) -> Result<Self, VcpuError> {
+        let n = self.threads.len();
+        if let Some(e) = self.gate.wait_for(Stage::Configure, n) {
+            self.abort();
+            return Err(e);
+        }
+        self.gate.set(Stage::BeforeRun);
+        if let Some(e) = self.gate.wait_for(Stage::BeforeRun, n) {
+            self.abort();
+            return Err(e);
+        }
+        Ok(self)
+    }
+
+    /// Stops the vCPUs before they ran (for a failure elsewhere while they were configuring).
+    pub fn abort(self) {
+        self.gate.set(Stage::Abort);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+
+    /// Lets every vCPU run.
+    pub fn release(&self) {
+        self.gate.set(Stage::Run);
+    }
+
+    /// Kicks every vCPU thread out of KVM_RUN (the handler already says the VM is stopping)
+    /// and joins them. The vCPUs close only after the last thread is gone: an munmap of a
+    /// kvm_run area while hundreds of threads share the address space makes the kernel flush
+    /// the TLB of every CPU running one of them, once per munmap, where the same munmaps from
+    /// a lone thread need no such flush (docs/benchmarks.md has the teardown figures).
+    pub fn stop(self) {
+        drop(kick::stop_threads(self.threads));
+    }
+}
+
+/// The body of a vCPU thread; returns the vCPU for the VM's thread to close.
+fn thread_main(mut vcpu: Vcpu, gate: &Gate, handler: &impl ExitHandler) -> Vcpu {
+    let configured = vcpu.configure();
+    let ok = configured.is_ok();
+    if gate.arrive(Stage::Configure, configured) == Stage::Abort {
+        return vcpu;
+    }
+    let prepared = if ok { vcpu.before_run() } else { Ok(()) };
+    if gate.arrive(Stage::BeforeRun, prepared) == Stage::Run && !handler.stopping() {
+        vcpu.run(handler);
+    }
+    vcpu
+}

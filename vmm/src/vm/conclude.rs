@@ -1,0 +1,62 @@
+//! Step 3 of a boot: read and check the guest's report, decide the verdict, and compute the
+//! bringup statistics: the typed outcome both of `vmm`'s views are made of.
+
+use firmware::report::decode::Report;
+
+use super::run::Ran;
+use super::verdict::{verdict, Ending};
+use crate::config::VmConfig;
+use crate::report::json::boot_json;
+use crate::report::stats::{bringup_stats, online};
+use crate::report::{self, live, BootOutcome, VmmPhasesUs};
+
+/// The outcome of a VM that ran.
+pub fn conclude(ran: &Ran, cfg: &VmConfig, phases: VmmPhasesUs) -> BootOutcome {
+    let (buf, read_error) = match ran.doorbell.map(|d| report::read(&ran.mem, d.addr)) {
+        Some(Ok(buf)) => (Some(buf), None),
+        Some(Err(e)) => (None, Some(e)),
+        None => (None, None),
+    };
+    let decoded = match (&buf, read_error) {
+        (Some(buf), _) => Some(report::decode_for(buf, cfg.topology, &ran.guest)),
+        (None, Some(e)) => Some(Err(e)),
+        (None, None) => None,
+    };
+    let v = verdict(&Ending {
+        wake: ran.wake,
+        outcome: ran.outcome.as_ref(),
+        report: decoded.as_ref(),
+        timeout: cfg.timeout,
+        extra_rings: ran.extra_rings,
+        sipi_guest: ran.sipi_guest,
+    });
+    let mut outcome = BootOutcome {
+        status: v.status,
+        error: v.error,
+        vcpus: cfg.topology.vcpus(),
+        online: 0,
+        tsc_khz: ran.tsc_khz,
+        vmm_phases_us: phases,
+        guest_status: v.guest_status,
+        exit_via: v.exit_via,
+        reached: None,
+        boot: None,
+        stats: None,
+    };
+    if let Some(Ok(Report::Boot(b))) = &decoded {
+        let stats = bringup_stats(b);
+        outcome.online = online(b);
+        outcome.boot = Some(boot_json(b, &stats, ran.tsc_khz));
+        outcome.stats = Some(stats);
+    }
+    if buf.is_none() {
+        // No report: say what the guest had reached, if it published its live state.
+        outcome.reached = live::read(&ran.mem, cfg.topology.vcpus()).ok();
+        outcome.online = outcome.reached.as_ref().map_or(0, |r| r.online);
+        if let (Some(r), Some(e)) = (&outcome.reached, outcome.error.as_mut()) {
+            e.push_str("; ");
+            e.push_str(&r.summary());
+        }
+    }
+    outcome
+}

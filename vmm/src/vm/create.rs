@@ -1,0 +1,168 @@
+//! Step 1 of a boot: open KVM, create the VM with its in-kernel devices and capabilities, map
+//! guest memory, load the kernel, and write the ACPI tables, the boot hand-off and the boot
+//! structures. Nothing runs yet.
+
+use std::borrow::Cow;
+use std::time::Instant;
+
+use firmware::cmdline::{GuestOptions, TestTscSkew};
+use firmware::layout::KVM_TSS_ADDR;
+use firmware::report::MAX_CPUS;
+use kvm_bindings::{
+    kvm_enable_cap, kvm_pit_config, KVM_CAP_X2APIC_API, KVM_PIT_SPEAKER_DUMMY,
+    KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK, KVM_X2APIC_API_USE_32BIT_IDS,
+};
+use kvm_ioctls::VmFd;
+use vm_memory::GuestMemoryMmap;
+
+use super::clock::{us, PhaseClock};
+use super::VmError;
+use crate::arch::x86_64::acpi::AcpiTables;
+use crate::arch::x86_64::{boot_info, irq_routing, regs, tsc};
+use crate::config::{KernelSource, TscSkew, VmConfig};
+use crate::kvm::KvmHost;
+use crate::loader::{self, Entry};
+use crate::memory;
+use crate::report::VmmPhasesUs;
+
+/// A VM ready to get its vCPUs.
+pub struct CreatedVm {
+    /// The KVM it was created on.
+    pub host: KvmHost,
+    /// The VM.
+    pub vm: VmFd,
+    /// Guest RAM, mapped but not yet registered with KVM.
+    pub mem: GuestMemoryMmap,
+    /// How the BSP enters the kernel.
+    pub entry: Entry,
+    /// The kernel is sipi's own guest, which must report before it exits.
+    pub sipi_guest: bool,
+    /// The options the guest was given on its command line.
+    pub guest: GuestOptions,
+    /// Test only: the TSC skew the VMM itself applies (when KVM keeps TSC writes).
+    pub tsc_skew: Option<TscSkew>,
+    /// Host time spent mapping guest memory, in microseconds (part of the memory phase).
+    pub mmap_us: u64,
+}
+
+/// Creates the VM of `cfg`, timing its phases into `phases`.
+pub fn create(
+    cfg: &VmConfig,
+    clock: &mut PhaseClock,
+    phases: &mut VmmPhasesUs,
+) -> Result<CreatedVm, VmError> {
+    let host = KvmHost::open(&cfg.kvm_device)?;
+    let vcpus = cfg.topology.vcpus();
+    let max = host.max_vcpus.min(MAX_CPUS);
+    if vcpus > max {
+        return Err(VmError::TooManyVcpus {
+            requested: vcpus,
+            max,
+        });
+    }
+    if cfg.topology.x2apic() && !host.x2apic_api {
+        return Err(VmError::NoX2ApicApi(vcpus));
+    }
+    phases.open_kvm = clock.lap();
+
+    let vm = create_vm(&host, cfg)?;
+    phases.create_vm = clock.lap();
+
+    let t_mem = Instant::now();
+    let mem = memory::create(cfg.memory, host.phys_addr_bits())?;
+    let mmap_us = us(t_mem.elapsed());
+    clock.lap();
+
+    let image = match &cfg.kernel {
+        KernelSource::Embedded => Cow::Borrowed(crate::EMBEDDED_GUEST),
+        KernelSource::Path(p) => Cow::Owned(loader::read_image(p, cfg.memory)?),
+    };
+    let kernel = loader::load(&image, &mem)?;
+    let entry = kernel.entry(cfg.entry)?;
+    // sipi's own guest must report before it exits, whether it came embedded or as a copy in
+    // a file (`--kernel target/guest.elf`); another kernel has no report to send.
+    let sipi_guest = *image == *crate::EMBEDDED_GUEST;
+    drop(image);
+    phases.load_kernel = clock.lap();
+
+    let (guest, tsc_skew) = plan_tsc_skew(&host, cfg)?;
+    AcpiTables::build(cfg.topology.vcpus())?.write_to(&mem)?;
+    let kernel_name = match &cfg.kernel {
+        KernelSource::Path(p) => Some(p.to_string_lossy()),
+        KernelSource::Embedded => None,
+    };
+    boot_info::write(&mem, &cfg.cmdline(&guest), entry, kernel_name.as_deref())?;
+    regs::write_boot_structures(&mem, entry)?;
+    phases.acpi = clock.lap();
+    Ok(CreatedVm {
+        host,
+        vm,
+        mem,
+        entry,
+        sipi_guest,
+        guest,
+        tsc_skew,
+        mmap_us,
+    })
+}
+
+/// KVM_CREATE_VM with the TSS address, the in-kernel irqchip and PIT, the interrupt routing
+/// the MADT describes, and the x2APIC API when the topology needs it.
+fn create_vm(host: &KvmHost, cfg: &VmConfig) -> Result<VmFd, VmError> {
+    let vm = host
+        .kvm
+        .create_vm()
+        .map_err(|e| VmError::VmIoctl("create the VM", e))?;
+    vm.set_tss_address(KVM_TSS_ADDR as usize)
+        .map_err(|e| VmError::VmIoctl("set the TSS address", e))?;
+    vm.create_irq_chip()
+        .map_err(|e| VmError::VmIoctl("create the in-kernel irqchip", e))?;
+    let pit = kvm_pit_config {
+        flags: KVM_PIT_SPEAKER_DUMMY,
+        ..Default::default()
+    };
+    vm.create_pit2(pit)
+        .map_err(|e| VmError::VmIoctl("create the in-kernel PIT", e))?;
+    // The PIT on IOAPIC pin 2, as the MADT says.
+    irq_routing::install(&vm)?;
+    if cfg.topology.x2apic() {
+        let mut cap = kvm_enable_cap {
+            cap: KVM_CAP_X2APIC_API,
+            ..Default::default()
+        };
+        cap.args[0] =
+            u64::from(KVM_X2APIC_API_USE_32BIT_IDS | KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK);
+        vm.enable_cap(&cap)
+            .map_err(|e| VmError::VmIoctl("enable the x2APIC API", e))?;
+    }
+    Ok(vm)
+}
+
+/// Decides how `--test-skew-tsc` is carried out on this KVM: when KVM keeps a VMM's TSC
+/// writes (probed on a throwaway VM of the same KVM), the vCPU's thread writes IA32_TSC and the
+/// skew is returned; when it does not (kvm_pvm: guests read the host's TSC, every offset stays
+/// 0), the guest adds the skew to that CPU's readings in its TSC check (`sipi.test_tsc_skew`
+/// in the returned options), with a warning unless quiet.
+fn plan_tsc_skew(
+    host: &KvmHost,
+    cfg: &VmConfig,
+) -> Result<(GuestOptions, Option<TscSkew>), VmError> {
+    let mut guest = cfg.guest;
+    let Some(skew) = cfg.hooks.tsc_skew else {
+        return Ok((guest, None));
+    };
+    if tsc::kvm_keeps_tsc_writes(&host.kvm)? {
+        return Ok((guest, Some(skew)));
+    }
+    if !cfg.quiet {
+        eprintln!(
+            "warning: this KVM ignores TSC writes (kvm_pvm: guests read the host's TSC), so the guest adds the --test-skew-tsc skew to vCPU {}'s readings in its TSC check instead",
+            skew.vcpu
+        );
+    }
+    guest.test_tsc_skew = Some(TestTscSkew {
+        apic_id: cfg.topology.apic_id(skew.vcpu),
+        cycles: skew.cycles,
+    });
+    Ok((guest, None))
+}

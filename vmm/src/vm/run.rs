@@ -1,0 +1,145 @@
+//! Step 2 of a boot: the devices, the vCPU threads (created while guest RAM is registered with
+//! KVM), the wait for the guest to end the VM, `--timeout` or a signal, and the teardown.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use firmware::cmdline::GuestOptions;
+use vm_memory::GuestMemoryMmap;
+
+use super::clock::{us, PhaseClock};
+use super::create::CreatedVm;
+use super::shared::VmShared;
+use super::VmError;
+use crate::config::VmConfig;
+use crate::devices::{DeviceConfig, Devices, Doorbell};
+use crate::event_loop::{self, ShutdownSignals, Wake};
+use crate::fds;
+use crate::memory;
+use crate::report::VmmPhasesUs;
+use crate::vcpu::{BootVcpus, Outcome, VcpuSet};
+
+/// File descriptors beyond one per vCPU the process may hold during a boot (stdio, KVM, the VM,
+/// event fds, signalfd, timerfd, console and JSON files).
+const FD_HEADROOM: usize = 64;
+
+/// How a VM that ran ended.
+pub struct Ran {
+    /// What woke the VM's thread.
+    pub wake: Wake,
+    /// The first terminal event the vCPUs saw.
+    pub outcome: Option<Outcome>,
+    /// The first ring of the report doorbell.
+    pub doorbell: Option<Doorbell>,
+    /// Doorbell rings after the first.
+    pub extra_rings: u32,
+    /// The TSC frequency KVM gave the vCPUs (0: unknown).
+    pub tsc_khz: u32,
+    /// Guest RAM, to read the report from.
+    pub mem: GuestMemoryMmap,
+    /// The kernel is sipi's own guest, which must report before it exits.
+    pub sipi_guest: bool,
+    /// The options the guest was given.
+    pub guest: GuestOptions,
+}
+
+/// Runs the VM `created` until it ends, timing its phases into `phases`.
+pub fn run(
+    created: CreatedVm,
+    cfg: &mut VmConfig,
+    clock: &mut PhaseClock,
+    phases: &mut VmmPhasesUs,
+) -> Result<Ran, VmError> {
+    let CreatedVm {
+        host,
+        vm,
+        mem,
+        entry,
+        sipi_guest,
+        guest,
+        tsc_skew,
+        mmap_us,
+    } = created;
+    let signals = Arc::new(ShutdownSignals::block()?);
+    let device_config = DeviceConfig {
+        vcpus: cfg.topology.vcpus(),
+        memory: cfg.memory,
+        quiet: cfg.quiet,
+    };
+    let console = std::mem::replace(&mut cfg.console, Box::new(std::io::sink()));
+    let shared = Arc::new(
+        VmShared::new(Devices::new(console, &device_config).with_memory(mem.clone()))
+            .map_err(VmError::ExitEvent)?,
+    );
+    // Built here, on the VM's thread, once per process; shared by every vCPU thread.
+    let seccomp = match cfg.seccomp {
+        true => Some(crate::seccomp::vcpu_filter().map_err(crate::vcpu::VcpuError::from)?),
+        false => None,
+    };
+    let boot = BootVcpus {
+        topology: cfg.topology,
+        entry,
+        cpuid: host.supported_cpuid.clone(),
+        tsc_khz: None,
+        tsc_skew,
+        seccomp,
+    };
+    // One fd per vCPU (and its kvm_run mapping) is about to be created while threads exist.
+    fds::reserve(&vm, cfg.topology.vcpus() as usize + FD_HEADROOM)?;
+    // Registering guest RAM with KVM takes under a different KVM lock than vCPU creation: do
+    // both at once. Dropping the map deletes the slots, so it lives until the vCPU threads are
+    // joined.
+    let (vcpus, registered) = std::thread::scope(|s| {
+        let registering = s.spawn(|| {
+            let t = Instant::now();
+            (memory::register(&vm, &host, &mem), us(t.elapsed()))
+        });
+        let vcpus = VcpuSet::spawn(&vm, boot, &shared);
+        (vcpus, registering.join())
+    });
+    let _memory_map = match registered {
+        Ok((Ok(map), register_us)) => {
+            phases.memory = mmap_us + register_us;
+            map
+        }
+        Ok((Err(e), _)) => {
+            vcpus.abort();
+            return Err(e.into());
+        }
+        Err(_) => {
+            vcpus.abort();
+            return Err(VmError::MemoryThread);
+        }
+    };
+    let vcpus = vcpus.wait_configured()?;
+    let tsc_khz = vcpus.tsc_khz().unwrap_or(0);
+    phases.create_vcpus = clock.lap();
+    let released = Instant::now();
+    vcpus.release();
+
+    let wake = event_loop::wait(&shared.exit_evt, cfg.timeout, &signals);
+    let t_stop = Instant::now();
+    shared.request_stop();
+    vcpus.stop();
+    shared.devices.flush();
+    let first_run = shared.first_run();
+    phases.first_run = first_run.map_or(0, |t| us(t.saturating_duration_since(released)));
+    let doorbell = shared.devices.report.first();
+    phases.report = match (first_run, doorbell) {
+        (Some(run), Some(d)) => Some(us(d.at.saturating_duration_since(run))),
+        _ => None,
+    };
+    phases.exit = doorbell.map(|d| us(t_stop.saturating_duration_since(d.at)));
+    phases.teardown = us(t_stop.elapsed());
+    phases.total = clock.total();
+    Ok(Ran {
+        wake: wake?,
+        outcome: shared.outcome(),
+        doorbell,
+        extra_rings: shared.devices.report.extra_rings(),
+        tsc_khz,
+        mem,
+        sipi_guest,
+        guest,
+    })
+}

@@ -1,0 +1,106 @@
+//! What a boot's vCPU threads share with the VM's thread: the devices, the stop flag, the
+//! first terminal event and the eventfd that wakes the VM's thread. It is the boot's
+//! [`ExitHandler`].
+
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+
+use vmm_sys_util::eventfd::EventFd;
+
+use crate::devices::Devices;
+use crate::vcpu::{ExitHandler, Outcome};
+
+/// State shared by a boot's vCPU threads and its VM thread.
+pub struct VmShared {
+    /// Set once the VM must stop; every vCPU thread checks it before each KVM_RUN.
+    stop: AtomicBool,
+    /// Written when `outcome` is set, to wake the VM's thread.
+    pub exit_evt: EventFd,
+    /// The first terminal event.
+    outcome: Mutex<Option<Outcome>>,
+    /// The devices.
+    pub devices: Devices,
+    /// When the BSP first entered KVM_RUN.
+    first_run: OnceLock<Instant>,
+}
+
+impl VmShared {
+    /// New shared state around `devices`.
+    pub fn new(devices: Devices) -> std::io::Result<Self> {
+        Ok(Self {
+            stop: AtomicBool::new(false),
+            exit_evt: EventFd::new(libc::EFD_NONBLOCK)?,
+            outcome: Mutex::new(None),
+            devices,
+            first_run: OnceLock::new(),
+        })
+    }
+
+    /// Records a terminal event (the first one wins) and stops the VM.
+    pub fn finish(&self, outcome: Outcome) {
+        if let Ok(mut o) = self.outcome.lock() {
+            if o.is_none() {
+                *o = Some(outcome);
+            }
+        }
+        self.request_stop();
+        // If the eventfd counter is saturated the VM's thread is already awake.
+        let _ = self.exit_evt.write(1);
+    }
+
+    /// Tells every vCPU thread to stop.
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+
+    /// The first terminal event, if any.
+    pub fn outcome(&self) -> Option<Outcome> {
+        self.outcome.lock().ok().and_then(|o| o.clone())
+    }
+
+    /// When the BSP first entered KVM_RUN, if it did.
+    pub fn first_run(&self) -> Option<Instant> {
+        self.first_run.get().copied()
+    }
+}
+
+impl ExitHandler for VmShared {
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    fn first_run(&self, vcpu: u32) {
+        if vcpu == 0 {
+            let _ = self.first_run.set(Instant::now());
+        }
+    }
+
+    fn io_out(&self, vcpu: u32, port: u16, data: &[u8]) -> ControlFlow<()> {
+        if let Some(event) = self.devices.pio_out(vcpu, port, data) {
+            self.finish(Outcome::Stop { vcpu, event });
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn io_in(&self, _vcpu: u32, port: u16, data: &mut [u8]) -> ControlFlow<()> {
+        self.devices.pio_in(port, data);
+        ControlFlow::Continue(())
+    }
+
+    fn mmio_read(&self, _vcpu: u32, addr: u64, data: &mut [u8]) -> ControlFlow<()> {
+        self.devices.mmio_read(addr, data);
+        ControlFlow::Continue(())
+    }
+
+    fn mmio_write(&self, _vcpu: u32, addr: u64, _data: &[u8]) -> ControlFlow<()> {
+        self.devices.mmio_write(addr);
+        ControlFlow::Continue(())
+    }
+
+    fn ended(&self, outcome: Outcome) -> ControlFlow<()> {
+        self.finish(outcome);
+        ControlFlow::Continue(())
+    }
+}
