@@ -11,6 +11,6 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(firmware::report::decode::Report::Boot(b)) = vmm::report::decode(bytes, topology) {
         let stats = vmm::report::stats::bringup_stats(&b);
         let _ = vmm::report::stats::render(&stats, 2_000_000, true, 5);
-        let _ = vmm::report::json::boot_json(&b, &stats, 2_000_000);
+        let _ = vmm::report::details::boot_json(&b, &stats, 2_000_000);
     }
 });

@@ -5,6 +5,7 @@
 //! ([`text`]). The scenario block (what the guest did after bringup) is in [`scenario`].
 
 pub mod check;
+pub mod details;
 pub mod error;
 pub mod json;
 pub mod live;

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::json::BootJson;
+use super::details::BootJson;
 use super::live::Reached;
 use super::stats::BringupStats;
 use crate::status::Status;

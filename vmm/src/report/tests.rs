@@ -1,7 +1,7 @@
 //! Tests of the report checks, JSON and summary.
 
 use super::check::{decode, read};
-use super::json::*;
+use super::details::*;
 use super::stats::*;
 use super::*;
 use crate::arch::x86_64::topology::Topology;

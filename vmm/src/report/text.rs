@@ -2,7 +2,7 @@
 
 use firmware::report::BspPhase;
 
-use super::json::TscSyncJson;
+use super::details::TscSyncJson;
 use super::outcome::BootOutcome;
 use super::scenario::render_scenario;
 use super::stamps::cycles_to_us;

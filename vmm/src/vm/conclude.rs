@@ -6,7 +6,7 @@ use firmware::report::decode::Report;
 use super::run::Ran;
 use super::verdict::{verdict, Ending};
 use crate::config::VmConfig;
-use crate::report::json::boot_json;
+use crate::report::details::boot_json;
 use crate::report::stats::{bringup_stats, online};
 use crate::report::{self, live, BootOutcome, VmmPhasesUs};
 

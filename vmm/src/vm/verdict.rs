@@ -8,7 +8,7 @@ use firmware::report::exception_name;
 
 use crate::devices::DeviceEvent;
 use crate::event_loop::Wake;
-use crate::report::json::tsc_failure;
+use crate::report::details::tsc_failure;
 use crate::report::scenario_failure;
 use crate::report::stats::missing;
 use crate::report::ReportCheckError;

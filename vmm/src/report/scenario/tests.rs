@@ -6,7 +6,7 @@ use super::json::render_scenario;
 use super::json::Latency;
 use super::*;
 use crate::arch::x86_64::topology::Topology;
-use crate::report::json::boot_json;
+use crate::report::details::boot_json;
 use crate::report::stats::{bringup_stats, online};
 use crate::status::Status;
 use firmware::report::decode::Report;
