@@ -142,10 +142,16 @@ pub const FW_CFG_PORT_DATA: u16 = 0x511;
 pub const I8042_DATA_PORT: u16 = 0x60;
 /// The 8042 keyboard controller's status (read) and command (write) port.
 pub const I8042_COMMAND_PORT: u16 = 0x64;
+/// The 8042 controller command that pulses only the CPU reset line: what the FADT's
+/// RESET_VALUE writes to its RESET_REG ([`I8042_COMMAND_PORT`]), and what ends the VM.
+pub const I8042_CMD_RESET: u8 = 0xFE;
 /// The MC146818 RTC/CMOS index register (bit 7 masks NMI).
 pub const CMOS_INDEX_PORT: u16 = 0x70;
 /// The MC146818 RTC/CMOS data register.
 pub const CMOS_DATA_PORT: u16 = 0x71;
+/// The CMOS register holding the century (BCD), as the FADT's CENTURY field names it (IBM PC
+/// convention).
+pub const CMOS_CENTURY_INDEX: u8 = 0x32;
 /// The POST diagnostic port, written by kernels as an I/O delay.
 pub const POST_CODE_PORT: u16 = 0x80;
 /// System Control Port A ("port 92"): bit 1 gates A20, bit 0 resets the machine.

@@ -1,6 +1,6 @@
 //! Why a memory-map change was refused.
 
-use super::region::GuestRange;
+use super::range::GuestRange;
 
 /// The kind of KVM_SET_USER_MEMORY_REGION call, for error messages and statistics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,7 +17,7 @@ pub enum SlotOpKind {
 
 impl SlotOpKind {
     /// The verb used in messages.
-    pub fn verb(self) -> &'static str {
+    fn verb(self) -> &'static str {
         match self {
             Self::Add => "add",
             Self::Delete => "delete",

@@ -9,10 +9,10 @@ use vm_memory::MmapRegion;
 
 use super::error::{MapError, SlotOpKind};
 use super::plan::{self, InstalledSlot, Span, Step};
-use super::region::{GuestRange, Region, RegionFlags};
+use super::range::GuestRange;
+use super::region::{Region, RegionFlags};
 use super::sink::MemslotSink;
 use super::slot_ids::SlotIds;
-use super::transaction::Transaction;
 use crate::kvm::KvmHost;
 
 /// The bounds a map enforces.
@@ -64,7 +64,7 @@ pub struct CommitStats {
     pub flags_updated: u32,
     /// Slots KVM has after the commit.
     pub slots: u32,
-    /// True if the slot limit forced merging live slots (see [`super::plan`]).
+    /// True if the slot limit forced merging live slots (see the `plan` module).
     pub compacted: bool,
 }
 
@@ -76,8 +76,8 @@ struct SlotRecord {
 }
 
 /// The guest memory map of one VM: regions changed only through transactions
-/// ([`MemoryMap::begin`]), each committed as the minimal ordered set of
-/// KVM_SET_USER_MEMORY_REGION calls ([`super::plan`]).
+/// ([`MemoryMap::begin`], in the `transaction` module), each committed as the minimal ordered
+/// set of KVM_SET_USER_MEMORY_REGION calls (the `plan` module).
 ///
 /// The map owns a reference to every host mapping a KVM slot points into, and deletes its
 /// slots when dropped, so host memory is never unmapped while the guest can reach it.
@@ -101,16 +101,9 @@ impl<S: MemslotSink> MemoryMap<S> {
         }
     }
 
-    /// Starts a transaction. Nothing reaches KVM until [`Transaction::commit`]; dropping the
-    /// transaction discards it.
-    pub fn begin(&mut self) -> Transaction<'_, S> {
-        let pending = self.regions.clone();
-        Transaction::new(self, pending)
-    }
-
-    /// The committed regions, by guest address.
-    pub fn regions(&self) -> impl Iterator<Item = &Region> {
-        self.regions.values()
+    /// The committed regions, by guest address: where a transaction starts from.
+    pub(super) fn committed(&self) -> &BTreeMap<u64, Region> {
+        &self.regions
     }
 
     /// The slots KVM has, by guest address.

@@ -1,13 +1,12 @@
-//! Guest memory: the RAM of a boot ([`ram`]) and the memory-slot transaction layer every
-//! KVM_SET_USER_MEMORY_REGION of the VMM goes through.
+//! Guest memory: the RAM of a boot (the `ram` module) and the memory-slot transaction layer
+//! every KVM_SET_USER_MEMORY_REGION of the VMM goes through.
 //!
 //! # Why transactions
 //!
 //! Each KVM_SET_USER_MEMORY_REGION that adds, deletes or moves a slot waits for an SRCU grace
-//! period (expedited) in the kernel: ~9 us with no vCPU running on our hosts, and with vCPUs
-//! running guest code a few percent of the calls wait in multiples of ~4 ms (p99 2-44 ms).
-//! KVM has no batched form. A VMM that applies thousands of small region changes one at a
-//! time pays that thousands of times (README.md, "Memory slots", has the figures).
+//! period (expedited) in the kernel, and with vCPUs running guest code some calls wait much
+//! longer. KVM has no batched form. A VMM that applies thousands of small region changes one
+//! at a time pays that thousands of times. The measured figures are in docs/memslots.md.
 //!
 //! # The model
 //!
@@ -19,9 +18,9 @@
 //!   overlap: [`MapError`]), then `commit`.
 //! - `commit` computes the final flat view, merges regions contiguous in guest-physical and
 //!   host addresses with equal flags, diffs that against the slots KVM has, and issues the
-//!   minimal ordered sequence of ioctls ([`plan`] documents the algorithm, its ordering, and
-//!   the one window in which memory that stays in the view is briefly unmapped). Slots that
-//!   still hold are never touched.
+//!   minimal ordered sequence of ioctls (the `plan` module documents the algorithm, its
+//!   ordering, and the one window in which memory that stays in the view is briefly unmapped).
+//!   Slots that still hold are never touched.
 //! - Slot numbers come from `0..KVM_CAP_NR_MEMSLOTS` and are recycled; a commit that would need
 //!   more slots fails before its first ioctl ([`MapError::SlotLimit`]).
 //! - Ioctls go to a [`MemslotSink`]; [`KvmMemslots`] is the real one, which counts and times
@@ -47,8 +46,9 @@
 
 mod error;
 mod map;
-pub mod plan;
-pub mod ram;
+mod plan;
+mod ram;
+mod range;
 mod region;
 mod sink;
 mod slot_ids;
@@ -56,8 +56,12 @@ mod transaction;
 
 pub use error::{MapError, SlotOpKind};
 pub use map::{CommitStats, MapLimits, MemoryMap, SlotInfo};
-pub use ram::{areas, create, ram_ranges, register, MemoryError};
-pub use region::{phys_limit, Backing, GuestRange, Region, RegionFlags};
+#[cfg(test)]
+pub(crate) use ram::ram_ranges;
+pub use ram::MemoryError;
+pub(crate) use ram::{create, register};
+pub use range::GuestRange;
+pub use region::{phys_limit, Backing, Region, RegionFlags};
 pub use sink::{IoctlCall, IoctlStats, KvmMemslots, MemslotSink};
-pub use slot_ids::SlotIds;
+pub(crate) use slot_ids::SlotIds;
 pub use transaction::Transaction;

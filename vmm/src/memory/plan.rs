@@ -49,17 +49,18 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::region::{GuestRange, RegionFlags};
+use super::range::GuestRange;
+use super::region::RegionFlags;
 
 /// A stretch of the flat view, or a slot: guest range, host address of its first byte, flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span {
+pub(super) struct Span {
     /// Guest-physical range.
-    pub range: GuestRange,
+    pub(super) range: GuestRange,
     /// Host address of `range.start`.
-    pub host: u64,
+    pub(super) host: u64,
     /// KVM slot flags.
-    pub flags: RegionFlags,
+    pub(super) flags: RegionFlags,
 }
 
 impl Span {
@@ -91,16 +92,16 @@ impl Span {
 
 /// A slot KVM has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InstalledSlot {
+pub(super) struct InstalledSlot {
     /// Slot number.
-    pub id: u32,
+    pub(super) id: u32,
     /// What it maps.
-    pub span: Span,
+    pub(super) span: Span,
 }
 
 /// One KVM_SET_USER_MEMORY_REGION.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
+pub(super) enum Step {
     /// Delete slot `id` (which mapped `span`).
     Delete { id: u32, span: Span },
     /// Give slot `id` the flags of `span` (same range and host address).
@@ -113,13 +114,13 @@ pub enum Step {
 
 /// The ordered steps of one commit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Plan {
+pub(super) struct Plan {
     /// Steps in the order they must be issued.
-    pub steps: Vec<Step>,
+    pub(super) steps: Vec<Step>,
     /// Slots KVM has once every step is applied.
-    pub slots_after: usize,
+    pub(super) slots_after: usize,
     /// True if the plan had to merge kept slots to fit the slot limit.
-    pub compacted: bool,
+    pub(super) compacted: bool,
 }
 
 /// How much of the installed slots the plan keeps.
@@ -142,7 +143,7 @@ enum Verdict {
 /// Plans the steps from `installed` to `view`. Both must be sorted by guest address and free
 /// of overlaps. Fails with the number of slots needed if even a compacted plan needs more than
 /// `limit`.
-pub fn plan(view: &[Span], installed: &[InstalledSlot], limit: u32) -> Result<Plan, usize> {
+pub(super) fn plan(view: &[Span], installed: &[InstalledSlot], limit: u32) -> Result<Plan, usize> {
     let preserving = plan_with(view, installed, Policy::Preserve);
     if preserving.slots_after <= limit as usize {
         return Ok(preserving);
@@ -156,7 +157,7 @@ pub fn plan(view: &[Span], installed: &[InstalledSlot], limit: u32) -> Result<Pl
 }
 
 /// Merges consecutive spans that continue into each other.
-pub fn merge_runs(spans: impl IntoIterator<Item = Span>) -> Vec<Span> {
+pub(super) fn merge_runs(spans: impl IntoIterator<Item = Span>) -> Vec<Span> {
     let mut runs: Vec<Span> = Vec::new();
     for s in spans {
         match runs.last_mut() {

@@ -34,7 +34,7 @@ pub enum MemoryError {
 
 /// The RAM ranges for `size` bytes of guest memory: below the MMIO hole, and the rest above
 /// 4 GiB.
-pub fn ram_ranges(size: u64) -> Vec<(GuestAddress, usize)> {
+pub(crate) fn ram_ranges(size: u64) -> Vec<(GuestAddress, usize)> {
     let low = size.min(MMIO_HOLE_START);
     let mut ranges = vec![(GuestAddress(0), low as usize)];
     if size > low {
@@ -55,7 +55,7 @@ fn host_ram_bytes() -> u64 {
 }
 
 /// Checks `size` bytes against the host and the guest address width, then maps it.
-pub fn create(size: u64, phys_bits: u32) -> Result<GuestMemoryMmap, MemoryError> {
+pub(crate) fn create(size: u64, phys_bits: u32) -> Result<GuestMemoryMmap, MemoryError> {
     let mib = size >> 20;
     let host = host_ram_bytes();
     if host > 0 && size > host {
@@ -79,7 +79,7 @@ pub fn create(size: u64, phys_bits: u32) -> Result<GuestMemoryMmap, MemoryError>
 /// is `len` bytes long: the pieces between the boundaries of firmware::layout (low memory, the
 /// legacy video/option-ROM hole, the BIOS area holding the RSDP and ACPI tables, RAM from
 /// 1 MiB), as `(guest address, size)`.
-pub fn areas(start: u64, len: u64) -> Vec<(u64, u64)> {
+fn areas(start: u64, len: u64) -> Vec<(u64, u64)> {
     let end = start + len;
     let mut cuts: Vec<u64> = [LOW_RAM_END, BIOS_AREA_START, BIOS_AREA_END]
         .into_iter()
@@ -94,7 +94,7 @@ pub fn areas(start: u64, len: u64) -> Vec<(u64, u64)> {
 /// [`areas`] is its own region, and the commit merges them (same mapping, same flags) into one
 /// slot below the MMIO hole and one above 4 GiB. The returned map must live as long as the
 /// vCPUs run: dropping it deletes the slots.
-pub fn register<'vm>(
+pub(crate) fn register<'vm>(
     vm: &'vm VmFd,
     host: &KvmHost,
     mem: &GuestMemoryMmap,

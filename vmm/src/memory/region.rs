@@ -9,42 +9,7 @@ use kvm_bindings::{KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY};
 use vm_memory::MmapRegion;
 
 use super::error::MapError;
-
-/// A half-open guest-physical range `[start, end)`, shown as `0x1000..0x2000` in messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct GuestRange {
-    /// First byte.
-    pub start: u64,
-    /// One past the last byte.
-    pub end: u64,
-}
-
-impl GuestRange {
-    /// The range of `size` bytes at `start` (saturating at the top of the address space; a
-    /// region that would wrap is rejected by [`Region::validate`]).
-    pub fn new(start: u64, size: u64) -> Self {
-        Self {
-            start,
-            end: start.saturating_add(size),
-        }
-    }
-
-    /// Bytes in the range.
-    pub fn size(&self) -> u64 {
-        self.end - self.start
-    }
-
-    /// True if the two ranges share at least one byte.
-    pub fn overlaps(&self, other: &GuestRange) -> bool {
-        self.start < other.end && other.start < self.end
-    }
-}
-
-impl fmt::Display for GuestRange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#x}..{:#x}", self.start, self.end)
-    }
-}
+use super::range::GuestRange;
 
 /// The `flags` of KVM_SET_USER_MEMORY_REGION a region carries (Documentation/virt/kvm/api.rst,
 /// 4.35). Regions merge into one slot only if their flags are equal.
@@ -61,24 +26,14 @@ impl RegionFlags {
     /// KVM cannot toggle it on a live slot: the slot is deleted and re-added.
     pub const READONLY: Self = Self(KVM_MEM_READONLY);
 
-    /// Both sets of flags.
-    pub const fn union(self, other: Self) -> Self {
-        Self(self.0 | other.0)
-    }
-
     /// The raw KVM flag bits.
-    pub const fn bits(self) -> u32 {
+    pub(crate) const fn bits(self) -> u32 {
         self.0
-    }
-
-    /// True if every flag of `other` is set in `self`.
-    pub const fn contains(self, other: Self) -> bool {
-        self.0 & other.0 == other.0
     }
 
     /// True if KVM can change a live slot's flags from `self` to `other` in place (a
     /// KVM_MR_FLAGS_ONLY change): everything but KVM_MEM_READONLY may change.
-    pub const fn updatable_to(self, other: Self) -> bool {
+    pub(crate) const fn updatable_to(self, other: Self) -> bool {
         (self.0 ^ other.0) & KVM_MEM_READONLY == 0
     }
 }
@@ -99,22 +54,22 @@ impl Backing {
     }
 
     /// The mapping.
-    pub fn mapping(&self) -> &Arc<MmapRegion> {
+    pub(crate) fn mapping(&self) -> &Arc<MmapRegion> {
         &self.mapping
     }
 
     /// The offset into the mapping.
-    pub fn offset(&self) -> u64 {
+    pub(crate) fn offset(&self) -> u64 {
         self.offset
     }
 
     /// The host virtual address of the first byte (what KVM calls `userspace_addr`).
-    pub fn host_addr(&self) -> u64 {
+    pub(crate) fn host_addr(&self) -> u64 {
         (self.mapping.as_ptr() as u64).wrapping_add(self.offset)
     }
 
     /// Bytes of the mapping from the offset to its end (0 if the offset is past the end).
-    pub fn available(&self) -> u64 {
+    pub(crate) fn available(&self) -> u64 {
         (self.mapping.size() as u64).saturating_sub(self.offset)
     }
 }
@@ -154,19 +109,19 @@ impl Region {
     }
 
     /// The guest-physical range.
-    pub fn range(&self) -> GuestRange {
+    pub(crate) fn range(&self) -> GuestRange {
         GuestRange::new(self.guest_addr, self.size)
     }
 
     /// The host address of the first byte.
-    pub fn host_addr(&self) -> u64 {
+    pub(crate) fn host_addr(&self) -> u64 {
         self.backing.host_addr()
     }
 
     /// Checks what KVM requires of one slot (api.rst 4.35: `guest_phys_addr`, `memory_size` and
     /// `userspace_addr` page aligned, a non-empty range) and that the range lies inside the
     /// guest's `phys_bits`-bit physical address space and the backing mapping.
-    pub fn validate(&self, phys_bits: u32) -> Result<(), MapError> {
+    pub(crate) fn validate(&self, phys_bits: u32) -> Result<(), MapError> {
         let addr = self.guest_addr;
         if self.size == 0 {
             return Err(MapError::ZeroSize { addr });

@@ -49,7 +49,7 @@ pub struct IoctlStats {
 
 impl IoctlStats {
     /// Ioctls issued (successful or not).
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.calls.len() as u64
     }
 
@@ -59,7 +59,7 @@ impl IoctlStats {
     }
 
     /// The wall-clock time of each call, in issue order.
-    pub fn latencies(&self) -> Vec<Duration> {
+    pub(crate) fn latencies(&self) -> Vec<Duration> {
         self.calls.iter().map(|c| c.latency).collect()
     }
 
@@ -83,11 +83,6 @@ impl<V: Borrow<VmFd>> KvmMemslots<V> {
             vm,
             stats: IoctlStats::default(),
         }
-    }
-
-    /// The VM fd.
-    pub fn vm(&self) -> &VmFd {
-        self.vm.borrow()
     }
 
     /// What was issued so far.

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 /// Hands out slot numbers `0..limit`.
 #[derive(Debug, Clone)]
-pub struct SlotIds {
+pub(crate) struct SlotIds {
     limit: u32,
     /// Every number below this has been handed out at some point.
     next: u32,
@@ -15,7 +15,7 @@ pub struct SlotIds {
 
 impl SlotIds {
     /// Numbers `0..limit` (KVM's are `0..KVM_CAP_NR_MEMSLOTS` in address space 0).
-    pub fn new(limit: u32) -> Self {
+    pub(crate) fn new(limit: u32) -> Self {
         Self {
             limit,
             next: 0,
@@ -24,7 +24,7 @@ impl SlotIds {
     }
 
     /// The lowest free number, or None if all `limit` are in use.
-    pub fn alloc(&mut self) -> Option<u32> {
+    pub(crate) fn alloc(&mut self) -> Option<u32> {
         if let Some(id) = self.free.pop_first() {
             return Some(id);
         }
@@ -35,7 +35,7 @@ impl SlotIds {
     }
 
     /// Returns `id` for reuse.
-    pub fn release(&mut self, id: u32) {
+    pub(crate) fn release(&mut self, id: u32) {
         debug_assert!(id < self.next && !self.free.contains(&id));
         if id + 1 == self.next {
             self.next -= 1;
@@ -48,13 +48,8 @@ impl SlotIds {
         }
     }
 
-    /// Numbers in use.
-    pub fn in_use(&self) -> u32 {
-        self.next - self.free.len() as u32
-    }
-
     /// The bound.
-    pub fn limit(&self) -> u32 {
+    pub(crate) fn limit(&self) -> u32 {
         self.limit
     }
 }
@@ -73,14 +68,16 @@ mod tests {
         assert_eq!(ids.alloc(), None);
         ids.release(1);
         ids.release(0);
-        assert_eq!(ids.in_use(), 1);
         assert_eq!(ids.alloc(), Some(0));
         assert_eq!(ids.alloc(), Some(1));
         assert_eq!(ids.alloc(), None);
         ids.release(2);
         ids.release(1);
         ids.release(0);
-        assert_eq!(ids.in_use(), 0);
-        assert_eq!(ids.alloc(), Some(0));
+        assert_eq!(
+            (ids.alloc(), ids.alloc(), ids.alloc(), ids.alloc()),
+            (Some(0), Some(1), Some(2), None),
+            "every number is free again"
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! A transaction on the memory map: any number of region changes, checked as they are made,
-//! applied to KVM together by [`Transaction::commit`].
+//! applied to KVM together by [`Transaction::commit`]. This module owns the transaction, from
+//! [`MemoryMap::begin`] to the commit; the map knows nothing of it and offers only its
+//! committed regions, its limits, and the commit of a final view.
 
 use std::collections::BTreeMap;
 
@@ -19,15 +21,19 @@ pub struct Transaction<'m, S: MemslotSink> {
     changes: u64,
 }
 
-impl<'m, S: MemslotSink> Transaction<'m, S> {
-    pub(super) fn new(map: &'m mut MemoryMap<S>, pending: BTreeMap<u64, Region>) -> Self {
-        Self {
-            map,
-            pending,
+impl<S: MemslotSink> MemoryMap<S> {
+    /// Starts a transaction. Nothing reaches KVM until [`Transaction::commit`]; dropping the
+    /// transaction discards it.
+    pub fn begin(&mut self) -> Transaction<'_, S> {
+        Transaction {
+            pending: self.committed().clone(),
+            map: self,
             changes: 0,
         }
     }
+}
 
+impl<S: MemslotSink> Transaction<'_, S> {
     /// Adds `region`. Errors: zero size, an address or size not page aligned, a range beyond
     /// the guest's physical address width or its backing mapping, an overlap with another
     /// region.
@@ -78,12 +84,7 @@ impl<'m, S: MemslotSink> Transaction<'m, S> {
         Ok(())
     }
 
-    /// The regions as this transaction has left them.
-    pub fn regions(&self) -> impl Iterator<Item = &Region> {
-        self.pending.values()
-    }
-
-    /// Applies the transaction: see [`super::plan`] for the ioctls issued and their order.
+    /// Applies the transaction: see the `plan` module for the ioctls issued and their order.
     /// Fails before any ioctl if the result needs more slots than the limit.
     pub fn commit(self) -> Result<CommitStats, MapError> {
         self.map.commit(self.pending, self.changes)

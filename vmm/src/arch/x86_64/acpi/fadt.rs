@@ -2,10 +2,11 @@
 //! points to (5.2.10).
 //!
 //! The platform is a full (not hardware-reduced) ACPI PC: PM1a event and control blocks at
-//! the ports [`crate::devices::acpi_pm`] emulates, SCI on IRQ 9, no SMI command port (the
-//! system is always in ACPI mode), no PM timer and no GPE blocks. The reset register is the
-//! 8042's command port with value 0xFE, so `reboot=acpi` reaches the same reset as
-//! `reboot=kbd`. CENTURY names the CMOS century byte.
+//! the ports the ACPI PM device emulates, SCI on IRQ 9, no SMI command port (the system is
+//! always in ACPI mode), no PM timer and no GPE blocks. The reset register is the 8042's
+//! command port with the 8042's reset command, so `reboot=acpi` reaches the same reset as
+//! `reboot=kbd`. CENTURY names the CMOS century byte. Every port, register and value the FADT
+//! shares with a device comes from firmware::layout, where the device takes it too.
 
 use acpi_tables::facs::FACS;
 use acpi_tables::fadt::{FADTBuilder, Flags};
@@ -13,23 +14,21 @@ use acpi_tables::gas::{AccessSize, AddressSpace, GAS};
 use acpi_tables::Aml;
 use firmware::layout::{
     ACPI_PM1A_CNT_PORT, ACPI_PM1A_EVT_PORT, ACPI_PM1_CNT_LEN, ACPI_PM1_EVT_LEN, ACPI_SCI_IRQ,
-    I8042_COMMAND_PORT,
+    CMOS_CENTURY_INDEX, I8042_CMD_RESET, I8042_COMMAND_PORT,
 };
 
 use super::{OEM_ID, OEM_REVISION};
-use crate::devices::cmos::RTC_CENTURY;
-use crate::devices::i8042::I8042_CMD_RESET;
 
 /// OEM table ID of the FADT.
 const FADT_OEM_TABLE_ID: [u8; 8] = *b"SIPIFACP";
 /// IA-PC boot architecture flags (ACPI 6.5, Table 5.11): legacy devices (the UART, the RTC).
-pub const IAPC_LEGACY_DEVICES: u16 = 1 << 0;
+const IAPC_LEGACY_DEVICES: u16 = 1 << 0;
 /// IA-PC boot architecture flags: an 8042 is present.
-pub const IAPC_8042: u16 = 1 << 1;
+const IAPC_8042: u16 = 1 << 1;
 /// IA-PC boot architecture flags: VGA is not present.
-pub const IAPC_VGA_NOT_PRESENT: u16 = 1 << 2;
+const IAPC_VGA_NOT_PRESENT: u16 = 1 << 2;
 /// The FACS must be 64-byte aligned (ACPI 6.5, 5.2.10).
-pub const FACS_ALIGN: u64 = 64;
+pub(super) const FACS_ALIGN: u64 = 64;
 
 /// The FACS: no waking vector, no global lock owner.
 pub(super) fn facs() -> Vec<u8> {
@@ -70,7 +69,7 @@ pub(super) fn build(dsdt: u32, facs: u32) -> Vec<u8> {
         8 * ACPI_PM1_CNT_LEN,
         AccessSize::WordAccess,
     );
-    f.century = RTC_CENTURY;
+    f.century = CMOS_CENTURY_INDEX;
     f.iapc_boot_arch = (IAPC_LEGACY_DEVICES | IAPC_8042 | IAPC_VGA_NOT_PRESENT).into();
     f.reset_reg = io(I8042_COMMAND_PORT, 8, AccessSize::ByteAccess);
     f.reset_value = I8042_CMD_RESET;

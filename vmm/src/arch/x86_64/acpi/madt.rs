@@ -1,32 +1,29 @@
 //! Builds the Multiple APIC Description Table (ACPI 6.5, 5.2.12).
 //!
-//! The table container (header, running checksum) is `acpi_tables`' [`MADT`], whose
-//! `add_structure` updates length and checksum in O(1), so a 4096-vCPU table costs one pass.
-//! The interrupt controller structures are the firmware crate's encoders, wrapped in
-//! [`Structure`] because `acpi_tables` has no Local x2APIC (type 9), Interrupt Source Override
-//! (type 2) or NMI (types 4 and 0xA) structures; the guest decodes the same bytes with the same
-//! crate.
+//! The header is [`super::sdt`]'s, written once with revision 6; the body is the Local
+//! Interrupt Controller Address and the Flags, then the interrupt controller structures from
+//! the firmware crate's encoders (which the guest decodes with the same crate). `acpi_tables`'
+//! own MADT is not used: it fixes the revision at 1 and the flags at 0, and has no Local x2APIC
+//! (type 9), Interrupt Source Override (type 2) or NMI (types 4 and 0xA) structures.
+//!
+//! Which vCPUs get a Processor Local APIC (type 0) and which a Processor Local x2APIC (type 9)
+//! structure is decided by one constant, [`MAX_XAPIC_ID`] (firmware::acpi::madt): type 0 holds
+//! 8-bit IDs and 0xFF is the broadcast ID, so IDs from 255 on need type 9 (ACPI 6.5, 5.2.12.12).
 
-use acpi_tables::madt::{LocalInterruptController, MADT};
-use acpi_tables::{Aml, AmlSink};
+use std::mem::size_of;
+
 use firmware::acpi::madt::{
     interrupt_source_override, io_apic, local_apic, local_apic_nmi, local_x2apic, local_x2apic_nmi,
     ALL_PROCESSORS_UID32, ALL_PROCESSORS_UID8, LAPIC_ENABLED, MADT_ENTRIES_OFFSET,
-    MADT_PCAT_COMPAT, MAX_XAPIC_ID, MPS_INTI_ACTIVE_HIGH_EDGE, MPS_INTI_CONFORMING,
+    MADT_PCAT_COMPAT, MADT_SIGNATURE, MAX_XAPIC_ID, MPS_INTI_ACTIVE_HIGH_EDGE, MPS_INTI_CONFORMING,
 };
+use firmware::acpi::sdt::SDT_HEADER_SIZE;
 use firmware::layout::{IOAPIC_BASE, IOAPIC_ID, LAPIC_BASE};
-use zerocopy::{Immutable, IntoBytes};
-
-use super::{patch_header_field, OEM_ID, OEM_REVISION, SDT_REVISION_OFFSET};
 
 /// OEM table ID of the MADT.
 const MADT_OEM_TABLE_ID: [u8; 8] = *b"SIPIMADT";
-/// MADT revision defined by ACPI 6.5 (Table 5.19). `acpi_tables` writes 1 (ACPI 1.0, which
-/// predates the x2APIC structures); sipi's table follows ACPI 6.5.
+/// MADT revision defined by ACPI 6.5 (Table 5.19).
 const MADT_REVISION: u8 = 6;
-/// Offset of the MADT Flags field (ACPI 6.5, Table 5.19): after the header and the local
-/// interrupt controller address. `acpi_tables` has no setter for it.
-const MADT_FLAGS_OFFSET: usize = MADT_ENTRIES_OFFSET - 4;
 
 /// The ISA IRQ of the PIT's timer (the 8254's counter 0 drives IRQ0 on a PC).
 const ISA_IRQ_TIMER: u8 = 0;
@@ -49,32 +46,22 @@ const IOAPIC_ADDR: u32 = {
     IOAPIC_BASE as u32
 };
 
-/// One interrupt controller structure, as encoded by the firmware crate, in the form
-/// [`MADT::add_structure`] takes: the bytes are the structure, and [`Aml`] emits them as is.
-#[derive(Clone, Copy, IntoBytes, Immutable)]
-#[repr(transparent)]
-struct Structure<const N: usize>([u8; N]);
+// The body starts with the two 32-bit fixed fields, and the structures follow them where the
+// firmware's decoder looks for them.
+const _: () = assert!(MADT_ENTRIES_OFFSET == SDT_HEADER_SIZE + 2 * size_of::<u32>());
 
-impl<const N: usize> Aml for Structure<N> {
-    fn to_aml_bytes(&self, sink: &mut dyn AmlSink) {
-        sink.vec(&self.0);
-    }
-}
-
-/// Whether vCPU `apic_id` gets a Processor Local APIC structure (type 0) rather than a
-/// Processor Local x2APIC structure (type 9): type 0 holds 8-bit IDs and 0xFF is the broadcast
-/// ID, so IDs from 255 on need type 9 (ACPI 6.5, 5.2.12.12).
-fn is_xapic(apic_id: u32) -> bool {
-    apic_id <= MAX_XAPIC_ID
+/// How many of `vcpus` vCPUs (APIC IDs `0..vcpus`) get a Processor Local APIC structure: those
+/// with IDs up to [`MAX_XAPIC_ID`]. The others get Processor Local x2APIC structures.
+fn xapic_cpus(vcpus: u32) -> u32 {
+    vcpus.min(MAX_XAPIC_ID + 1)
 }
 
 /// The exact length of the MADT [`build`] makes for `vcpus` vCPUs, computed without building
 /// it (so that an absurd count is rejected before anything is allocated). The lengths come
 /// from the encoders themselves.
 pub(super) fn len(vcpus: u32) -> u64 {
-    let vcpus = u64::from(vcpus);
-    let xapic_cpus = vcpus.min(u64::from(MAX_XAPIC_ID) + 1);
-    let x2apic_cpus = vcpus - xapic_cpus;
+    let xapic_cpus = u64::from(xapic_cpus(vcpus));
+    let x2apic_cpus = u64::from(vcpus) - xapic_cpus;
     let size = |n: usize| n as u64;
     let mut len = size(MADT_ENTRIES_OFFSET)
         + xapic_cpus * size(local_apic(0, 0, 0).len())
@@ -88,48 +75,40 @@ pub(super) fn len(vcpus: u32) -> u64 {
     len
 }
 
-/// Builds the MADT for `vcpus` vCPUs with APIC IDs and ACPI processor UIDs `0..vcpus`.
+/// Builds the MADT for `vcpus` vCPUs with APIC IDs and ACPI processor UIDs `0..vcpus`, in one
+/// pass over the vCPUs.
 pub(super) fn build(vcpus: u32) -> Vec<u8> {
-    let mut madt = MADT::new(
-        OEM_ID,
-        MADT_OEM_TABLE_ID,
-        OEM_REVISION,
-        LocalInterruptController::Address(LAPIC_ADDR),
-    );
+    let body_len = usize::try_from(len(vcpus) - SDT_HEADER_SIZE as u64).unwrap_or(0);
+    let mut body = Vec::with_capacity(body_len);
+    body.extend_from_slice(&LAPIC_ADDR.to_le_bytes());
+    body.extend_from_slice(&MADT_PCAT_COMPAT.to_le_bytes());
+    let xapic_cpus = xapic_cpus(vcpus);
     for id in 0..vcpus {
         match u8::try_from(id) {
-            Ok(id8) if is_xapic(id) => {
-                madt.add_structure(Structure(local_apic(id8, id8, LAPIC_ENABLED)));
+            Ok(id8) if id < xapic_cpus => {
+                body.extend_from_slice(&local_apic(id8, id8, LAPIC_ENABLED));
             }
-            _ => madt.add_structure(Structure(local_x2apic(id, id, LAPIC_ENABLED))),
+            _ => body.extend_from_slice(&local_x2apic(id, id, LAPIC_ENABLED)),
         }
     }
-    madt.add_structure(Structure(io_apic(IOAPIC_ID, IOAPIC_ADDR, IOAPIC_GSI_BASE)));
-    madt.add_structure(Structure(interrupt_source_override(
+    body.extend_from_slice(&io_apic(IOAPIC_ID, IOAPIC_ADDR, IOAPIC_GSI_BASE));
+    body.extend_from_slice(&interrupt_source_override(
         ISA_IRQ_TIMER,
         GSI_TIMER,
         MPS_INTI_CONFORMING,
-    )));
-    madt.add_structure(Structure(local_apic_nmi(
+    ));
+    body.extend_from_slice(&local_apic_nmi(
         ALL_PROCESSORS_UID8,
         MPS_INTI_ACTIVE_HIGH_EDGE,
         NMI_LINT,
-    )));
-    if vcpus > MAX_XAPIC_ID + 1 {
-        madt.add_structure(Structure(local_x2apic_nmi(
+    ));
+    if vcpus > xapic_cpus {
+        body.extend_from_slice(&local_x2apic_nmi(
             ALL_PROCESSORS_UID32,
             MPS_INTI_ACTIVE_HIGH_EDGE,
             NMI_LINT,
-        )));
+        ));
     }
-
-    let mut bytes = Vec::with_capacity(usize::try_from(len(vcpus)).unwrap_or(0));
-    madt.to_aml_bytes(&mut bytes);
-    patch_header_field(&mut bytes, SDT_REVISION_OFFSET, &[MADT_REVISION]);
-    patch_header_field(
-        &mut bytes,
-        MADT_FLAGS_OFFSET,
-        &MADT_PCAT_COMPAT.to_le_bytes(),
-    );
-    bytes
+    debug_assert_eq!(body.len(), body_len);
+    super::sdt(*MADT_SIGNATURE, MADT_REVISION, MADT_OEM_TABLE_ID, &body)
 }

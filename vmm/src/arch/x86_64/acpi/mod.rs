@@ -1,16 +1,25 @@
 //! The ACPI tables sipi hands its guest: RSDP, XSDT and RSDT, FADT with its FACS and DSDT,
 //! and MADT (ACPI 6.5, 5.2).
 //!
-//! The tables are built with the `acpi_tables` crate and the firmware crate's MADT structure
-//! encoders, which the guest's decoders mirror. The RSDP goes where an OS scans for it
-//! ([`RSDP_ADDR`], in the BIOS area) and names both root tables: the XSDT (64-bit pointers)
-//! and, for kernels that only know ACPI 1.0, an RSDT (32-bit pointers) listing the same
-//! tables. The other tables are packed after it from [`ACPI_TABLES_ADDR`], each 8-byte aligned
-//! (the FACS 64-byte aligned), the MADT last, and must end by [`ACPI_TABLES_END`]. With 16-byte
-//! Local x2APIC structures this holds up to about 8000 vCPUs, twice KVM's largest vCPU ID.
+//! Every table is written once, with its final contents: the placement is computed first
+//! (lengths are known from the vCPU count), then each table is built knowing the addresses it
+//! names. The `acpi_tables` crate provides what it models fully: the FADT and its Generic
+//! Address Structures, the FACS, the XSDT, the DSDT's AML, and [`Sdt`], the generic table
+//! builder that writes the header (signature, length, revision, OEM fields, checksum) of the
+//! RSDT, the DSDT and the MADT. The MADT's interrupt controller structures are the firmware
+//! crate's encoders, which the guest's decoders mirror. The RSDP is written here field by
+//! field, because `acpi_tables`' RSDP cannot carry an RSDT address.
 //!
-//! The FADT describes the PM1a blocks of [`crate::devices::acpi_pm`], and the DSDT holds only
-//! `\_S5`, so an ACPI-aware kernel can power the VM off; sipi's own guest needs only the MADT.
+//! The RSDP goes where an OS scans for it ([`RSDP_ADDR`], in the BIOS area) and names both root
+//! tables: the XSDT (64-bit pointers) and, for kernels that only know ACPI 1.0, an RSDT (32-bit
+//! pointers) listing the same tables. The other tables are packed after it from
+//! [`ACPI_TABLES_ADDR`], each 8-byte aligned (the FACS 64-byte aligned), the MADT last, and must
+//! end by [`ACPI_TABLES_END`]. With 16-byte Local x2APIC structures this holds up to about 8000
+//! vCPUs, twice KVM's largest vCPU ID.
+//!
+//! The FADT describes the PM1a blocks at the ports of firmware::layout (which the ACPI PM device
+//! emulates), and the DSDT holds only `\_S5`, so an ACPI-aware kernel can power the VM off;
+//! sipi's own guest needs only the MADT.
 
 mod dsdt;
 mod fadt;
@@ -18,11 +27,14 @@ mod madt;
 #[cfg(test)]
 mod tests;
 
-use acpi_tables::rsdp::Rsdp;
+use std::mem::size_of;
+
 use acpi_tables::sdt::Sdt;
 use acpi_tables::xsdt::XSDT;
 use acpi_tables::Aml;
-use firmware::acpi::rsdp::{RSDP_V1_SIZE, RSDP_V2_SIZE};
+use firmware::acpi::checksum;
+use firmware::acpi::rsdp::{RSDP_REVISION_ACPI_2, RSDP_SIGNATURE, RSDP_V1_SIZE, RSDP_V2_SIZE};
+use firmware::acpi::rsdt::RSDT_SIGNATURE;
 use firmware::acpi::sdt::SDT_HEADER_SIZE;
 use firmware::layout::{range_within, ACPI_TABLES_ADDR, ACPI_TABLES_END, RSDP_ADDR};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryError, GuestMemoryMmap};
@@ -35,27 +47,13 @@ const OEM_REVISION: u32 = 1;
 const XSDT_OEM_TABLE_ID: [u8; 8] = *b"SIPIXSDT";
 /// OEM table ID of the RSDT.
 const RSDT_OEM_TABLE_ID: [u8; 8] = *b"SIPIRSDT";
-/// Size of one XSDT entry: a 64-bit table address (ACPI 6.5, Table 5.6).
-const XSDT_ENTRY_SIZE: u64 = 8;
-/// Size of one RSDT entry: a 32-bit table address (ACPI 6.5, Table 5.5).
-const RSDT_ENTRY_SIZE: u64 = 4;
 /// RSDT revision (ACPI 6.5, Table 5.5).
 const RSDT_REVISION: u8 = 1;
 /// Tables the root tables list: the FADT and the MADT.
 const ROOT_ENTRIES: u64 = 2;
-/// Offset of the RSDT address in the RSDP (ACPI 6.5, Table 5.3).
-const RSDP_RSDT_ADDRESS_OFFSET: usize = 16;
-/// Offset of the RSDP's ACPI 1.0 checksum.
-const RSDP_CHECKSUM_OFFSET: usize = 8;
-/// Offset of the RSDP's extended checksum.
-const RSDP_EXTENDED_CHECKSUM_OFFSET: usize = 32;
 /// Alignment of every table after the RSDP. ACPI requires none for the XSDT's targets, but
 /// 8 bytes keeps their 64-bit fields naturally aligned for the guest.
 const TABLE_ALIGN: u64 = 8;
-/// Offset of the Revision field in the system description table header (ACPI 6.5, Table 5.4).
-const SDT_REVISION_OFFSET: usize = 8;
-/// Offset of the Checksum field in the system description table header (ACPI 6.5, Table 5.4).
-const SDT_CHECKSUM_OFFSET: usize = 9;
 
 // The RSDP must fit before the other tables, and those must start aligned.
 const _: () = assert!(RSDP_ADDR + RSDP_V2_SIZE as u64 <= ACPI_TABLES_ADDR);
@@ -99,8 +97,9 @@ pub enum AcpiError {
 
 /// The ACPI tables of one VM, built and placed at their guest-physical addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AcpiTables {
-    /// (guest address, bytes) of every table, RSDP first.
+pub(crate) struct AcpiTables {
+    /// (guest address, bytes) of every table in address order: RSDP, XSDT, RSDT, FACS, FADT,
+    /// DSDT, MADT.
     tables: Vec<(u64, Vec<u8>)>,
 }
 
@@ -108,59 +107,58 @@ impl AcpiTables {
     /// Builds the tables for `vcpus` vCPUs whose APIC IDs (and ACPI processor UIDs) are
     /// `0..vcpus`.
     ///
-    /// Costs one pass over the vCPUs (the MADT's checksum is kept running). Fails if `vcpus`
-    /// is zero or the tables would not fit below [`ACPI_TABLES_END`]; the size is checked
-    /// before anything is built.
-    pub fn build(vcpus: u32) -> Result<AcpiTables, AcpiError> {
+    /// Costs one pass over the vCPUs. Fails if `vcpus` is zero or the tables would not fit
+    /// below [`ACPI_TABLES_END`]; the size is checked before anything is built.
+    pub(crate) fn build(vcpus: u32) -> Result<AcpiTables, AcpiError> {
         if vcpus == 0 {
             return Err(AcpiError::NoVcpus);
         }
+        // Placement first: every length is known without building the table.
         let header = SDT_HEADER_SIZE as u64;
         let xsdt_addr = ACPI_TABLES_ADDR;
-        let xsdt_len = header + ROOT_ENTRIES * XSDT_ENTRY_SIZE;
+        let xsdt_len = header + ROOT_ENTRIES * size_of::<u64>() as u64;
         check_fits("XSDT", vcpus, xsdt_addr, xsdt_len)?;
         let rsdt_addr = align_up(xsdt_addr + xsdt_len);
-        let rsdt_len = header + ROOT_ENTRIES * RSDT_ENTRY_SIZE;
+        let rsdt_len = header + ROOT_ENTRIES * size_of::<u32>() as u64;
         check_fits("RSDT", vcpus, rsdt_addr, rsdt_len)?;
         let facs_addr = (rsdt_addr + rsdt_len).next_multiple_of(fadt::FACS_ALIGN);
         let facs = fadt::facs();
         check_fits("FACS", vcpus, facs_addr, facs.len() as u64)?;
         let fadt_addr = align_up(facs_addr + facs.len() as u64);
-        let dsdt = dsdt::build();
         let fadt_len = acpi_tables::fadt::FADT::len() as u64;
         check_fits("FADT", vcpus, fadt_addr, fadt_len)?;
         let dsdt_addr = align_up(fadt_addr + fadt_len);
+        let dsdt = dsdt::build();
         check_fits("DSDT", vcpus, dsdt_addr, dsdt.len() as u64)?;
         let madt_addr = align_up(dsdt_addr + dsdt.len() as u64);
         check_fits("MADT", vcpus, madt_addr, madt::len(vcpus))?;
 
+        // Then each table, once, with the addresses it names.
         let madt = madt::build(vcpus);
         // The computed length decided the placement; the real one must agree with it.
         check_fits("MADT", vcpus, madt_addr, madt.len() as u64)?;
-        // Every address is inside the BIOS area, below 1 MiB.
-        let fadt = fadt::build(dsdt_addr as u32, facs_addr as u32);
-
+        let fadt = fadt::build(addr32(dsdt_addr), addr32(facs_addr));
+        debug_assert_eq!(fadt.len() as u64, fadt_len);
         let mut xsdt = XSDT::new(OEM_ID, XSDT_OEM_TABLE_ID, OEM_REVISION);
         xsdt.add_entry(fadt_addr);
         xsdt.add_entry(madt_addr);
-        let xsdt = to_bytes(&xsdt);
-        let mut rsdt = Sdt::new(
-            *b"RSDT",
-            SDT_HEADER_SIZE as u32,
+        let mut xsdt_bytes = Vec::with_capacity(xsdt_len as usize);
+        xsdt.to_aml_bytes(&mut xsdt_bytes);
+        let rsdt_body: Vec<u8> = [fadt_addr, madt_addr]
+            .into_iter()
+            .flat_map(|a| addr32(a).to_le_bytes())
+            .collect();
+        let rsdt = sdt(
+            *RSDT_SIGNATURE,
             RSDT_REVISION,
-            OEM_ID,
             RSDT_OEM_TABLE_ID,
-            OEM_REVISION,
+            &rsdt_body,
         );
-        rsdt.append(fadt_addr as u32);
-        rsdt.append(madt_addr as u32);
-        let rsdt = rsdt.as_slice().to_vec();
-        let rsdp = rsdp(xsdt_addr, rsdt_addr as u32);
 
         Ok(AcpiTables {
             tables: vec![
-                (RSDP_ADDR, rsdp),
-                (xsdt_addr, xsdt),
+                (RSDP_ADDR, rsdp(xsdt_addr, addr32(rsdt_addr))),
+                (xsdt_addr, xsdt_bytes),
                 (rsdt_addr, rsdt),
                 (facs_addr, facs),
                 (fadt_addr, fadt),
@@ -171,7 +169,7 @@ impl AcpiTables {
     }
 
     /// Writes every table into guest memory at its address.
-    pub fn write_to(&self, mem: &GuestMemoryMmap) -> Result<(), AcpiError> {
+    pub(crate) fn write_to(&self, mem: &GuestMemoryMmap) -> Result<(), AcpiError> {
         for (addr, bytes) in &self.tables {
             mem.write_slice(bytes, GuestAddress(*addr))
                 .map_err(|source| AcpiError::GuestMemory {
@@ -182,44 +180,59 @@ impl AcpiTables {
         }
         Ok(())
     }
-
-    /// Guest-physical address of the RSDP (what PVH's `rsdp_paddr` carries).
-    pub fn rsdp_addr(&self) -> u64 {
-        RSDP_ADDR
-    }
-
-    /// (guest address, bytes) of every table, in address order: RSDP, XSDT, RSDT, FACS,
-    /// FADT, DSDT, MADT.
-    pub fn tables(&self) -> &[(u64, Vec<u8>)] {
-        &self.tables
-    }
-
-    /// The table with this signature (the RSDP's is "RSD "), with its guest address.
-    pub fn table(&self, signature: &[u8; 4]) -> Option<(u64, &[u8])> {
-        self.tables
-            .iter()
-            .find(|(_, bytes)| bytes.starts_with(signature))
-            .map(|(addr, bytes)| (*addr, bytes.as_slice()))
-    }
 }
 
-/// The ACPI 2.0 RSDP naming both root tables. `acpi_tables`' RSDP has no RSDT field setter, so
-/// the address is patched in and both checksums recomputed.
+/// A system description table: the header (ACPI 6.5, Table 5.4) with this signature and
+/// revision and sipi's OEM fields, then `body`. `acpi_tables`' [`Sdt`] writes the header and
+/// sets the length and checksum as the body is appended, in one pass over the body.
+fn sdt(signature: [u8; 4], revision: u8, oem_table_id: [u8; 8], body: &[u8]) -> Vec<u8> {
+    let mut table = Sdt::new(
+        signature,
+        SDT_HEADER_SIZE as u32,
+        revision,
+        OEM_ID,
+        oem_table_id,
+        OEM_REVISION,
+    );
+    table.append_slice(body);
+    table.as_slice().to_vec()
+}
+
+/// The ACPI 2.0 RSDP (ACPI 6.5, 5.2.5.3, Table 5.3) naming both root tables, written field by
+/// field in table order, each checksum computed from the fields it covers.
 fn rsdp(xsdt_addr: u64, rsdt_addr: u32) -> Vec<u8> {
-    let mut b = to_bytes(&Rsdp::new(OEM_ID, xsdt_addr));
-    b[RSDP_RSDT_ADDRESS_OFFSET..][..4].copy_from_slice(&rsdt_addr.to_le_bytes());
-    b[RSDP_CHECKSUM_OFFSET] = 0;
-    b[RSDP_CHECKSUM_OFFSET] = firmware::acpi::checksum(&b[..RSDP_V1_SIZE]);
-    b[RSDP_EXTENDED_CHECKSUM_OFFSET] = 0;
-    b[RSDP_EXTENDED_CHECKSUM_OFFSET] = firmware::acpi::checksum(&b[..RSDP_V2_SIZE]);
-    b
+    let revision = [RSDP_REVISION_ACPI_2];
+    let rsdt = rsdt_addr.to_le_bytes();
+    let length = (RSDP_V2_SIZE as u32).to_le_bytes();
+    let xsdt = xsdt_addr.to_le_bytes();
+    let reserved = [0u8; 3];
+    let v1_checksum = checksum(&[RSDP_SIGNATURE.as_slice(), &OEM_ID, &revision, &rsdt].concat());
+    // The ACPI 1.0 part sums to zero with its checksum, so the extended checksum, which covers
+    // the whole structure, only has to balance the fields after it.
+    let extended_checksum = checksum(&[length.as_slice(), &xsdt, &reserved].concat());
+    let bytes = [
+        RSDP_SIGNATURE.as_slice(),
+        &[v1_checksum],
+        &OEM_ID,
+        &revision,
+        &rsdt,
+        &length,
+        &xsdt,
+        &[extended_checksum],
+        &reserved,
+    ]
+    .concat();
+    debug_assert_eq!(bytes.len(), RSDP_V2_SIZE);
+    debug_assert_eq!(firmware::acpi::sum(&bytes[..RSDP_V1_SIZE]), 0);
+    bytes
 }
 
-/// Serializes an `acpi_tables` table.
-fn to_bytes(table: &dyn Aml) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    table.to_aml_bytes(&mut bytes);
-    bytes
+/// A table address as a 32-bit ACPI field holds it (the RSDT's entries, the RSDP's RSDT
+/// address, the FADT's FACS and DSDT). Every table lies in the BIOS area, below 4 GiB.
+fn addr32(addr: u64) -> u32 {
+    const _: () = assert!(ACPI_TABLES_END <= u32::MAX as u64);
+    debug_assert!(addr < ACPI_TABLES_END);
+    addr as u32
 }
 
 /// Rounds `addr` up to [`TABLE_ALIGN`]. Addresses here are below 1 MiB, so this cannot
@@ -241,22 +254,4 @@ fn check_fits(table: &'static str, vcpus: u32, addr: u64, len: u64) -> Result<()
             end: ACPI_TABLES_END,
         })
     }
-}
-
-/// Overwrites a field of a serialized table's header and adjusts the header's checksum by the
-/// difference, so the table still sums to zero without summing it again. Does nothing if the
-/// field lies outside `table` or covers the checksum itself.
-fn patch_header_field(table: &mut [u8], offset: usize, value: &[u8]) {
-    let Some(end) = offset.checked_add(value.len()) else {
-        return;
-    };
-    let covers_checksum = (offset..end).contains(&SDT_CHECKSUM_OFFSET);
-    if end > table.len() || table.len() <= SDT_CHECKSUM_OFFSET || covers_checksum {
-        return;
-    }
-    let old = firmware::acpi::sum(&table[offset..end]);
-    let new = firmware::acpi::sum(value);
-    table[offset..end].copy_from_slice(value);
-    let checksum = &mut table[SDT_CHECKSUM_OFFSET];
-    *checksum = checksum.wrapping_add(old).wrapping_sub(new);
 }

@@ -3,18 +3,18 @@
 
 use super::*;
 use firmware::acpi::madt::{
-    Madt, MadtCpu, MadtEntry, ALL_PROCESSORS_UID32, ALL_PROCESSORS_UID8, MADT_PCAT_COMPAT,
-    MAX_XAPIC_ID, MPS_INTI_ACTIVE_HIGH_EDGE, MPS_INTI_CONFORMING,
+    local_apic, local_x2apic, Madt, MadtCpu, MadtEntry, ALL_PROCESSORS_UID32, ALL_PROCESSORS_UID8,
+    MADT_PCAT_COMPAT, MAX_XAPIC_ID, MPS_INTI_ACTIVE_HIGH_EDGE, MPS_INTI_CONFORMING,
 };
-use firmware::acpi::rsdp::{Rsdp, RSDP_ALIGN, RSDP_V1_SIZE};
-use firmware::acpi::sdt::validate;
+use firmware::acpi::rsdp::{Rsdp, RSDP_ALIGN};
+use firmware::acpi::sdt::{validate, SdtHeader};
 use firmware::acpi::{rsdt, sum, xsdt};
 use firmware::bytes::{u16_at, u32_at, u64_at, u8_at};
 use firmware::layout::{
     ACPI_PM1A_CNT_PORT, ACPI_PM1A_EVT_PORT, ACPI_SCI_IRQ, ACPI_SLP_TYP_S5, BIOS_AREA_END,
-    BIOS_AREA_START, I8042_COMMAND_PORT, IOAPIC_BASE, IOAPIC_ID, LAPIC_BASE,
+    BIOS_AREA_START, CMOS_CENTURY_INDEX, I8042_CMD_RESET, I8042_COMMAND_PORT, IOAPIC_BASE,
+    IOAPIC_ID, LAPIC_BASE,
 };
-use std::time::{Duration, Instant};
 
 /// KVM_CAP_MAX_VCPU_ID on our machines: the most vCPUs a VM can have APIC IDs for.
 const MAX_VCPU_ID: u32 = 4096;
@@ -37,10 +37,24 @@ struct Found {
     invalid: bool,
 }
 
+/// The table with this signature (the RSDP's is "RSD "), with its guest address.
+fn table<'a>(tables: &'a AcpiTables, signature: &[u8; 4]) -> Option<(u64, &'a [u8])> {
+    tables
+        .tables
+        .iter()
+        .find(|(_, bytes)| bytes.starts_with(signature))
+        .map(|(addr, bytes)| (*addr, bytes.as_slice()))
+}
+
+/// The revision in a table's header.
+fn revision(table: &[u8]) -> u8 {
+    SdtHeader::parse(table).expect("a table header").revision
+}
+
 /// The BIOS area (`BIOS_AREA_START..BIOS_AREA_END`) with the tables copied to their addresses.
 fn bios_area(tables: &AcpiTables) -> Vec<u8> {
     let mut area = vec![0u8; (BIOS_AREA_END - BIOS_AREA_START) as usize];
-    for (addr, bytes) in tables.tables() {
+    for (addr, bytes) in &tables.tables {
         let off = (addr - BIOS_AREA_START) as usize;
         area[off..off + bytes.len()].copy_from_slice(bytes);
     }
@@ -81,7 +95,7 @@ fn gas(t: &[u8], off: usize) -> (u8, u8, u64) {
 
 fn parse_fadt(t: &[u8]) -> Fadt {
     Fadt {
-        revision: t[SDT_REVISION_OFFSET],
+        revision: revision(t),
         minor: u8_at(t, 131).unwrap(),
         firmware_ctrl: u32_at(t, 36).unwrap(),
         dsdt: u32_at(t, 40).unwrap(),
@@ -164,7 +178,7 @@ fn decode(area: &[u8]) -> Result<Found, String> {
         fadt,
         s5,
         madt_addr,
-        madt_revision: madt_bytes[SDT_REVISION_OFFSET],
+        madt_revision: revision(madt_bytes),
         local_apic_addr: madt.local_apic_addr,
         flags: madt.flags,
         entries: madt.entries().collect(),
@@ -175,23 +189,22 @@ fn decode(area: &[u8]) -> Result<Found, String> {
 
 /// Checks everything the brief promises about the tables for `n` vCPUs.
 fn check_tables(n: u32, tables: &AcpiTables, found: &Found) {
-    let t = tables.tables();
+    let t = &tables.tables;
     let sigs: Vec<&[u8]> = t.iter().map(|(_, b)| &b[..4]).collect();
     let want: [&[u8]; 7] = [
         b"RSD ", b"XSDT", b"RSDT", b"FACS", b"FACP", b"DSDT", b"APIC",
     ];
     assert_eq!(sigs, want, "the tables in address order");
     assert_eq!(t[0].0, RSDP_ADDR);
-    assert_eq!(tables.rsdp_addr(), RSDP_ADDR);
     assert_eq!(found.rsdp_offset as u64, RSDP_ADDR - BIOS_AREA_START);
-    assert_eq!(Some(found.xsdt_addr), tables.table(b"XSDT").map(|t| t.0));
+    assert_eq!(Some(found.xsdt_addr), table(tables, b"XSDT").map(|t| t.0));
     assert_eq!(
         Some(u64::from(found.rsdt_addr)),
-        tables.table(b"RSDT").map(|t| t.0)
+        table(tables, b"RSDT").map(|t| t.0)
     );
-    assert_eq!(Some(found.fadt_addr), tables.table(b"FACP").map(|t| t.0));
-    assert_eq!(Some(found.madt_addr), tables.table(b"APIC").map(|t| t.0));
-    let facs = tables.table(b"FACS").unwrap().0;
+    assert_eq!(Some(found.fadt_addr), table(tables, b"FACP").map(|t| t.0));
+    assert_eq!(Some(found.madt_addr), table(tables, b"APIC").map(|t| t.0));
+    let facs = table(tables, b"FACS").unwrap().0;
     assert!(facs.is_multiple_of(64), "the FACS is 64-byte aligned");
 
     // The FADT: PM1a blocks at the ACPI PM device's ports, SCI, reset through the 8042.
@@ -199,19 +212,19 @@ fn check_tables(n: u32, tables: &AcpiTables, found: &Found) {
     assert_eq!((f.revision, f.minor), (6, 5));
     assert_eq!(u64::from(f.firmware_ctrl), facs);
     assert_eq!(u64::from(f.dsdt), f.x_dsdt);
-    assert_eq!(Some(f.x_dsdt), tables.table(b"DSDT").map(|t| t.0));
+    assert_eq!(Some(f.x_dsdt), table(tables, b"DSDT").map(|t| t.0));
     assert_eq!((f.sci_int, f.smi_cmd), (ACPI_SCI_IRQ, 0));
     assert_eq!(f.pm1a_evt_blk, u32::from(ACPI_PM1A_EVT_PORT));
     assert_eq!(f.pm1a_cnt_blk, u32::from(ACPI_PM1A_CNT_PORT));
     assert_eq!((f.pm1_evt_len, f.pm1_cnt_len, f.pm_tmr_len), (4, 2, 0));
     assert_eq!(f.x_pm1a_evt_blk, (1, 32, u64::from(ACPI_PM1A_EVT_PORT)));
     assert_eq!(f.x_pm1a_cnt_blk, (1, 16, u64::from(ACPI_PM1A_CNT_PORT)));
-    assert_eq!(f.century, 0x32);
+    assert_eq!(f.century, CMOS_CENTURY_INDEX);
     assert_eq!(f.iapc_boot_arch, 0b111, "legacy devices, 8042, no VGA");
     assert_eq!(f.flags & (1 << 20), 0, "not hardware-reduced");
     assert_ne!(f.flags & (1 << 10), 0, "RESET_REG_SUP");
     assert_eq!(f.reset_reg, (1, 8, u64::from(I8042_COMMAND_PORT)));
-    assert_eq!(f.reset_value, 0xFE);
+    assert_eq!(f.reset_value, I8042_CMD_RESET);
     assert_eq!(found.s5, Some(ACPI_SLP_TYP_S5), "\\_S5 names SLP_TYP S5");
 
     // Every checksum: the RSDP's two, then each table's.
@@ -231,7 +244,7 @@ fn check_tables(n: u32, tables: &AcpiTables, found: &Found) {
         next = addr + bytes.len() as u64;
     }
     assert!(next <= ACPI_TABLES_END);
-    let madt_len = tables.table(b"APIC").map(|t| t.1.len() as u64);
+    let madt_len = table(tables, b"APIC").map(|t| t.1.len() as u64);
     assert_eq!(madt_len, Some(madt::len(n)), "computed MADT length");
 
     assert_eq!(found.madt_revision, 6);
@@ -315,30 +328,32 @@ fn round_trip_at_the_largest_vcpu_id() {
     build_and_check(MAX_VCPU_ID);
 }
 
-/// Smallest time of `runs` calls: the least disturbed one on a shared machine.
-fn fastest(runs: usize, mut f: impl FnMut()) -> Duration {
-    (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed()
-        })
-        .min()
-        .unwrap_or_default()
+/// Bytes of every table for `n` vCPUs, and the interrupt controller structures the MADT has.
+fn size(n: u32) -> (u64, u64) {
+    let tables = AcpiTables::build(n).unwrap();
+    let bytes = tables.tables.iter().map(|(_, b)| b.len() as u64).sum();
+    let madt = Madt::parse(table(&tables, b"APIC").unwrap().1).unwrap();
+    (bytes, madt.entries().count() as u64)
 }
 
+/// Building is linear in the vCPUs, measured by what cannot flake: the bytes written and the
+/// structures in the MADT. Doubling the count again adds exactly twice as much, and each vCPU
+/// costs one structure of its type, on both sides of the x2APIC limit. (How long building
+/// takes is a benchmark's question, not a unit test's.)
 #[test]
-fn building_is_linear_and_fast() {
-    let t1024 = fastest(5, || {
-        AcpiTables::build(1024).unwrap();
-    });
-    let t4096 = fastest(5, || {
-        AcpiTables::build(MAX_VCPU_ID).unwrap();
-    });
-    println!("AcpiTables::build: 1024 vCPUs {t1024:?}, 4096 vCPUs {t4096:?}");
-    // Generous enough for an unoptimized build on a busy machine; a quadratic builder (one
-    // checksum pass per appended structure) takes seconds at 4096.
-    assert!(t4096 < Duration::from_millis(100), "{t4096:?}");
+fn table_bytes_and_structures_grow_linearly() {
+    let xapic = local_apic(0, 0, 0).len() as u64;
+    let x2apic = local_x2apic(0, 0, 0).len() as u64;
+    // 32, 64, 128 vCPUs all get type 0; 1024, 2048, 4096 all get type 9 past the first 255.
+    for (n, per_vcpu) in [(32, xapic), (1024, x2apic)] {
+        let (b1, e1) = size(n);
+        let (b2, e2) = size(2 * n);
+        let (b4, e4) = size(4 * n);
+        assert_eq!(b2 - b1, u64::from(n) * per_vcpu, "{n} more vCPUs from {n}");
+        let m = 2 * n;
+        assert_eq!(b4 - b2, 2 * (b2 - b1), "{m} more vCPUs from {m}");
+        assert_eq!((e2 - e1, e4 - e2), (u64::from(n), 2 * u64::from(n)));
+    }
 }
 
 #[test]
@@ -360,7 +375,7 @@ fn tables_that_do_not_fit_are_an_error() {
     }
     assert!(fits >= MAX_VCPU_ID, "only {fits} vCPUs fit");
     let largest = build_and_check(fits);
-    let (addr, madt) = largest.table(b"APIC").unwrap();
+    let (addr, madt) = table(&largest, b"APIC").unwrap();
     let spare = ACPI_TABLES_END - (addr + madt.len() as u64);
     assert!(
         spare < 16,
@@ -370,13 +385,12 @@ fn tables_that_do_not_fit_are_an_error() {
         AcpiTables::build(fits + 1),
         Err(AcpiError::DoesNotFit { table: "MADT", .. })
     ));
-    // Absurd counts are rejected before anything is built.
-    let start = Instant::now();
+    // Absurd counts are rejected from the computed length, before anything is built (building
+    // them would need tens of GiB).
     assert!(matches!(
         AcpiTables::build(u32::MAX),
-        Err(AcpiError::DoesNotFit { .. })
+        Err(AcpiError::DoesNotFit { table: "MADT", len, .. }) if len == madt::len(u32::MAX)
     ));
-    assert!(start.elapsed() < Duration::from_millis(10));
 }
 
 #[test]
@@ -384,7 +398,7 @@ fn a_corrupted_byte_fails_decoding() {
     let tables = AcpiTables::build(300).unwrap();
     let clean = bios_area(&tables);
     assert!(decode(&clean).is_ok());
-    for (addr, bytes) in tables.tables() {
+    for (addr, bytes) in &tables.tables {
         // A byte in the middle of each table: for the MADT, inside a Local APIC structure.
         // The FACS has no checksum: its signature is what a reader checks.
         let sig = &bytes[..4];
@@ -401,35 +415,12 @@ fn a_corrupted_byte_fails_decoding() {
         };
         assert!(err.contains(expected), "{expected}: {err}");
     }
-    let mut madt = tables.table(b"APIC").unwrap().1.to_vec();
+    let mut madt = table(&tables, b"APIC").unwrap().1.to_vec();
     madt[SDT_HEADER_SIZE + 9] ^= 1;
     assert!(matches!(
         Madt::parse(&madt),
         Err(firmware::acpi::AcpiError::BadChecksum { .. })
     ));
-}
-
-#[test]
-fn header_patches_keep_the_checksum() {
-    let mut t = AcpiTables::build(4)
-        .unwrap()
-        .table(b"APIC")
-        .unwrap()
-        .1
-        .to_vec();
-    patch_header_field(&mut t, SDT_REVISION_OFFSET, &[0x42]);
-    assert_eq!(t[SDT_REVISION_OFFSET], 0x42);
-    assert_eq!(sum(&t), 0);
-    let before = t.clone();
-    patch_header_field(&mut t, SDT_CHECKSUM_OFFSET - 1, &[1, 2]);
-    let last = t.len() - 1;
-    patch_header_field(&mut t, last, &[1, 2]);
-    patch_header_field(&mut t, usize::MAX, &[1]);
-    assert_eq!(
-        t, before,
-        "out-of-range or checksum-covering patches are ignored"
-    );
-    patch_header_field(&mut [0u8; 4], 0, &[1]);
 }
 
 /// 2 MiB of guest RAM from address 0: covers the BIOS area as sipi's memory map does.
@@ -446,7 +437,7 @@ fn write_to_guest_memory_and_decode_it_there() {
         let mut area = vec![0u8; (BIOS_AREA_END - BIOS_AREA_START) as usize];
         mem.read_slice(&mut area, GuestAddress(BIOS_AREA_START))
             .unwrap();
-        for (addr, bytes) in tables.tables() {
+        for (addr, bytes) in &tables.tables {
             let mut back = vec![0u8; bytes.len()];
             mem.read_slice(&mut back, GuestAddress(*addr)).unwrap();
             assert_eq!(&back, bytes, "table at {addr:#x}");
