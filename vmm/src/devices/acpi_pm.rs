@@ -5,38 +5,52 @@
 //! ACPI mode (SCI_EN reads 1; the FADT has no SMI command port), and no event ever sets a
 //! status bit: the SCI is never raised.
 
+use std::ops::RangeInclusive;
+use std::sync::Mutex;
+
 use firmware::layout::{
     ACPI_PM1A_CNT_PORT, ACPI_PM1A_EVT_PORT, ACPI_PM1_CNT_LEN, ACPI_PM1_EVT_LEN, ACPI_SLP_TYP_S5,
 };
 
+use super::bus::PortDevice;
+use super::unknown::UnknownAccessLog;
+use super::{lock, DeviceEvent};
+
+/// The control block's bytes.
+const PM1_CNT_LEN: u16 = ACPI_PM1_CNT_LEN as u16;
+/// The event block's bytes.
+const PM1_EVT_LEN: u16 = ACPI_PM1_EVT_LEN as u16;
+/// The event block holds PM1_STS in its first half and PM1_EN in its second (ACPI 6.5,
+/// 4.8.3.1 "PM1 Event Grouping").
+const PM1_EN_OFFSET: u16 = PM1_EVT_LEN / 2;
+/// The event and control blocks.
+const PORTS: &[RangeInclusive<u16>] = &[
+    ACPI_PM1A_CNT_PORT..=ACPI_PM1A_CNT_PORT + (PM1_CNT_LEN - 1),
+    ACPI_PM1A_EVT_PORT..=ACPI_PM1A_EVT_PORT + (PM1_EVT_LEN - 1),
+];
+
 /// PM1 control bit 0: SCI_EN, the system is in ACPI mode.
-pub const PM1_CNT_SCI_EN: u16 = 1 << 0;
+pub(crate) const PM1_CNT_SCI_EN: u16 = 1 << 0;
 /// PM1 control bits 10-12: SLP_TYPx, the sleep state to enter.
-pub const PM1_CNT_SLP_TYP_SHIFT: u16 = 10;
+pub(crate) const PM1_CNT_SLP_TYP_SHIFT: u16 = 10;
 /// The SLP_TYPx field mask (after shifting).
-pub const PM1_CNT_SLP_TYP_MASK: u16 = 0x7;
+pub(crate) const PM1_CNT_SLP_TYP_MASK: u16 = 0x7;
 /// PM1 control bit 13: SLP_EN, enter the state in SLP_TYPx (write-only, reads 0).
-pub const PM1_CNT_SLP_EN: u16 = 1 << 13;
+pub(crate) const PM1_CNT_SLP_EN: u16 = 1 << 13;
 
 /// What a write asks of the VMM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PmEvent {
+pub(crate) enum PmEvent {
     /// The guest entered S5 (soft off).
     PowerOff,
 }
 
 /// The PM1a event and control registers.
 #[derive(Debug, Default)]
-pub struct AcpiPm {
+pub(crate) struct AcpiPm {
     status: u16,
     enable: u16,
     control: u16,
-}
-
-/// True if `port` is in the PM1a event or control block.
-pub fn claims(port: u16) -> bool {
-    (ACPI_PM1A_CNT_PORT..ACPI_PM1A_CNT_PORT + u16::from(ACPI_PM1_CNT_LEN)).contains(&port)
-        || (ACPI_PM1A_EVT_PORT..ACPI_PM1A_EVT_PORT + u16::from(ACPI_PM1_EVT_LEN)).contains(&port)
 }
 
 /// Which register a port's byte belongs to, and its byte lane (0 low, 1 high).
@@ -48,22 +62,24 @@ enum Reg {
 }
 
 fn locate(port: u16) -> Option<(Reg, u32)> {
-    let lane = |base: u16| u32::from(port.wrapping_sub(base) & 1);
-    match port.wrapping_sub(ACPI_PM1A_EVT_PORT) {
-        0 | 1 => return Some((Reg::Status, lane(ACPI_PM1A_EVT_PORT))),
-        2 | 3 => return Some((Reg::Enable, lane(ACPI_PM1A_EVT_PORT))),
-        _ => {}
-    }
-    match port.wrapping_sub(ACPI_PM1A_CNT_PORT) {
-        0 | 1 => Some((Reg::Control, lane(ACPI_PM1A_CNT_PORT))),
-        _ => None,
-    }
+    let evt = port.wrapping_sub(ACPI_PM1A_EVT_PORT);
+    let cnt = port.wrapping_sub(ACPI_PM1A_CNT_PORT);
+    let (reg, lane) = if evt < PM1_EN_OFFSET {
+        (Reg::Status, evt)
+    } else if evt < PM1_EVT_LEN {
+        (Reg::Enable, evt - PM1_EN_OFFSET)
+    } else if cnt < PM1_CNT_LEN {
+        (Reg::Control, cnt)
+    } else {
+        return None;
+    };
+    Some((reg, u32::from(lane)))
 }
 
 impl AcpiPm {
     /// A read of `data.len()` bytes at `port`, byte by byte (a 16-bit read of a register
     /// returns both its bytes).
-    pub fn read(&self, port: u16, data: &mut [u8]) {
+    pub(crate) fn read(&self, port: u16, data: &mut [u8]) {
         for (i, b) in data.iter_mut().enumerate() {
             let p = port.wrapping_add(i as u16);
             *b = match locate(p) {
@@ -82,7 +98,7 @@ impl AcpiPm {
 
     /// A write of `data` at `port`. Status bits are cleared by writing 1; a control write
     /// with SLP_EN and SLP_TYP = S5 powers off.
-    pub fn write(&mut self, port: u16, data: &[u8]) -> Option<PmEvent> {
+    pub(crate) fn write(&mut self, port: u16, data: &[u8]) -> Option<PmEvent> {
         let mut control_written = 0u16;
         for (i, b) in data.iter().enumerate() {
             let p = port.wrapping_add(i as u16);
@@ -110,9 +126,34 @@ impl AcpiPm {
     }
 }
 
+/// The blocks on the port bus. Every size reaches them, byte by byte (see [`AcpiPm::read`]
+/// and [`AcpiPm::write`]), and nothing is logged.
+impl PortDevice for Mutex<AcpiPm> {
+    fn ports(&self) -> &[RangeInclusive<u16>] {
+        PORTS
+    }
+
+    fn read(&self, port: u16, data: &mut [u8], _log: &UnknownAccessLog) {
+        lock(self).read(port, data);
+    }
+
+    fn write(
+        &self,
+        _vcpu: u32,
+        port: u16,
+        data: &[u8],
+        _log: &UnknownAccessLog,
+    ) -> Option<DeviceEvent> {
+        lock(self)
+            .write(port, data)
+            .map(|PmEvent::PowerOff| DeviceEvent::PowerOff)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::devices::bus::covers;
 
     const S5: u16 = (ACPI_SLP_TYP_S5 as u16) << PM1_CNT_SLP_TYP_SHIFT;
 
@@ -176,6 +217,7 @@ mod tests {
             0x8000,
             "write 1 to clear"
         );
+        let claims = |port| covers(PORTS, port);
         assert!(claims(0x600) && claims(0x601) && !claims(0x602) && claims(0x607));
         assert!(!claims(0x608));
     }

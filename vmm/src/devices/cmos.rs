@@ -4,46 +4,58 @@
 //! never shows an update in progress; the memory-size bytes describe the VM's RAM as a BIOS
 //! would; the rest of the 128 bytes is plain RAM the guest may write.
 
+use std::ops::RangeInclusive;
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use firmware::layout::{CMOS_INDEX_PORT, KERNEL_MIN_ADDR, MMIO_HOLE_START};
+use firmware::layout::{CMOS_DATA_PORT, CMOS_INDEX_PORT, KERNEL_MIN_ADDR, MMIO_HOLE_START};
+
+use super::bus::PortDevice;
+use super::unknown::UnknownAccessLog;
+use super::{lock, DeviceEvent};
+
+/// The index and data ports.
+const PORTS: &[RangeInclusive<u16>] = &[
+    CMOS_INDEX_PORT..=CMOS_INDEX_PORT,
+    CMOS_DATA_PORT..=CMOS_DATA_PORT,
+];
 
 /// Clock registers (MC146818A, "Address Map").
-pub const RTC_SECONDS: u8 = 0x00;
+pub(crate) const RTC_SECONDS: u8 = 0x00;
 /// Minutes.
-pub const RTC_MINUTES: u8 = 0x02;
+pub(crate) const RTC_MINUTES: u8 = 0x02;
 /// Hours.
-pub const RTC_HOURS: u8 = 0x04;
+pub(crate) const RTC_HOURS: u8 = 0x04;
 /// Day of the week, 1 = Sunday.
-pub const RTC_DAY_OF_WEEK: u8 = 0x06;
+pub(crate) const RTC_DAY_OF_WEEK: u8 = 0x06;
 /// Day of the month.
-pub const RTC_DAY_OF_MONTH: u8 = 0x07;
+pub(crate) const RTC_DAY_OF_MONTH: u8 = 0x07;
 /// Month.
-pub const RTC_MONTH: u8 = 0x08;
+pub(crate) const RTC_MONTH: u8 = 0x08;
 /// Year within the century.
-pub const RTC_YEAR: u8 = 0x09;
+pub(crate) const RTC_YEAR: u8 = 0x09;
 /// Status register A: UIP (bit 7), divider and rate.
-pub const RTC_REG_A: u8 = 0x0A;
+pub(crate) const RTC_REG_A: u8 = 0x0A;
 /// Status register B: SET, interrupt enables, DM (bit 2), 24/12 (bit 1), DSE.
-pub const RTC_REG_B: u8 = 0x0B;
+pub(crate) const RTC_REG_B: u8 = 0x0B;
 /// Status register C: interrupt flags, cleared by reading.
-pub const RTC_REG_C: u8 = 0x0C;
+pub(crate) const RTC_REG_C: u8 = 0x0C;
 /// Status register D: VRT (bit 7), valid RAM and time.
-pub const RTC_REG_D: u8 = 0x0D;
+pub(crate) const RTC_REG_D: u8 = 0x0D;
 /// The century, where the FADT's CENTURY field points (IBM PC convention).
-pub const RTC_CENTURY: u8 = 0x32;
+pub(crate) const RTC_CENTURY: u8 = 0x32;
 /// Base memory in KiB (u16 LE at 0x15).
-pub const CMOS_BASE_MEM: u8 = 0x15;
+pub(crate) const CMOS_BASE_MEM: u8 = 0x15;
 /// Extended memory above 1 MiB in KiB, capped at 0xFFFF (u16 LE at 0x17, copied at 0x30).
-pub const CMOS_EXT_MEM: u8 = 0x17;
+pub(crate) const CMOS_EXT_MEM: u8 = 0x17;
 /// Copy of the extended memory size.
-pub const CMOS_EXT_MEM_COPY: u8 = 0x30;
+pub(crate) const CMOS_EXT_MEM_COPY: u8 = 0x30;
 /// Memory between 16 MiB and 4 GiB in 64 KiB units, capped at 0xFFFF (u16 LE at 0x34).
-pub const CMOS_MEM_ABOVE_16M: u8 = 0x34;
+pub(crate) const CMOS_MEM_ABOVE_16M: u8 = 0x34;
 /// Memory above 4 GiB in 64 KiB units (24 bits LE at 0x5B).
-pub const CMOS_MEM_ABOVE_4G: u8 = 0x5B;
+pub(crate) const CMOS_MEM_ABOVE_4G: u8 = 0x5B;
 /// CPU count minus one (QEMU's convention, read by SeaBIOS).
-pub const CMOS_CPU_COUNT_MINUS_ONE: u8 = 0x5F;
+pub(crate) const CMOS_CPU_COUNT_MINUS_ONE: u8 = 0x5F;
 
 /// Register A: divider 010 (32.768 kHz time base) and 1024 Hz periodic rate, UIP clear.
 const REG_A_DEFAULT: u8 = 0x26;
@@ -68,27 +80,27 @@ const SIXTEEN_MIB: u64 = 16 << 20;
 
 /// A calendar time in UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DateTime {
+pub(crate) struct DateTime {
     /// Full year, e.g. 2026.
-    pub year: u32,
+    pub(crate) year: u32,
     /// 1-12.
-    pub month: u8,
+    pub(crate) month: u8,
     /// 1-31.
-    pub day: u8,
+    pub(crate) day: u8,
     /// 0-23.
-    pub hour: u8,
+    pub(crate) hour: u8,
     /// 0-59.
-    pub minute: u8,
+    pub(crate) minute: u8,
     /// 0-59.
-    pub second: u8,
+    pub(crate) second: u8,
     /// 1 = Sunday ... 7 = Saturday.
-    pub weekday: u8,
+    pub(crate) weekday: u8,
 }
 
 impl DateTime {
     /// The UTC calendar time `secs` seconds after 1970-01-01 (days-to-civil conversion of the
     /// proleptic Gregorian calendar, after Howard Hinnant's `civil_from_days`).
-    pub fn from_unix(secs: u64) -> Self {
+    pub(crate) fn from_unix(secs: u64) -> Self {
         let days = secs / 86_400;
         let rem = secs % 86_400;
         // 1970-01-01 was a Thursday (weekday 5 with Sunday = 1).
@@ -115,7 +127,7 @@ impl DateTime {
 }
 
 /// Where the clock's time comes from.
-pub type Clock = fn() -> u64;
+pub(crate) type Clock = fn() -> u64;
 
 /// The host's UTC time in seconds since the epoch.
 fn host_clock() -> u64 {
@@ -125,7 +137,7 @@ fn host_clock() -> u64 {
 }
 
 /// The RTC and CMOS RAM.
-pub struct Cmos {
+pub(crate) struct Cmos {
     index: u8,
     ram: [u8; CMOS_SIZE],
     clock: Clock,
@@ -134,12 +146,12 @@ pub struct Cmos {
 impl Cmos {
     /// CMOS for a VM with `ram` bytes of RAM (placed as sipi's memory map places it: up to
     /// the MMIO hole, the rest above 4 GiB) and `vcpus` vCPUs, on the host's clock.
-    pub fn new(ram: u64, vcpus: u32) -> Self {
+    pub(crate) fn new(ram: u64, vcpus: u32) -> Self {
         Self::with_clock(ram, vcpus, host_clock)
     }
 
     /// The same, with the time taken from `clock`.
-    pub fn with_clock(ram: u64, vcpus: u32, clock: Clock) -> Self {
+    pub(crate) fn with_clock(ram: u64, vcpus: u32, clock: Clock) -> Self {
         let mut c = Self {
             index: 0,
             ram: [0; CMOS_SIZE],
@@ -167,7 +179,7 @@ impl Cmos {
     }
 
     /// A one-byte write to `port`.
-    pub fn write(&mut self, port: u16, v: u8) {
+    pub(crate) fn write(&mut self, port: u16, v: u8) {
         if port == CMOS_INDEX_PORT {
             self.index = v & INDEX_MASK;
             return;
@@ -183,7 +195,7 @@ impl Cmos {
     }
 
     /// A one-byte read of `port`. The index port is write-only and reads as 0xFF.
-    pub fn read(&mut self, port: u16) -> u8 {
+    pub(crate) fn read(&mut self, port: u16) -> u8 {
         if port == CMOS_INDEX_PORT {
             return 0xFF;
         }
@@ -219,10 +231,40 @@ impl Cmos {
     }
 }
 
+/// The RTC on the port bus. Wider accesses reach the ports in turn: an `outw` to the index
+/// port sets the index and writes the data port at once; bytes beyond the data port are
+/// dropped, and read as all ones.
+impl PortDevice for Mutex<Cmos> {
+    fn ports(&self) -> &[RangeInclusive<u16>] {
+        PORTS
+    }
+
+    fn read(&self, port: u16, data: &mut [u8], _log: &UnknownAccessLog) {
+        let mut c = lock(self);
+        for (i, b) in data.iter_mut().enumerate() {
+            let p = port.wrapping_add(i as u16);
+            *b = if p <= CMOS_DATA_PORT { c.read(p) } else { 0xFF };
+        }
+    }
+
+    fn write(
+        &self,
+        _vcpu: u32,
+        port: u16,
+        data: &[u8],
+        _log: &UnknownAccessLog,
+    ) -> Option<DeviceEvent> {
+        let mut c = lock(self);
+        for (p, v) in (port..).zip(data).take_while(|(p, _)| *p <= CMOS_DATA_PORT) {
+            c.write(p, *v);
+        }
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use firmware::layout::CMOS_DATA_PORT;
 
     /// 2026-11-03 14:05:09 UTC, a Tuesday.
     const T: u64 = 1_793_714_709;

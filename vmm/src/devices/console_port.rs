@@ -3,8 +3,19 @@
 //! console, a whole line for one VM exit. The record is untrusted: its address must be aligned,
 //! its length at most [`CONSOLE_MAX_LEN`], and all of it inside guest memory.
 
+use std::ops::RangeInclusive;
+use std::sync::{Arc, Mutex, OnceLock};
+
 use firmware::layout::{CONSOLE_MAX_LEN, CONSOLE_PORT};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+use super::bus::{as_u32, read_nothing, PortDevice};
+use super::serial::Serial;
+use super::unknown::UnknownAccessLog;
+use super::{lock, DeviceEvent};
+
+/// The doorbell's port.
+const PORTS: &[RangeInclusive<u16>] = &[CONSOLE_PORT..=CONSOLE_PORT];
 
 /// Alignment of a console record's address (its `len` field is a u32).
 const RECORD_ALIGN: u32 = 4;
@@ -42,8 +53,57 @@ pub fn read_record(mem: &GuestMemoryMmap, addr: u32) -> Result<Vec<u8>, ConsoleR
     Ok(text)
 }
 
-/// The port, for the dispatcher.
-pub const PORT: u16 = CONSOLE_PORT;
+/// The doorbell on the port bus: a 32-bit write of a record's address sends the record's text
+/// down COM1's line. Refused records, other sizes and a doorbell without guest memory are
+/// logged once and ignored; the port is write-only.
+pub(crate) struct ConsolePort {
+    serial: Arc<Mutex<Serial>>,
+    /// Guest memory, where the records are (unset: the doorbell is an unknown port).
+    memory: OnceLock<GuestMemoryMmap>,
+}
+
+impl ConsolePort {
+    /// A doorbell sending text to `serial`, with no guest memory yet.
+    pub(crate) fn new(serial: Arc<Mutex<Serial>>) -> Self {
+        Self {
+            serial,
+            memory: OnceLock::new(),
+        }
+    }
+
+    /// Lets the doorbell read records from `memory`; the first memory set is kept.
+    pub(crate) fn set_memory(&self, memory: GuestMemoryMmap) {
+        let _ = self.memory.set(memory);
+    }
+}
+
+impl PortDevice for ConsolePort {
+    fn ports(&self) -> &[RangeInclusive<u16>] {
+        PORTS
+    }
+
+    fn read(&self, port: u16, data: &mut [u8], log: &UnknownAccessLog) {
+        read_nothing(port, data, log);
+    }
+
+    fn write(
+        &self,
+        _vcpu: u32,
+        port: u16,
+        data: &[u8],
+        log: &UnknownAccessLog,
+    ) -> Option<DeviceEvent> {
+        match (as_u32(data), self.memory.get()) {
+            (Some(addr), Some(mem)) => match read_record(mem, addr) {
+                Ok(text) => lock(&self.serial).transmit(&text),
+                Err(e) => log.refused(port, &e),
+            },
+            (Some(_), None) => log.port(port, true),
+            (None, _) => log.bad_size(port, data.len(), "4 bytes"),
+        }
+        None
+    }
+}
 
 #[cfg(test)]
 mod tests {

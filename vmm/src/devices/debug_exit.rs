@@ -2,11 +2,48 @@
 //! the VM, and QEMU exits with status `(v << 1) | 1`. Test kernels built for QEMU (kvm-unit-
 //! tests among them) end this way; sipi keeps the same status so their scripts work unchanged.
 
+use std::ops::RangeInclusive;
+
+use firmware::layout::DEBUG_EXIT_PORT;
+
+use super::bus::PortDevice;
+use super::unknown::UnknownAccessLog;
+use super::DeviceEvent;
+
+/// The device's port.
+const PORTS: &[RangeInclusive<u16>] = &[DEBUG_EXIT_PORT..=DEBUG_EXIT_PORT];
 /// Access sizes QEMU's device takes (its `iosize` property: 1, 2 or 4 bytes).
 const ACCESS_SIZES: [usize; 3] = [1, 2, 4];
 
+/// The device on the port bus. It has no state.
+pub(crate) struct DebugExit;
+
+impl PortDevice for DebugExit {
+    fn ports(&self) -> &[RangeInclusive<u16>] {
+        PORTS
+    }
+
+    fn read(&self, _port: u16, data: &mut [u8], _log: &UnknownAccessLog) {
+        read(data);
+    }
+
+    fn write(
+        &self,
+        _vcpu: u32,
+        port: u16,
+        data: &[u8],
+        log: &UnknownAccessLog,
+    ) -> Option<DeviceEvent> {
+        let value = write(data);
+        if value.is_none() {
+            log.bad_size(port, data.len(), "1, 2 or 4 bytes");
+        }
+        value.map(DeviceEvent::DebugExit)
+    }
+}
+
 /// The value of a write to the port, or `None` for an access size the device does not take.
-pub fn write(data: &[u8]) -> Option<u32> {
+fn write(data: &[u8]) -> Option<u32> {
     if !ACCESS_SIZES.contains(&data.len()) {
         return None;
     }
@@ -16,7 +53,7 @@ pub fn write(data: &[u8]) -> Option<u32> {
 }
 
 /// A read of the port: QEMU's device returns zero.
-pub fn read(data: &mut [u8]) {
+fn read(data: &mut [u8]) {
     data.fill(0);
 }
 

@@ -9,35 +9,43 @@
 //! directory.
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+use std::sync::Mutex;
 
 use firmware::layout::{FW_CFG_PORT_DATA, FW_CFG_PORT_SEL};
 
+use super::bus::PortDevice;
+use super::unknown::UnknownAccessLog;
+use super::{lock, DeviceEvent};
+
+/// The selector and data registers.
+const PORTS: &[RangeInclusive<u16>] = &[
+    FW_CFG_PORT_SEL..=FW_CFG_PORT_SEL,
+    FW_CFG_PORT_DATA..=FW_CFG_PORT_DATA,
+];
+
 /// Selector of the signature item: the bytes "QEMU".
-pub const FW_CFG_SIGNATURE: u16 = 0x00;
+pub(crate) const FW_CFG_SIGNATURE: u16 = 0x00;
 /// Selector of the ID item: a little-endian u32 of feature bits.
-pub const FW_CFG_ID: u16 = 0x01;
+pub(crate) const FW_CFG_ID: u16 = 0x01;
 /// Selector of the RAM size item: a little-endian u64 of bytes.
-pub const FW_CFG_RAM_SIZE: u16 = 0x03;
+pub(crate) const FW_CFG_RAM_SIZE: u16 = 0x03;
 /// Selector of the boot CPU count: a little-endian u16.
-pub const FW_CFG_NB_CPUS: u16 = 0x05;
+pub(crate) const FW_CFG_NB_CPUS: u16 = 0x05;
 /// Selector of the maximum CPU count (with hotplug): a little-endian u16.
-pub const FW_CFG_MAX_CPUS: u16 = 0x0F;
+pub(crate) const FW_CFG_MAX_CPUS: u16 = 0x0F;
 /// Selector of the file directory: a big-endian u32 count, then the files.
-pub const FW_CFG_FILE_DIR: u16 = 0x19;
+pub(crate) const FW_CFG_FILE_DIR: u16 = 0x19;
 /// Selector bit 14: write access through the data register (ignored here).
-pub const FW_CFG_WRITE_CHANNEL: u16 = 0x4000;
-/// Selector bit 15: an architecture-specific item.
-pub const FW_CFG_ARCH_LOCAL: u16 = 0x8000;
+pub(crate) const FW_CFG_WRITE_CHANNEL: u16 = 0x4000;
 /// The signature.
-pub const FW_CFG_SIGNATURE_BYTES: [u8; 4] = *b"QEMU";
+pub(crate) const FW_CFG_SIGNATURE_BYTES: [u8; 4] = *b"QEMU";
 /// ID bit 0: the traditional interface is available.
-pub const FW_CFG_VERSION: u32 = 1 << 0;
-/// ID bit 1: the DMA interface is available (not set by sipi).
-pub const FW_CFG_VERSION_DMA: u32 = 1 << 1;
+pub(crate) const FW_CFG_VERSION: u32 = 1 << 0;
 
 /// The device.
 #[derive(Debug)]
-pub struct FwCfg {
+pub(crate) struct FwCfg {
     items: BTreeMap<u16, Vec<u8>>,
     selector: u16,
     offset: usize,
@@ -46,7 +54,7 @@ pub struct FwCfg {
 impl FwCfg {
     /// The items for a VM with `vcpus` vCPUs (all present at boot, none hotpluggable) and
     /// `ram` bytes of RAM.
-    pub fn new(vcpus: u32, ram: u64) -> Self {
+    pub(crate) fn new(vcpus: u32, ram: u64) -> Self {
         let cpus = u16::try_from(vcpus).unwrap_or(u16::MAX).to_le_bytes();
         let mut items = BTreeMap::new();
         items.insert(FW_CFG_SIGNATURE, FW_CFG_SIGNATURE_BYTES.to_vec());
@@ -64,7 +72,7 @@ impl FwCfg {
 
     /// A write to `port`; `false` if the access is not one the device takes (a 16-bit write
     /// of the selector, or a write of the data register, which is ignored).
-    pub fn write(&mut self, port: u16, data: &[u8]) -> bool {
+    pub(crate) fn write(&mut self, port: u16, data: &[u8]) -> bool {
         match (port, data) {
             (FW_CFG_PORT_SEL, &[lo, hi]) => {
                 self.selector = u16::from_le_bytes([lo, hi]);
@@ -80,7 +88,7 @@ impl FwCfg {
     /// does not take. Every byte of a data-register read (a string read delivers several) is
     /// the item's next byte; a 16-bit read of the selector port returns one data byte, as
     /// QEMU's combined port does.
-    pub fn read(&mut self, port: u16, data: &mut [u8]) -> bool {
+    pub(crate) fn read(&mut self, port: u16, data: &mut [u8]) -> bool {
         match (port, data.len()) {
             (FW_CFG_PORT_DATA, _) => {
                 for b in data.iter_mut() {
@@ -115,9 +123,41 @@ impl FwCfg {
     }
 }
 
+/// fw_cfg on the port bus: accesses the device does not take (see [`FwCfg::write`] and
+/// [`FwCfg::read`]) are logged once.
+impl PortDevice for Mutex<FwCfg> {
+    fn ports(&self) -> &[RangeInclusive<u16>] {
+        PORTS
+    }
+
+    fn read(&self, port: u16, data: &mut [u8], log: &UnknownAccessLog) {
+        if !lock(self).read(port, data) {
+            log.bad_size(port, data.len(), "8-bit reads of the data port");
+        }
+    }
+
+    fn write(
+        &self,
+        _vcpu: u32,
+        port: u16,
+        data: &[u8],
+        log: &UnknownAccessLog,
+    ) -> Option<DeviceEvent> {
+        if !lock(self).write(port, data) {
+            log.bad_size(port, data.len(), "a 16-bit write of the selector");
+        }
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Selector bit 15: an architecture-specific item (none is implemented).
+    const FW_CFG_ARCH_LOCAL: u16 = 0x8000;
+    /// ID bit 1: the DMA interface is available (never set by sipi).
+    const FW_CFG_VERSION_DMA: u32 = 1 << 1;
 
     fn read_item(d: &mut FwCfg, key: u16, len: usize) -> Vec<u8> {
         assert!(d.write(FW_CFG_PORT_SEL, &key.to_le_bytes()));

@@ -7,51 +7,63 @@
 //! drivers/input/serio/i8042.h.
 
 use std::collections::VecDeque;
+use std::ops::RangeInclusive;
+use std::sync::Mutex;
 
 use firmware::layout::{I8042_COMMAND_PORT, I8042_DATA_PORT};
 
+use super::bus::PortDevice;
+use super::unknown::UnknownAccessLog;
+use super::{lock, DeviceEvent, ResetSource};
+
+/// The data and command (status) ports.
+const PORTS: &[RangeInclusive<u16>] = &[
+    I8042_DATA_PORT..=I8042_DATA_PORT,
+    I8042_COMMAND_PORT..=I8042_COMMAND_PORT,
+];
+
 /// Status register: output buffer full (a byte waits at the data port).
-pub const I8042_STR_OBF: u8 = 1 << 0;
+pub(crate) const I8042_STR_OBF: u8 = 1 << 0;
 /// Status register: system flag (set once the controller passed its self-test).
-pub const I8042_STR_SYSFLAG: u8 = 1 << 2;
+pub(crate) const I8042_STR_SYSFLAG: u8 = 1 << 2;
 /// Status register: the last write was a command (port 0x64), not data.
-pub const I8042_STR_CMDDAT: u8 = 1 << 3;
+pub(crate) const I8042_STR_CMDDAT: u8 = 1 << 3;
 /// Status register: keyboard not inhibited.
-pub const I8042_STR_KEYLOCK: u8 = 1 << 4;
+pub(crate) const I8042_STR_KEYLOCK: u8 = 1 << 4;
 
 /// Controller command: read the command byte (controller configuration byte).
-pub const I8042_CMD_CTL_RCTR: u8 = 0x20;
+pub(crate) const I8042_CMD_CTL_RCTR: u8 = 0x20;
 /// Controller command: write the command byte (next data byte).
-pub const I8042_CMD_CTL_WCTR: u8 = 0x60;
+pub(crate) const I8042_CMD_CTL_WCTR: u8 = 0x60;
 /// Controller command: disable the aux (mouse) port.
-pub const I8042_CMD_AUX_DISABLE: u8 = 0xA7;
+pub(crate) const I8042_CMD_AUX_DISABLE: u8 = 0xA7;
 /// Controller command: enable the aux port.
-pub const I8042_CMD_AUX_ENABLE: u8 = 0xA8;
+pub(crate) const I8042_CMD_AUX_ENABLE: u8 = 0xA8;
 /// Controller command: test the aux port (0 = passed).
-pub const I8042_CMD_AUX_TEST: u8 = 0xA9;
+pub(crate) const I8042_CMD_AUX_TEST: u8 = 0xA9;
 /// Controller command: self-test; answers 0x55.
-pub const I8042_CMD_CTL_TEST: u8 = 0xAA;
+pub(crate) const I8042_CMD_CTL_TEST: u8 = 0xAA;
 /// Controller command: test the keyboard port (0 = passed).
-pub const I8042_CMD_KBD_TEST: u8 = 0xAB;
+pub(crate) const I8042_CMD_KBD_TEST: u8 = 0xAB;
 /// Controller command: disable the keyboard port.
-pub const I8042_CMD_KBD_DISABLE: u8 = 0xAD;
+pub(crate) const I8042_CMD_KBD_DISABLE: u8 = 0xAD;
 /// Controller command: enable the keyboard port.
-pub const I8042_CMD_KBD_ENABLE: u8 = 0xAE;
+pub(crate) const I8042_CMD_KBD_ENABLE: u8 = 0xAE;
 /// Controller command: read the output port.
-pub const I8042_CMD_READ_OUTPORT: u8 = 0xD0;
+pub(crate) const I8042_CMD_READ_OUTPORT: u8 = 0xD0;
 /// Controller command: write the output port (next data byte; bit 0 low resets the CPU).
-pub const I8042_CMD_WRITE_OUTPORT: u8 = 0xD1;
+pub(crate) const I8042_CMD_WRITE_OUTPORT: u8 = 0xD1;
 /// Controller command: write the next data byte to the output buffer, as if from the keyboard.
-pub const I8042_CMD_KBD_LOOP: u8 = 0xD2;
+pub(crate) const I8042_CMD_KBD_LOOP: u8 = 0xD2;
 /// Controller command: write the next data byte to the output buffer, as if from the mouse.
-pub const I8042_CMD_AUX_LOOP: u8 = 0xD3;
+pub(crate) const I8042_CMD_AUX_LOOP: u8 = 0xD3;
 /// Controller command: send the next data byte to the mouse (there is none).
-pub const I8042_CMD_AUX_SEND: u8 = 0xD4;
+pub(crate) const I8042_CMD_AUX_SEND: u8 = 0xD4;
 /// Controller commands 0xF0-0xFF pulse output port lines low for 6 us: a clear bit 0 in the
 /// command pulses the reset line. 0xFE pulses only the reset line.
-pub const I8042_CMD_PULSE_FIRST: u8 = 0xF0;
+pub(crate) const I8042_CMD_PULSE_FIRST: u8 = 0xF0;
 /// Pulse the CPU reset line.
-pub const I8042_CMD_RESET: u8 = 0xFE;
+pub(crate) const I8042_CMD_RESET: u8 = 0xFE;
 
 /// Controller self-test passed.
 const I8042_RET_CTL_TEST: u8 = 0x55;
@@ -84,14 +96,14 @@ const OUTPUT_MAX: usize = 16;
 
 /// What a write asks of the VMM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum I8042Event {
+pub(crate) enum I8042Event {
     /// The guest pulsed the CPU reset line.
     Reset,
 }
 
 /// The controller's state.
 #[derive(Debug)]
-pub struct I8042 {
+pub(crate) struct I8042 {
     ctr: u8,
     outport: u8,
     /// A command waiting for its data byte.
@@ -117,7 +129,7 @@ impl Default for I8042 {
 
 impl I8042 {
     /// A read of one byte from `port`.
-    pub fn read(&mut self, port: u16) -> u8 {
+    pub(crate) fn read(&mut self, port: u16) -> u8 {
         match port {
             I8042_COMMAND_PORT => {
                 let mut status = I8042_STR_KEYLOCK;
@@ -142,7 +154,7 @@ impl I8042 {
     }
 
     /// A write of one byte to `port`.
-    pub fn write(&mut self, port: u16, v: u8) -> Option<I8042Event> {
+    pub(crate) fn write(&mut self, port: u16, v: u8) -> Option<I8042Event> {
         if port == I8042_COMMAND_PORT {
             self.last_was_command = true;
             self.pending = None;
@@ -206,14 +218,46 @@ impl I8042 {
     }
 }
 
-/// True if `port` belongs to the controller.
-pub fn claims(port: u16) -> bool {
-    port == I8042_DATA_PORT || port == I8042_COMMAND_PORT
+/// The controller on the port bus: its registers are a byte wide, and other sizes are logged
+/// once and ignored (reads float high).
+impl PortDevice for Mutex<I8042> {
+    fn ports(&self) -> &[RangeInclusive<u16>] {
+        PORTS
+    }
+
+    fn read(&self, port: u16, data: &mut [u8], log: &UnknownAccessLog) {
+        match data {
+            [b] => *b = lock(self).read(port),
+            _ => {
+                log.bad_size(port, data.len(), "1 byte");
+                data.fill(0xFF);
+            }
+        }
+    }
+
+    fn write(
+        &self,
+        _vcpu: u32,
+        port: u16,
+        data: &[u8],
+        log: &UnknownAccessLog,
+    ) -> Option<DeviceEvent> {
+        match data {
+            &[v] => lock(self)
+                .write(port, v)
+                .map(|I8042Event::Reset| DeviceEvent::Reset(ResetSource::I8042)),
+            _ => {
+                log.bad_size(port, data.len(), "1 byte");
+                None
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::devices::bus::covers;
 
     #[test]
     fn idle_controller_answers_a_probe() {
@@ -269,6 +313,7 @@ mod tests {
             k.write(I8042_DATA_PORT, KBD_CMD_RESET);
         }
         assert_eq!(k.output.len(), OUTPUT_MAX);
+        let claims = |port| covers(PORTS, port);
         assert!(claims(0x60) && claims(0x64) && !claims(0x61));
     }
 }

@@ -2,46 +2,50 @@
 //!
 //! | ports | device | file |
 //! |---|---|---|
-//! | 0x3F8-0x3FF | 16550A UART (COM1), the console | [`serial`] |
-//! | 0x510, 0x511 | QEMU fw_cfg (selector, data) | [`fw_cfg`] |
-//! | 0xF4 | QEMU isa-debug-exit | [`debug_exit`] |
-//! | 0x60, 0x64 | 8042 keyboard controller (idle; 0xFE resets) | [`i8042`] |
-//! | 0x70, 0x71 | MC146818 RTC and CMOS RAM | [`cmos`] |
-//! | 0x80 | POST code (I/O delay) | [`post_code`] |
-//! | 0x92 | System Control Port A (A20, fast reset) | [`system_control`] |
-//! | 0xCF8-0xCFF | PCI configuration mechanism #1, no devices; 0xCF9 reset control | [`pci_config`] |
-//! | 0x600-0x601, 0x604-0x607 | ACPI PM1a control and event blocks (S5 powers off) | [`acpi_pm`] |
-//! | 0x700, 0x704 | sipi's report doorbell and exit port | [`sipi_ports`] |
-//! | 0x708 | sipi's console doorbell (a line per exit) | [`console_port`] |
+//! | 0x3F8-0x3FF | 16550A UART (COM1), the console | `serial.rs` |
+//! | 0x510, 0x511 | QEMU fw_cfg (selector, data) | `fw_cfg.rs` |
+//! | 0xF4 | QEMU isa-debug-exit | `debug_exit.rs` |
+//! | 0x60, 0x64 | 8042 keyboard controller (idle; 0xFE resets) | `i8042.rs` |
+//! | 0x70, 0x71 | MC146818 RTC and CMOS RAM | `cmos.rs` |
+//! | 0x80 | POST code (I/O delay) | `post_code.rs` |
+//! | 0x92 | System Control Port A (A20, fast reset) | `system_control.rs` |
+//! | 0xCF8-0xCFF | PCI configuration mechanism #1, no devices; 0xCF9 reset control | `pci_config.rs` |
+//! | 0x600-0x601, 0x604-0x607 | ACPI PM1a control and event blocks (S5 powers off) | `acpi_pm.rs` |
+//! | 0x700 | sipi's report doorbell | `sipi_ports.rs` |
+//! | 0x704 | sipi's exit port | `sipi_ports.rs` |
+//! | 0x708 | sipi's console doorbell (a line per exit) | `console_port.rs` |
 //!
 //! The PIC, PIT and speaker port (0x20/0xA0, 0x40-0x43, 0x61, 0x4D0) and the local APIC and
 //! IOAPIC are KVM's in-kernel devices and never reach this dispatcher.
 //!
-//! The guest is untrusted: accesses of the wrong size are ignored (and logged once), unknown
-//! ports and MMIO are logged once each (bounded) and otherwise ignored, reads of nothing
-//! return all ones as on a PC bus.
+//! Each device names its ports once, in its `PortDevice::ports` (the numbers live in
+//! `firmware::layout`), and the port bus (`bus.rs`) routes every access to one of them to it;
+//! a unit test checks the table above against those registrations.
+//!
+//! The guest is untrusted: each device checks the size of every access itself and ignores the
+//! sizes it does not take (logging them once); unknown ports and MMIO are logged once each
+//! (bounded) and otherwise ignored; reads of nothing return all ones as on a PC bus.
 
 pub mod acpi_pm;
-pub mod cmos;
+mod bus;
+pub(crate) mod cmos;
 pub mod console_port;
 pub mod debug_exit;
-pub mod fw_cfg;
-pub mod i8042;
-pub mod pci_config;
-pub mod post_code;
-pub mod serial;
-pub mod sipi_ports;
-pub mod system_control;
+mod fw_cfg;
+pub(crate) mod i8042;
+mod pci_config;
+mod post_code;
+mod serial;
+mod sipi_ports;
+mod system_control;
 mod unknown;
 
 use std::io::Write;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use firmware::layout::{
-    CMOS_DATA_PORT, CMOS_INDEX_PORT, COM1_PORT, COM1_PORT_COUNT, DEBUG_EXIT_PORT, EXIT_PORT,
-    FW_CFG_PORT_DATA, FW_CFG_PORT_SEL, POST_CODE_PORT, REPORT_PORT, SYSTEM_CONTROL_A_PORT,
-};
-
+use bus::{PortBus, PortDevice};
+use console_port::ConsolePort;
+use serial::Serial;
 pub use sipi_ports::{Doorbell, ReportPort};
 use unknown::UnknownAccessLog;
 use vm_memory::GuestMemoryMmap;
@@ -97,18 +101,15 @@ pub struct DeviceConfig {
 
 /// Every device of the VM.
 pub struct Devices {
-    serial: Mutex<serial::Serial>,
-    /// The report doorbell.
+    /// The report doorbell (the port bus holds a handle to the same doorbell).
     pub report: ReportPort,
-    fw_cfg: Mutex<fw_cfg::FwCfg>,
-    i8042: Mutex<i8042::I8042>,
-    cmos: Mutex<cmos::Cmos>,
-    pci: Mutex<pci_config::PciConfig>,
-    pm: Mutex<acpi_pm::AcpiPm>,
-    port92: Mutex<system_control::SystemControlA>,
+    /// The port devices, by port.
+    bus: PortBus,
+    /// The UART, also written by the console doorbell and flushed at the end.
+    serial: Arc<Mutex<Serial>>,
+    /// The console doorbell, which needs guest memory.
+    console: Arc<ConsolePort>,
     unknown: UnknownAccessLog,
-    /// Guest memory, for the console doorbell's records (None: the doorbell is ignored).
-    memory: Option<GuestMemoryMmap>,
 }
 
 /// Locks a device. A vCPU thread that panicked while holding it leaves plain register state
@@ -117,124 +118,47 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// True if `port` is one of COM1's registers.
-fn is_com1(port: u16) -> bool {
-    (COM1_PORT..COM1_PORT + COM1_PORT_COUNT).contains(&port)
-}
-
 impl Devices {
     /// Devices for a VM as `cfg` describes, with the console writing to `console`.
     pub fn new(console: Box<dyn Write + Send>, cfg: &DeviceConfig) -> Self {
+        let serial = Arc::new(Mutex::new(Serial::new(console)));
+        let console = Arc::new(ConsolePort::new(Arc::clone(&serial)));
+        let report = ReportPort::default();
+        let on_bus: Vec<Arc<dyn PortDevice>> = vec![
+            serial.clone(),
+            Arc::new(Mutex::new(fw_cfg::FwCfg::new(cfg.vcpus, cfg.memory))),
+            Arc::new(debug_exit::DebugExit),
+            Arc::new(Mutex::new(i8042::I8042::default())),
+            Arc::new(Mutex::new(cmos::Cmos::new(cfg.memory, cfg.vcpus))),
+            Arc::new(post_code::PostCode),
+            Arc::new(Mutex::new(system_control::SystemControlA::default())),
+            Arc::new(Mutex::new(pci_config::PciConfig::default())),
+            Arc::new(Mutex::new(acpi_pm::AcpiPm::default())),
+            Arc::new(report.handle()),
+            Arc::new(sipi_ports::ExitPort),
+            console.clone(),
+        ];
         Self {
-            serial: Mutex::new(serial::Serial::new(console)),
-            report: ReportPort::default(),
-            fw_cfg: Mutex::new(fw_cfg::FwCfg::new(cfg.vcpus, cfg.memory)),
-            i8042: Mutex::new(i8042::I8042::default()),
-            cmos: Mutex::new(cmos::Cmos::new(cfg.memory, cfg.vcpus)),
-            pci: Mutex::new(pci_config::PciConfig::default()),
-            pm: Mutex::new(acpi_pm::AcpiPm::default()),
-            port92: Mutex::new(system_control::SystemControlA::default()),
+            report,
+            bus: PortBus::new(on_bus).expect("sipi's devices claim disjoint ports"),
+            serial,
+            console,
             unknown: UnknownAccessLog::new(cfg.quiet),
-            memory: None,
         }
     }
 
-    /// Lets the console doorbell read its records from `memory`.
-    pub fn with_memory(mut self, memory: GuestMemoryMmap) -> Self {
-        self.memory = Some(memory);
+    /// Lets the console doorbell read its records from `memory` (the first memory given is
+    /// kept: the VM's memory does not change).
+    pub fn with_memory(self, memory: GuestMemoryMmap) -> Self {
+        self.console.set_memory(memory);
         self
     }
 
     /// A port write by vCPU `vcpu`.
     pub fn pio_out(&self, vcpu: u32, port: u16, data: &[u8]) -> Option<DeviceEvent> {
-        match port {
-            p if is_com1(p) => {
-                // A string write (`rep outsb`, as a driver fills the 16-byte transmit FIFO)
-                // arrives as one exit carrying every byte.
-                let mut s = lock(&self.serial);
-                for byte in data {
-                    s.write(p - COM1_PORT, *byte);
-                }
-                None
-            }
-            console_port::PORT => {
-                match (as_u32(data), &self.memory) {
-                    (Some(addr), Some(mem)) => match console_port::read_record(mem, addr) {
-                        Ok(text) => lock(&self.serial).transmit(&text),
-                        Err(e) => self.unknown.refused(port, &e),
-                    },
-                    (Some(_), None) => self.unknown.port(port, true),
-                    (None, _) => self.unknown.bad_size(port, data.len(), "4 bytes"),
-                }
-                None
-            }
-            REPORT_PORT => {
-                match as_u32(data) {
-                    Some(addr) => self.report.ring(vcpu, addr),
-                    None => self.unknown.bad_size(port, data.len(), "4 bytes"),
-                }
-                None
-            }
-            EXIT_PORT => {
-                let status = as_u32(data);
-                if status.is_none() {
-                    self.unknown.bad_size(port, data.len(), "4 bytes");
-                }
-                status.map(DeviceEvent::SipiExit)
-            }
-            DEBUG_EXIT_PORT => {
-                let value = debug_exit::write(data);
-                if value.is_none() {
-                    self.unknown.bad_size(port, data.len(), "1, 2 or 4 bytes");
-                }
-                value.map(DeviceEvent::DebugExit)
-            }
-            FW_CFG_PORT_SEL | FW_CFG_PORT_DATA => {
-                if !lock(&self.fw_cfg).write(port, data) {
-                    self.unknown
-                        .bad_size(port, data.len(), "a 16-bit write of the selector");
-                }
-                None
-            }
-            p if i8042::claims(p) => match data {
-                &[v] => lock(&self.i8042)
-                    .write(p, v)
-                    .map(|i8042::I8042Event::Reset| DeviceEvent::Reset(ResetSource::I8042)),
-                _ => {
-                    self.unknown.bad_size(port, data.len(), "1 byte");
-                    None
-                }
-            },
-            CMOS_INDEX_PORT | CMOS_DATA_PORT => {
-                // `outw` to 0x70 sets the index and writes the data port at once.
-                let mut c = lock(&self.cmos);
-                for (p, v) in (port..).zip(data).take_while(|(p, _)| *p <= CMOS_DATA_PORT) {
-                    c.write(p, *v);
-                }
-                None
-            }
-            POST_CODE_PORT => {
-                post_code::write(data);
-                None
-            }
-            SYSTEM_CONTROL_A_PORT => match data {
-                &[v] => lock(&self.port92)
-                    .write(v)
-                    .map(|system_control::Port92Event::Reset| {
-                        DeviceEvent::Reset(ResetSource::Port92)
-                    }),
-                _ => {
-                    self.unknown.bad_size(port, data.len(), "1 byte");
-                    None
-                }
-            },
-            p if pci_config::claims(p) => lock(&self.pci)
-                .write(p, data)
-                .map(|pci_config::PciEvent::Reset| DeviceEvent::Reset(ResetSource::ResetControl)),
-            p if acpi_pm::claims(p) => lock(&self.pm)
-                .write(p, data)
-                .map(|acpi_pm::PmEvent::PowerOff| DeviceEvent::PowerOff),
-            _ => {
+        match self.bus.device(port) {
+            Some(device) => device.write(vcpu, port, data, &self.unknown),
+            None => {
                 self.unknown.port(port, true);
                 None
             }
@@ -243,43 +167,9 @@ impl Devices {
 
     /// A port read by a vCPU; fills `data`.
     pub fn pio_in(&self, port: u16, data: &mut [u8]) {
-        match port {
-            p if is_com1(p) => match data {
-                [b] => *b = lock(&self.serial).read(p - COM1_PORT),
-                _ => data.fill(0xFF),
-            },
-            DEBUG_EXIT_PORT => debug_exit::read(data),
-            FW_CFG_PORT_SEL | FW_CFG_PORT_DATA => {
-                if !lock(&self.fw_cfg).read(port, data) {
-                    self.unknown
-                        .bad_size(port, data.len(), "8-bit reads of the data port");
-                }
-            }
-            p if i8042::claims(p) => match data {
-                [b] => *b = lock(&self.i8042).read(p),
-                _ => {
-                    self.unknown.bad_size(port, data.len(), "1 byte");
-                    data.fill(0xFF);
-                }
-            },
-            CMOS_INDEX_PORT | CMOS_DATA_PORT => {
-                let mut c = lock(&self.cmos);
-                for (i, b) in data.iter_mut().enumerate() {
-                    let p = port.wrapping_add(i as u16);
-                    *b = if p <= CMOS_DATA_PORT { c.read(p) } else { 0xFF };
-                }
-            }
-            POST_CODE_PORT => post_code::read(data),
-            SYSTEM_CONTROL_A_PORT => match data {
-                [b] => *b = lock(&self.port92).read(),
-                _ => data.fill(0xFF),
-            },
-            p if pci_config::claims(p) => lock(&self.pci).read(p, data),
-            p if acpi_pm::claims(p) => lock(&self.pm).read(p, data),
-            _ => {
-                self.unknown.port(port, false);
-                data.fill(0xFF);
-            }
+        match self.bus.device(port) {
+            Some(device) => device.read(port, data, &self.unknown),
+            None => bus::read_nothing(port, data, &self.unknown),
         }
     }
 
@@ -306,18 +196,19 @@ impl Devices {
     }
 }
 
-/// A 4-byte little-endian access.
-fn as_u32(data: &[u8]) -> Option<u32> {
-    data.try_into().ok().map(u32::from_le_bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
     use firmware::layout::{
-        ACPI_PM1A_CNT_PORT, ACPI_SLP_TYP_S5, I8042_COMMAND_PORT, PCI_CONFIG_ADDRESS_PORT,
-        PCI_CONFIG_DATA_PORT, RESET_CONTROL_PORT,
+        ACPI_PM1A_CNT_PORT, ACPI_PM1A_EVT_PORT, ACPI_SLP_TYP_S5, CMOS_DATA_PORT, CMOS_INDEX_PORT,
+        COM1_PORT, CONSOLE_PORT, DEBUG_EXIT_PORT, EXIT_PORT, FW_CFG_PORT_DATA, FW_CFG_PORT_SEL,
+        I8042_COMMAND_PORT, I8042_DATA_PORT, PCI_CONFIG_ADDRESS_PORT, PCI_CONFIG_DATA_PORT,
+        POST_CODE_PORT, REPORT_PORT, RESET_CONTROL_PORT, SYSTEM_CONTROL_A_PORT,
     };
+    use vm_memory::GuestAddress;
 
     fn devices() -> Devices {
         let cfg = DeviceConfig {
@@ -425,5 +316,121 @@ mod tests {
         let mut b = [0u8; 2];
         d.pio_in(0x1234, &mut b);
         assert_eq!(b, [0xFF, 0xFF]);
+    }
+
+    #[test]
+    fn wrong_sizes_are_each_devices_own_business() {
+        let d = devices();
+        let mut w = [0u8; 2];
+        let mut dw = [0u8; 4];
+        // Sizes a device takes in its own way: answered, not logged.
+        d.pio_in(COM1_PORT, &mut w);
+        assert_eq!(w, [0xFF; 2], "UART registers are a byte wide");
+        d.pio_out(0, COM1_PORT + 7, &[1, 2]);
+        d.pio_in(SYSTEM_CONTROL_A_PORT, &mut w);
+        assert_eq!(w, [0xFF; 2]);
+        d.pio_in(CMOS_INDEX_PORT, &mut dw);
+        assert_eq!(
+            (dw[0], dw[2], dw[3]),
+            (0xFF, 0xFF, 0xFF),
+            "past the data port"
+        );
+        d.pio_in(PCI_CONFIG_ADDRESS_PORT, &mut w);
+        assert_eq!(w, [0xFF; 2], "CONFIG_ADDRESS is dword-only");
+        d.pio_out(0, ACPI_PM1A_EVT_PORT, &[0; 4]);
+        d.pio_in(POST_CODE_PORT, &mut dw);
+        assert_eq!(dw, [0xFF; 4]);
+        d.pio_in(DEBUG_EXIT_PORT, &mut dw);
+        assert_eq!(dw, [0; 4]);
+        assert_eq!(d.logged(), 0);
+        // Sizes a device does not take: ignored and logged, once each.
+        let bad: [(u16, usize); 7] = [
+            (EXIT_PORT, 2),
+            (REPORT_PORT, 1),
+            (CONSOLE_PORT, 2),
+            (DEBUG_EXIT_PORT, 3),
+            (FW_CFG_PORT_SEL, 1),
+            (I8042_DATA_PORT, 2),
+            (SYSTEM_CONTROL_A_PORT, 2),
+        ];
+        for (port, len) in bad {
+            for _ in 0..2 {
+                assert_eq!(d.pio_out(0, port, &vec![1; len]), None, "{port:#x}/{len}");
+            }
+        }
+        assert_eq!(d.logged(), bad.len());
+        d.pio_in(I8042_COMMAND_PORT, &mut w);
+        assert_eq!(w, [0xFF; 2]);
+        d.pio_in(FW_CFG_PORT_SEL, &mut dw);
+        assert_eq!(dw, [0xFF; 4]);
+        assert_eq!(d.logged(), bad.len() + 2);
+        // sipi's ports are write-only: a read is an access to nothing.
+        for port in [REPORT_PORT, EXIT_PORT, CONSOLE_PORT] {
+            d.pio_in(port, &mut dw);
+            assert_eq!(dw, [0xFF; 4], "{port:#x}");
+        }
+        assert_eq!(d.logged(), bad.len() + 5);
+        assert_eq!(d.report.first(), None);
+    }
+
+    #[test]
+    fn the_console_doorbell_needs_memory_and_a_sound_record() {
+        let d = devices();
+        d.pio_out(0, CONSOLE_PORT, &0x1000u32.to_le_bytes());
+        assert_eq!(d.logged(), 1, "no memory: an unknown port");
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap();
+        let d = devices().with_memory(mem);
+        d.pio_out(0, CONSOLE_PORT, &0x1000u32.to_le_bytes());
+        assert_eq!(d.logged(), 0, "an empty record");
+        d.pio_out(0, CONSOLE_PORT, &0x1002u32.to_le_bytes());
+        d.pio_out(0, CONSOLE_PORT, &0x1006u32.to_le_bytes());
+        assert_eq!(d.logged(), 1, "refusals are logged once per port");
+    }
+
+    /// The module doc's port table, as (ports, file) rows.
+    fn documented_rows() -> Vec<(Vec<u16>, String)> {
+        let parse = |s: &str| u16::from_str_radix(s.trim().trim_start_matches("0x"), 16).unwrap();
+        include_str!("mod.rs")
+            .lines()
+            .take_while(|l| l.starts_with("//!"))
+            .filter_map(|l| l.strip_prefix("//! | 0x"))
+            .map(|row| {
+                let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+                let mut ports = Vec::new();
+                for item in format!("0x{}", cells[0]).split(',') {
+                    let (first, last) = item.split_once('-').unwrap_or((item, item));
+                    ports.extend(parse(first)..=parse(last));
+                }
+                (ports, cells[2].trim_matches('`').to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_port_table_documents_the_registrations() {
+        let d = devices();
+        let rows = documented_rows();
+        let documented: BTreeSet<u16> = rows.iter().flat_map(|(p, _)| p.clone()).collect();
+        let registered: BTreeSet<u16> = d
+            .bus
+            .ranges()
+            .iter()
+            .flat_map(|&(first, last)| first..=last)
+            .collect();
+        assert_eq!(documented, registered);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/devices");
+        for (ports, file) in &rows {
+            assert!(dir.join(file).is_file(), "{file}");
+            let device = |p: u16| d.bus.device(p).map(|dev| dev as *const dyn PortDevice);
+            assert!(
+                ports
+                    .iter()
+                    .all(|p| std::ptr::addr_eq(device(*p).unwrap(), device(ports[0]).unwrap())),
+                "{file}: one row, one device"
+            );
+        }
+        for port in [0x20, 0xA0, 0x40, 0x43, 0x61, 0x4D0] {
+            assert!(d.bus.device(port).is_none(), "{port:#x} is KVM's");
+        }
     }
 }

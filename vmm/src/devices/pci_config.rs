@@ -4,36 +4,44 @@
 //! byte at 0xCF9 is the PIIX/ICH Reset Control Register: setting RST_CPU resets the machine,
 //! which ends the VM (as QEMU's PIIX does, it is one of Linux's reboot methods).
 
+use std::ops::RangeInclusive;
+use std::sync::Mutex;
+
 use firmware::layout::{PCI_CONFIG_ADDRESS_PORT, PCI_CONFIG_DATA_PORT, RESET_CONTROL_PORT};
 
+use super::bus::PortDevice;
+use super::unknown::UnknownAccessLog;
+use super::{lock, DeviceEvent, ResetSource};
+
+/// CONFIG_DATA is a dword register: its bytes are at 0xCFC-0xCFF.
+const CONFIG_DATA_LEN: u16 = 4;
+/// CONFIG_ADDRESS's and CONFIG_DATA's eight ports (the Reset Control Register among them).
+const PORTS: &[RangeInclusive<u16>] =
+    &[PCI_CONFIG_ADDRESS_PORT..=PCI_CONFIG_DATA_PORT + (CONFIG_DATA_LEN - 1)];
+
 /// Reset Control Register bit 2: reset the CPU (Intel 82371AB PIIX4 data sheet, 4.1.5 "RC").
-pub const RCR_RST_CPU: u8 = 1 << 2;
+pub(crate) const RCR_RST_CPU: u8 = 1 << 2;
 /// Reset Control Register bits the guest can set and read back (SRST bit 1, FULL_RST bit 3).
 const RCR_MASK: u8 = 0x0A;
 
 /// What a write asks of the VMM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PciEvent {
+pub(crate) enum PciEvent {
     /// The guest set RST_CPU in the Reset Control Register.
     Reset,
 }
 
 /// CONFIG_ADDRESS and the Reset Control Register.
 #[derive(Debug, Default)]
-pub struct PciConfig {
+pub(crate) struct PciConfig {
     address: u32,
     rcr: u8,
-}
-
-/// True if `port` is one of CONFIG_ADDRESS's or CONFIG_DATA's eight ports.
-pub fn claims(port: u16) -> bool {
-    (PCI_CONFIG_ADDRESS_PORT..PCI_CONFIG_DATA_PORT + 4).contains(&port)
 }
 
 impl PciConfig {
     /// A write of `data` at `port`. A dword at 0xCF8 sets CONFIG_ADDRESS; a byte at 0xCF9 is
     /// the Reset Control Register; CONFIG_DATA writes go to no device.
-    pub fn write(&mut self, port: u16, data: &[u8]) -> Option<PciEvent> {
+    pub(crate) fn write(&mut self, port: u16, data: &[u8]) -> Option<PciEvent> {
         match (port, data) {
             (PCI_CONFIG_ADDRESS_PORT, &[a, b, c, d]) => {
                 self.address = u32::from_le_bytes([a, b, c, d]);
@@ -50,7 +58,7 @@ impl PciConfig {
     }
 
     /// A read of `data.len()` bytes at `port`.
-    pub fn read(&self, port: u16, data: &mut [u8]) {
+    pub(crate) fn read(&self, port: u16, data: &mut [u8]) {
         match (port, data.len()) {
             (PCI_CONFIG_ADDRESS_PORT, 4) => data.copy_from_slice(&self.address.to_le_bytes()),
             (RESET_CONTROL_PORT, 1) => data[0] = self.rcr,
@@ -59,9 +67,34 @@ impl PciConfig {
     }
 }
 
+/// The mechanism on the port bus. Every size reaches it: the registers themselves take only
+/// their own size (see [`PciConfig::write`] and [`PciConfig::read`]), and nothing is logged.
+impl PortDevice for Mutex<PciConfig> {
+    fn ports(&self) -> &[RangeInclusive<u16>] {
+        PORTS
+    }
+
+    fn read(&self, port: u16, data: &mut [u8], _log: &UnknownAccessLog) {
+        lock(self).read(port, data);
+    }
+
+    fn write(
+        &self,
+        _vcpu: u32,
+        port: u16,
+        data: &[u8],
+        _log: &UnknownAccessLog,
+    ) -> Option<DeviceEvent> {
+        lock(self)
+            .write(port, data)
+            .map(|PciEvent::Reset| DeviceEvent::Reset(ResetSource::ResetControl))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::devices::bus::covers;
 
     #[test]
     fn the_mechanism_is_found_and_no_device_answers() {
@@ -80,6 +113,7 @@ mod tests {
         let mut b = [0u8];
         p.read(0xCF8, &mut b);
         assert_eq!(b, [0xFF], "CONFIG_ADDRESS is dword-only");
+        let claims = |port| covers(PORTS, port);
         assert!(claims(0xCF8) && claims(0xCFF) && !claims(0xD00) && !claims(0xCF7));
     }
 

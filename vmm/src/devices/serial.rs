@@ -8,6 +8,17 @@
 //! received from outside.
 
 use std::io::Write;
+use std::ops::RangeInclusive;
+use std::sync::Mutex;
+
+use firmware::layout::{COM1_PORT, COM1_PORT_COUNT};
+
+use super::bus::PortDevice;
+use super::unknown::UnknownAccessLog;
+use super::{lock, DeviceEvent};
+
+/// COM1's registers.
+const PORTS: &[RangeInclusive<u16>] = &[COM1_PORT..=COM1_PORT + (COM1_PORT_COUNT - 1)];
 
 /// Receiver buffer (read) / transmitter holding register (write); divisor latch low with DLAB.
 const RBR_THR: u16 = 0;
@@ -70,7 +81,7 @@ const DEFAULT_DIVISOR: u16 = 1;
 const FLUSH_AT: usize = 4096;
 
 /// The UART state.
-pub struct Serial {
+pub(crate) struct Serial {
     out: Box<dyn Write + Send>,
     buf: Vec<u8>,
     ier: u8,
@@ -87,7 +98,7 @@ pub struct Serial {
 
 impl Serial {
     /// A UART whose transmitted bytes go to `out`.
-    pub fn new(out: Box<dyn Write + Send>) -> Self {
+    pub(crate) fn new(out: Box<dyn Write + Send>) -> Self {
         Self {
             out,
             buf: Vec::new(),
@@ -103,7 +114,7 @@ impl Serial {
     }
 
     /// Writes register `offset`.
-    pub fn write(&mut self, offset: u16, v: u8) {
+    pub(crate) fn write(&mut self, offset: u16, v: u8) {
         let dlab = self.lcr & LCR_DLAB != 0;
         match offset {
             RBR_THR if dlab => self.divisor = (self.divisor & 0xFF00) | u16::from(v),
@@ -137,7 +148,7 @@ impl Serial {
 
     /// Sends `text` down the line as if written to THR byte by byte outside loopback (sipi's
     /// console doorbell).
-    pub fn transmit(&mut self, text: &[u8]) {
+    pub(crate) fn transmit(&mut self, text: &[u8]) {
         for &b in text {
             self.buf.push(b);
             if b == b'\n' || self.buf.len() >= FLUSH_AT {
@@ -147,7 +158,7 @@ impl Serial {
     }
 
     /// Reads register `offset` (reading RBR or IIR changes state, as on the chip).
-    pub fn read(&mut self, offset: u16) -> u8 {
+    pub(crate) fn read(&mut self, offset: u16) -> u8 {
         let dlab = self.lcr & LCR_DLAB != 0;
         match offset {
             RBR_THR if dlab => self.divisor as u8,
@@ -185,13 +196,44 @@ impl Serial {
     }
 
     /// Writes out buffered bytes.
-    pub fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         if !self.buf.is_empty() {
             // Console output is best effort: a closed stderr must not stop the VM.
             let _ = self.out.write_all(&self.buf);
             let _ = self.out.flush();
             self.buf.clear();
         }
+    }
+}
+
+/// COM1 on the port bus. Registers are a byte wide: a wider read floats high; every byte of a
+/// wider write goes to the register.
+impl PortDevice for Mutex<Serial> {
+    fn ports(&self) -> &[RangeInclusive<u16>] {
+        PORTS
+    }
+
+    fn read(&self, port: u16, data: &mut [u8], _log: &UnknownAccessLog) {
+        match data {
+            [b] => *b = lock(self).read(port - COM1_PORT),
+            _ => data.fill(0xFF),
+        }
+    }
+
+    fn write(
+        &self,
+        _vcpu: u32,
+        port: u16,
+        data: &[u8],
+        _log: &UnknownAccessLog,
+    ) -> Option<DeviceEvent> {
+        // A string write (`rep outsb`, as a driver fills the 16-byte transmit FIFO) arrives as
+        // one exit carrying every byte.
+        let mut s = lock(self);
+        for byte in data {
+            s.write(port - COM1_PORT, *byte);
+        }
+        None
     }
 }
 

@@ -3,35 +3,80 @@
 //! always enabled and reads as set; bit 0 going from 0 to 1 resets the machine, which ends the
 //! VM, as in QEMU.
 
+use std::ops::RangeInclusive;
+use std::sync::Mutex;
+
+use firmware::layout::SYSTEM_CONTROL_A_PORT;
+
+use super::bus::PortDevice;
+use super::unknown::UnknownAccessLog;
+use super::{lock, DeviceEvent, ResetSource};
+
+/// The port.
+const PORTS: &[RangeInclusive<u16>] = &[SYSTEM_CONTROL_A_PORT..=SYSTEM_CONTROL_A_PORT];
+
 /// Port 92 bit 0: fast reset (INIT), on a 0-to-1 transition.
-pub const PORT92_RESET: u8 = 1 << 0;
+pub(crate) const PORT92_RESET: u8 = 1 << 0;
 /// Port 92 bit 1: A20 gate.
-pub const PORT92_A20: u8 = 1 << 1;
+pub(crate) const PORT92_A20: u8 = 1 << 1;
 
 /// What a write asks of the VMM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Port92Event {
+pub(crate) enum Port92Event {
     /// The guest set the fast reset bit.
     Reset,
 }
 
 /// The register.
 #[derive(Debug, Default)]
-pub struct SystemControlA {
+pub(crate) struct SystemControlA {
     value: u8,
 }
 
 impl SystemControlA {
     /// A byte read: the last value written, with A20 on.
-    pub fn read(&self) -> u8 {
+    pub(crate) fn read(&self) -> u8 {
         self.value | PORT92_A20
     }
 
     /// A byte write.
-    pub fn write(&mut self, v: u8) -> Option<Port92Event> {
+    pub(crate) fn write(&mut self, v: u8) -> Option<Port92Event> {
         let rising = v & PORT92_RESET != 0 && self.value & PORT92_RESET == 0;
         self.value = v & !PORT92_RESET;
         rising.then_some(Port92Event::Reset)
+    }
+}
+
+/// The register on the port bus: a byte wide. A wider write is logged once and ignored; a
+/// wider read floats high.
+impl PortDevice for Mutex<SystemControlA> {
+    fn ports(&self) -> &[RangeInclusive<u16>] {
+        PORTS
+    }
+
+    fn read(&self, _port: u16, data: &mut [u8], _log: &UnknownAccessLog) {
+        match data {
+            [b] => *b = lock(self).read(),
+            _ => data.fill(0xFF),
+        }
+    }
+
+    fn write(
+        &self,
+        _vcpu: u32,
+        port: u16,
+        data: &[u8],
+        log: &UnknownAccessLog,
+    ) -> Option<DeviceEvent> {
+        match data {
+            &[v] => lock(self)
+                .write(v)
+                .map(|Port92Event::Reset| DeviceEvent::Reset(ResetSource::Port92)),
+            _ => {
+                log.bad_size(port, data.len(), "1 byte");
+                None
+            }
+        }
     }
 }
 

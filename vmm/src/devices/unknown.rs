@@ -8,14 +8,14 @@ use std::sync::Mutex;
 const MAX_LOGGED: usize = 16;
 
 /// The log.
-pub struct UnknownAccessLog {
+pub(crate) struct UnknownAccessLog {
     seen: Mutex<HashSet<(u8, u64)>>,
     quiet: bool,
 }
 
 impl UnknownAccessLog {
     /// A log that prints warnings unless `quiet`.
-    pub fn new(quiet: bool) -> Self {
+    pub(crate) fn new(quiet: bool) -> Self {
         Self {
             seen: Mutex::new(HashSet::new()),
             quiet,
@@ -40,12 +40,12 @@ impl UnknownAccessLog {
 
     /// Distinct locations logged so far, for tests.
     #[cfg(test)]
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.seen.lock().map_or(0, |s| s.len())
     }
 
     /// An access to a port no device claims.
-    pub fn port(&self, port: u16, write: bool) {
+    pub(crate) fn port(&self, port: u16, write: bool) {
         let dir = if write { "wrote to" } else { "read from" };
         self.once(u8::from(write), u64::from(port), || {
             format!("the guest {dir} unknown I/O port {port:#x}")
@@ -53,7 +53,7 @@ impl UnknownAccessLog {
     }
 
     /// An access of the wrong size to a known port; `takes` says what it takes ("4 bytes").
-    pub fn bad_size(&self, port: u16, size: usize, takes: &'static str) {
+    pub(crate) fn bad_size(&self, port: u16, size: usize, takes: &'static str) {
         self.once(2, u64::from(port) << 8 | size as u64, || {
             format!(
                 "the guest accessed I/O port {port:#x} with a {size}-byte access; it takes {takes}"
@@ -62,14 +62,14 @@ impl UnknownAccessLog {
     }
 
     /// A write a device refused, with the reason (logged once per port).
-    pub fn refused(&self, port: u16, why: &dyn std::fmt::Display) {
+    pub(crate) fn refused(&self, port: u16, why: &dyn std::fmt::Display) {
         self.once(5, u64::from(port), || {
             format!("the guest's write to I/O port {port:#x} was refused: {why}")
         });
     }
 
     /// An MMIO access no device claims (logged per 4 KiB page).
-    pub fn mmio(&self, addr: u64, write: bool) {
+    pub(crate) fn mmio(&self, addr: u64, write: bool) {
         let dir = if write { "wrote to" } else { "read from" };
         self.once(3 + u8::from(write), addr >> 12, || {
             format!("the guest {dir} unmapped MMIO address {addr:#x}")
