@@ -8,7 +8,10 @@ use std::ops::RangeInclusive;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use firmware::layout::{CMOS_DATA_PORT, CMOS_INDEX_PORT, KERNEL_MIN_ADDR, MMIO_HOLE_START};
+use firmware::layout::{
+    CMOS_CENTURY_INDEX as RTC_CENTURY, CMOS_DATA_PORT, CMOS_INDEX_PORT, KERNEL_MIN_ADDR,
+    MMIO_HOLE_START,
+};
 
 use super::bus::PortDevice;
 use super::unknown::UnknownAccessLog;
@@ -42,8 +45,6 @@ pub(crate) const RTC_REG_B: u8 = 0x0B;
 pub(crate) const RTC_REG_C: u8 = 0x0C;
 /// Status register D: VRT (bit 7), valid RAM and time.
 pub(crate) const RTC_REG_D: u8 = 0x0D;
-/// The century, where the FADT's CENTURY field points (IBM PC convention).
-pub(crate) const RTC_CENTURY: u8 = 0x32;
 /// Base memory in KiB (u16 LE at 0x15).
 pub(crate) const CMOS_BASE_MEM: u8 = 0x15;
 /// Extended memory above 1 MiB in KiB, capped at 0xFFFF (u16 LE at 0x17, copied at 0x30).

@@ -10,6 +10,8 @@ use std::collections::VecDeque;
 use std::ops::RangeInclusive;
 use std::sync::Mutex;
 
+#[cfg(test)]
+use firmware::layout::I8042_CMD_RESET;
 use firmware::layout::{I8042_COMMAND_PORT, I8042_DATA_PORT};
 
 use super::bus::PortDevice;
@@ -62,8 +64,6 @@ pub(crate) const I8042_CMD_AUX_SEND: u8 = 0xD4;
 /// Controller commands 0xF0-0xFF pulse output port lines low for 6 us: a clear bit 0 in the
 /// command pulses the reset line. 0xFE pulses only the reset line.
 pub(crate) const I8042_CMD_PULSE_FIRST: u8 = 0xF0;
-/// Pulse the CPU reset line.
-pub(crate) const I8042_CMD_RESET: u8 = 0xFE;
 
 /// Controller self-test passed.
 const I8042_RET_CTL_TEST: u8 = 0x55;
