@@ -17,8 +17,8 @@
 //! call-in loads its TSS again instead of faulting.
 //!
 //! **TSS.** Each AP's TSS has RSP0 (its kernel stack: exceptions and supervisor calls) and an
-//! I/O permission bitmap of its own allowing every port below 0x800, as the BSP's (see
-//! [`crate::boot`] for why the bitmap is needed at all).
+//! I/O permission bitmap of its own allowing the same ports as the BSP's (see [`crate::gdt`]
+//! for which, and why the bitmap is needed at all).
 //!
 //! **Stacks.** 16 KiB per AP (8 KiB kernel stack, 8 KiB user stack), in RAM that the PVH memory
 //! map lists as usable above the kernel image: 16 MiB for 1024 CPUs, so they are placed at run
@@ -30,11 +30,11 @@ use core::mem::{offset_of, size_of};
 use firmware::layout::{IDENTITY_MAP_SIZE, MMIO_HOLE_START, PAGE_SIZE};
 use firmware::pvh::{MemmapEntry, memmap_type};
 
-use crate::boot::{
+use crate::cpus::CAPACITY;
+use crate::gdt::{
     GDT_SEGMENTS, IO_BITMAP_BYTES, TSS_ACCESS_AVAILABLE, TSS_SELECTOR, TSS_SIZE, USER_CS, USER_DS,
     USER_RFLAGS, tss_descriptor,
 };
-use crate::cpus::CAPACITY;
 use crate::global::Global;
 use crate::phys;
 

@@ -3,12 +3,12 @@
 //! A report is encoded with the firmware crate into a static, 8-byte-aligned buffer below
 //! 4 GiB, and handed over with ONE 32-bit `out` of its physical address to [`REPORT_PORT`]. The
 //! VM then ends with a 32-bit `out` of the exit status to [`EXIT_PORT`]; for QEMU the same status
-//! also goes to its isa-debug-exit port. Fatal events (exceptions, panics) are reported by the
+//! also goes to its isa-debug-exit port, [`DEBUG_EXIT_PORT`]. Fatal events (exceptions, panics) are reported by the
 //! first CPU that claims the fatal path with [`claim_fatal`].
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use firmware::layout::{EXIT_PORT, REPORT_PORT};
+use firmware::layout::{DEBUG_EXIT_PORT, EXIT_PORT, REPORT_PORT};
 use firmware::report::encode::{
     ScenarioEntries, full_report_len, write_boot_summary, write_cpu_record, write_fault,
     write_panic, write_scenario,
@@ -32,10 +32,6 @@ pub const EXIT_PANIC: u32 = 0xFE;
 pub const EXIT_FAULT: u32 = 0xFF;
 /// Exit status: a fault or panic while this CPU was already reporting one (no new report).
 pub const EXIT_NESTED_FATAL: u32 = 0xFD;
-
-/// QEMU's isa-debug-exit device (`-device isa-debug-exit,iobase=0xf4,iosize=4`): QEMU exits
-/// with status `(value << 1) | 1`. Elsewhere the port is unassigned and the write is ignored.
-pub const QEMU_DEBUG_EXIT_PORT: u16 = 0xF4;
 
 /// Size of the boot report buffer: the summary, a record for every possible CPU, and the
 /// largest scenario block.
@@ -202,7 +198,8 @@ pub fn exit(status: u32) -> ! {
     // SAFETY: writing the exit port asks the VMM to end the VM; nothing in this kernel depends
     // on the write having any other effect.
     unsafe { cpu::outl(EXIT_PORT, status) };
-    // SAFETY: port 0xF4 is QEMU's isa-debug-exit when present and unassigned otherwise.
-    unsafe { cpu::outl(QEMU_DEBUG_EXIT_PORT, status) };
+    // SAFETY: DEBUG_EXIT_PORT is QEMU's isa-debug-exit when present (QEMU then exits with status
+    // `(status << 1) | 1`), and unassigned otherwise, where the write is ignored.
+    unsafe { cpu::outl(DEBUG_EXIT_PORT, status) };
     supervisor::halt()
 }

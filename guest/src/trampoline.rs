@@ -51,9 +51,9 @@ use firmware::layout::{
 use firmware::report::{ApPhase, CPU_RECORD_SIZE};
 
 use crate::apic::{self, Register, SVR_ENABLED, XAPIC_ID_SHIFT};
-use crate::boot::{GDT_CODE32, GDT_CODE64, KERNEL_CS, TSS_ACCESS_AVAILABLE};
 use crate::cpu::{cpuid, cr0, cr4, efer, msr};
 use crate::cpus::{self, APIC_ID_LIMIT, NO_SLOT};
+use crate::gdt::{GDT_CODE32, GDT_CODE64, KERNEL_CS, TSS_ACCESS_AVAILABLE};
 use crate::percpu::{self, HEADER_SHIFT};
 
 /// CR4 of an AP entering long mode: PAE, and SSE enabled (Intel SDM Vol. 3A, 14.1.3).
