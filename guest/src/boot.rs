@@ -54,7 +54,7 @@ use crate::gdt::{
     KERNEL_CS, KERNEL_DS, TSS_ACCESS_AVAILABLE, TSS_SELECTOR, TSS_SIZE, USER_CS, USER_DS,
     USER_RFLAGS,
 };
-use firmware::layout::{IDENTITY_MAP_SIZE, MMIO_HOLE_START, PD_COUNT};
+use firmware::layout::{IDENTITY_MAP_SIZE, LARGE_PAGE_SIZE, MMIO_HOLE_START, PAGE_SIZE, PD_COUNT};
 use firmware::pvh::{XEN_ELFNOTE_NAME, XEN_ELFNOTE_PHYS32_ENTRY};
 
 /// Paging-structure entry bits (Intel SDM Vol. 3A, 4.5, Tables 4-15 to 4-19).
@@ -88,7 +88,7 @@ const MMIO_PAGE_FLAGS: u64 = pte::PCD | pte::PWT;
 /// The boot page tables map the same 4 GiB as the VMM's long-mode identity map: one PML4 entry,
 /// [`PD_COUNT`] PDPT entries, each pointing to a page directory of 512 2 MiB pages. No 1 GiB
 /// pages: the KVM on our hosts lacks pdpe1gb and triple-faults on them.
-const _: () = assert!(PD_COUNT * (512 << 21) == IDENTITY_MAP_SIZE && PD_COUNT <= 512);
+const _: () = assert!(PD_COUNT * 512 * LARGE_PAGE_SIZE == IDENTITY_MAP_SIZE && PD_COUNT <= 512);
 
 /// Size of the BSP's stack, on which the Rust code runs at CPL 3.
 const BSP_STACK_SIZE: usize = 64 * 1024;
@@ -270,7 +270,7 @@ bsp_tss:
     /* Boot page tables: identity map of the first 4 GiB with 2 MiB pages.                */
     /* ---------------------------------------------------------------------------------- */
     .section .page_tables, "a", @progbits
-    .balign 4096
+    .balign {page_size}
     .global boot_pml4
 boot_pml4:
     .quad boot_pdpt + {table_flags}
@@ -278,17 +278,17 @@ boot_pml4:
 boot_pdpt:
     .set pd_index, 0
     .rept {pd_count}
-    .quad boot_pd + pd_index * 4096 + {table_flags}
+    .quad boot_pd + pd_index * {page_size} + {table_flags}
     .set pd_index, pd_index + 1
     .endr
     .fill 512 - {pd_count}, 8, 0
 boot_pd:
     .set large_page, 0
     .rept 512 * {pd_count}
-    .if (large_page << 21) >= {mmio_hole_start}
-    .quad (large_page << 21) | {large_page_flags} | {mmio_page_flags}
+    .if large_page * {large_page_size} >= {mmio_hole_start}
+    .quad (large_page * {large_page_size}) | {large_page_flags} | {mmio_page_flags}
     .else
-    .quad (large_page << 21) | {large_page_flags}
+    .quad (large_page * {large_page_size}) | {large_page_flags}
     .endif
     .set large_page, large_page + 1
     .endr
@@ -297,7 +297,7 @@ boot_pd:
     /* The BSP's stacks.                                                                  */
     /* ---------------------------------------------------------------------------------- */
     .section .bss.boot_stacks, "aw", @nobits
-    .balign 4096
+    .balign {page_size}
     .skip {bsp_stack_size}
 bsp_stack_top:
     .skip {bsp_kernel_stack_size}
@@ -334,6 +334,8 @@ bsp_kernel_stack_top:
     xen2 = const XEN_ELFNOTE_NAME[2],
     table_flags = const TABLE_FLAGS,
     pd_count = const PD_COUNT,
+    page_size = const PAGE_SIZE,
+    large_page_size = const LARGE_PAGE_SIZE,
     mmio_hole_start = const MMIO_HOLE_START,
     large_page_flags = const LARGE_PAGE_FLAGS,
     mmio_page_flags = const MMIO_PAGE_FLAGS,

@@ -7,7 +7,9 @@
 //! an I/O permission bitmap that allows every port below [`IO_BITMAP_PORTS`], which covers
 //! every port the kernel uses (see there for why the bitmap is needed at all).
 
-use firmware::layout::{COM1_PORT, COM1_PORT_COUNT, DEBUG_EXIT_PORT, EXIT_PORT, REPORT_PORT};
+use firmware::layout::{
+    COM1_PORT, COM1_PORT_COUNT, CONSOLE_PORT, DEBUG_EXIT_PORT, EXIT_PORT, REPORT_PORT,
+};
 
 use crate::cpu::rflags;
 
@@ -91,6 +93,7 @@ const _: () = assert!(
     (COM1_PORT + COM1_PORT_COUNT) as u64 <= IO_BITMAP_PORTS
         && (REPORT_PORT as u64) < IO_BITMAP_PORTS
         && (EXIT_PORT as u64) < IO_BITMAP_PORTS
+        && (CONSOLE_PORT as u64) < IO_BITMAP_PORTS
         && (DEBUG_EXIT_PORT as u64) < IO_BITMAP_PORTS
 );
 /// The TSS limit: the TSS, its I/O bitmap and the final 0xFF byte, minus one.
