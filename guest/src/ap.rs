@@ -21,7 +21,7 @@ use crate::tsc_sync;
 static SCENARIO: AtomicU8 = AtomicU8::new(Scenario::Boot as u8);
 
 /// Records the scenario for the APs (BSP only, before bringup).
-pub fn set_scenario(scenario: Scenario) {
+pub(crate) fn set_scenario(scenario: Scenario) {
     SCENARIO.store(scenario as u8, Ordering::Release);
 }
 
@@ -33,7 +33,7 @@ pub fn set_scenario(scenario: Scenario) {
 /// of supervisor calls; here the AP checks that it got the right slot, stamps PerCpuInit, runs
 /// its part of the TSC check (stamping TscSync when it is done), and marks itself online with
 /// the Online stamp, then halts for good (or goes on with the scenario).
-pub extern "sysv64" fn ap_main(slot: u32, apic_id: u32) -> ! {
+pub(crate) extern "sysv64" fn ap_main(slot: u32, apic_id: u32) -> ! {
     let long_mode = cpu::rdtsc();
     let slot = slot as usize;
     cpus::set_stamp(slot, ApPhase::LongMode, long_mode);

@@ -60,21 +60,21 @@ use firmware::pvh::{XEN_ELFNOTE_NAME, XEN_ELFNOTE_PHYS32_ENTRY};
 /// Paging-structure entry bits (Intel SDM Vol. 3A, 4.5, Tables 4-15 to 4-19).
 mod pte {
     /// Present.
-    pub const PRESENT: u64 = 1 << 0;
+    pub(super) const PRESENT: u64 = 1 << 0;
     /// Read/write: writes allowed.
-    pub const WRITABLE: u64 = 1 << 1;
+    pub(super) const WRITABLE: u64 = 1 << 1;
     /// User/supervisor: CPL-3 accesses allowed.
-    pub const USER: u64 = 1 << 2;
+    pub(super) const USER: u64 = 1 << 2;
     /// Page-level write-through.
-    pub const PWT: u64 = 1 << 3;
+    pub(super) const PWT: u64 = 1 << 3;
     /// Page-level cache disable.
-    pub const PCD: u64 = 1 << 4;
+    pub(super) const PCD: u64 = 1 << 4;
     /// Accessed (set by the CPU on first use unless already set).
-    pub const ACCESSED: u64 = 1 << 5;
+    pub(super) const ACCESSED: u64 = 1 << 5;
     /// Dirty (set by the CPU on first write to a page unless already set).
-    pub const DIRTY: u64 = 1 << 6;
+    pub(super) const DIRTY: u64 = 1 << 6;
     /// Page size: a page-directory entry maps a 2 MiB page.
-    pub const PAGE_SIZE: u64 = 1 << 7;
+    pub(super) const PAGE_SIZE: u64 = 1 << 7;
 }
 
 /// Flags of a PML4 or PDPT entry that points to the next table.

@@ -77,19 +77,19 @@ const FINAL_PATIENCE: u64 = 1 << MAX_RETRIES;
 
 /// What bringup achieved, for the summary line and the report's status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// CPUs online, the BSP included.
-    pub online: u32,
+    pub(crate) online: u32,
     /// CPUs that should have come online and did not.
-    pub missing: u32,
+    pub(crate) missing: u32,
     /// CPUs listed but not started (online-capable only, or bringup `none`).
-    pub listed: u32,
+    pub(crate) listed: u32,
     /// The TSC check that ran (none with floor bringup, whose APs never run the kernel).
-    pub tsc_sync: TscSync,
+    pub(crate) tsc_sync: TscSync,
     /// Its result.
-    pub tsc: TscSyncSummary,
+    pub(crate) tsc: TscSyncSummary,
     /// The slots of the APs that were started, in MADT order.
-    pub started: &'static [u16],
+    pub(crate) started: &'static [u16],
 }
 
 /// The slots of the APs being started, in MADT order (BSP only).
@@ -100,7 +100,7 @@ static ARRIVED: Global<[u16; CAPACITY]> = Global::new([0; CAPACITY]);
 /// Brings the APs up as `options` say, with the BSP's enabled local APIC `apic`, runs the TSC
 /// check between their per-CPU init and online (`sipi.tsc_sync`, see [`crate::tsc_sync`]), and
 /// settles every record's state and last phase. `bsp_slot` is the BSP's record.
-pub fn run(
+pub(crate) fn run(
     options: &GuestOptions,
     apic: LocalApic,
     tsc: Tsc,
@@ -180,7 +180,7 @@ pub fn run(
 /// Brings the APs of `slots`, parked in wait-for-SIPI after a teardown, online again through
 /// the same kicks, trampoline, deadlines and retries as at boot (`options`' strategy and kick
 /// style; no TSC check), and settles their records. Returns the outcome over every record.
-pub fn again(options: &GuestOptions, apic: LocalApic, tsc: Tsc, slots: &[u16]) -> Outcome {
+pub(crate) fn again(options: &GuestOptions, apic: LocalApic, tsc: Tsc, slots: &[u16]) -> Outcome {
     for slot in slots {
         cpus::reset_for_online(usize::from(*slot));
     }

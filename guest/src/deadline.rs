@@ -20,12 +20,12 @@ const PER_AP_US: u64 = 2_000;
 const PER_CPU_US: u64 = 150;
 
 /// How many times an AP that has not called in is kicked again.
-pub const MAX_RETRIES: u16 = 3;
+pub(crate) const MAX_RETRIES: u16 = 3;
 /// Times the BSP wakes an AP that has not gone offline when asked (each time twice as
 /// patient) before it gives up on it and INITs it anyway.
-pub const MAX_NUDGES: u32 = 3;
+pub(crate) const MAX_NUDGES: u32 = 3;
 
 /// The deadline, in microseconds, for `outstanding` APs at the least patience.
-pub fn budget_us(outstanding: usize) -> u64 {
+pub(crate) fn budget_us(outstanding: usize) -> u64 {
     BASE_US + PER_AP_US * outstanding as u64 + PER_CPU_US * cpus::count() as u64
 }

@@ -29,43 +29,43 @@ use crate::serial::Com1;
 use crate::supervisor::{self, Function, MARKER};
 
 /// Exception vectors (Intel SDM Vol. 3A, Table 6-1) the kernel names.
-pub mod vector {
+pub(crate) mod vector {
     /// Divide error.
-    pub const DE: u32 = 0;
+    pub(crate) const DE: u32 = 0;
     /// Debug.
-    pub const DB: u32 = 1;
+    pub(crate) const DB: u32 = 1;
     /// Breakpoint.
-    pub const BP: u32 = 3;
+    pub(crate) const BP: u32 = 3;
     /// Invalid opcode.
-    pub const UD: u32 = 6;
+    pub(crate) const UD: u32 = 6;
     /// Double fault.
-    pub const DF: u32 = 8;
+    pub(crate) const DF: u32 = 8;
     /// Invalid TSS.
-    pub const TS: u32 = 10;
+    pub(crate) const TS: u32 = 10;
     /// Segment not present.
-    pub const NP: u32 = 11;
+    pub(crate) const NP: u32 = 11;
     /// Stack-segment fault.
-    pub const SS: u32 = 12;
+    pub(crate) const SS: u32 = 12;
     /// General protection.
-    pub const GP: u32 = 13;
+    pub(crate) const GP: u32 = 13;
     /// Page fault.
-    pub const PF: u32 = 14;
+    pub(crate) const PF: u32 = 14;
     /// Alignment check.
-    pub const AC: u32 = 17;
+    pub(crate) const AC: u32 = 17;
     /// Control protection.
-    pub const CP: u32 = 21;
+    pub(crate) const CP: u32 = 21;
     /// VMM communication (AMD SEV-ES).
-    pub const VC: u32 = 29;
+    pub(crate) const VC: u32 = 29;
     /// Security exception (AMD).
-    pub const SX: u32 = 30;
+    pub(crate) const SX: u32 = 30;
     /// The wake-up IPI: the first vector above the exceptions (priority class 2), sent as a
     /// fixed interrupt to CPUs halted in [`crate::supervisor::wait_while`].
-    pub const WAKE: u32 = 32;
+    pub(crate) const WAKE: u32 = 32;
 }
 
 /// The vectors for which the CPU pushes an error code (Intel SDM Vol. 3A, 6.13; AMD APM Vol. 2,
 /// 8.2 for #VC and #SX), as a bit mask.
-pub const ERROR_CODE_VECTORS: u32 = (1 << vector::DF)
+pub(crate) const ERROR_CODE_VECTORS: u32 = (1 << vector::DF)
     | (1 << vector::TS)
     | (1 << vector::NP)
     | (1 << vector::SS)

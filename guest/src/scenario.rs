@@ -27,24 +27,24 @@ static ROUNDS: Global<[Round; firmware::report::MAX_ROUNDS as usize]> = Global::
 
 /// What the whole scenario did, for the report.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// Rounds completed.
-    pub rounds: u32,
+    pub(crate) rounds: u32,
     /// Offline and online transitions.
-    pub ops: u32,
+    pub(crate) ops: u32,
     /// The last teardown.
-    pub last: Down,
+    pub(crate) last: Down,
     /// APs that failed to park, or to come online again, over every round.
-    pub failed: u32,
+    pub(crate) failed: u32,
     /// APs taken down in the last teardown: the slots of the teardown records to report.
-    pub slots: &'static [u16],
+    pub(crate) slots: &'static [u16],
 }
 
 /// Runs the scenario of `options` after bringup: of `started`, the slots that came online take
 /// part.
 /// `up_cycles` is the boot bringup's BSP time (round 1's "up"). `stamp_bringup` is called with
 /// the BSP's BringupStart and AllOnline stamps of each later bringup.
-pub fn run(
+pub(crate) fn run(
     options: &GuestOptions,
     apic: LocalApic,
     tsc: Tsc,
@@ -101,7 +101,7 @@ pub fn run(
 }
 
 /// The rounds recorded by [`run`].
-pub fn rounds(n: u32) -> &'static [Round] {
+pub(crate) fn rounds(n: u32) -> &'static [Round] {
     // SAFETY: only the BSP uses ROUNDS; `run` is over.
     unsafe { &(&(*ROUNDS.get()))[..n as usize] }
 }

@@ -25,12 +25,12 @@ use core::arch::asm;
 use core::sync::atomic::AtomicU32;
 
 /// Bytes after the `UD2` of a supervisor call ("SUPV" little endian), never executed.
-pub const MARKER: u32 = u32::from_le_bytes(*b"SUPV");
+pub(crate) const MARKER: u32 = u32::from_le_bytes(*b"SUPV");
 
 /// Supervisor-call functions, in RAX.
 #[derive(Debug, Clone, Copy)]
 #[repr(u64)]
-pub enum Function {
+pub(crate) enum Function {
     /// RDMSR: RDI = MSR; returns its value.
     ReadMsr = 0,
     /// WRMSR: RDI = MSR, RSI = value.
@@ -58,7 +58,7 @@ pub enum Function {
 ///
 /// `msr` must exist on this CPU (RDMSR of an unknown MSR raises #GP, a fatal exception) and
 /// reading it must have no side effect the caller has not accounted for.
-pub unsafe fn rdmsr(msr: u32) -> u64 {
+pub(crate) unsafe fn rdmsr(msr: u32) -> u64 {
     let value: u64;
     // SAFETY: the supervisor call executes RDMSR at CPL 0 and returns after the marker; it
     // touches no memory of ours and clobbers only the registers listed. The caller guarantees
@@ -85,7 +85,7 @@ pub unsafe fn rdmsr(msr: u32) -> u64 {
 ///
 /// `msr` must exist and accept `value`, and the write must not break any assumption of the
 /// running code (paging, the APIC mode, ...).
-pub unsafe fn wrmsr(msr: u32, value: u64) {
+pub(crate) unsafe fn wrmsr(msr: u32, value: u64) {
     // SAFETY: the supervisor call executes WRMSR at CPL 0 and returns after the marker; it
     // clobbers only the registers listed. The caller guarantees the write is valid and harmless
     // to the running code.
@@ -118,7 +118,7 @@ pub unsafe fn wrmsr(msr: u32, value: u64) {
 /// # Panics
 ///
 /// If the slices differ in length.
-pub unsafe fn kick_x2apic(apic_ids: &[u32], stamps: &mut [u64], shorthand: u32) {
+pub(crate) unsafe fn kick_x2apic(apic_ids: &[u32], stamps: &mut [u64], shorthand: u32) {
     assert_eq!(apic_ids.len(), stamps.len());
     // SAFETY: the supervisor call reads `apic_ids.len()` IDs and writes as many stamps, both
     // inside the slices; it sends only the IPIs the caller asked for, and clobbers only the
@@ -153,7 +153,7 @@ pub unsafe fn kick_x2apic(apic_ids: &[u32], stamps: &mut [u64], shorthand: u32) 
 /// # Panics
 ///
 /// If the slices differ in length.
-pub unsafe fn init_x2apic(apic_ids: &[u32], stamps: &mut [u64]) {
+pub(crate) unsafe fn init_x2apic(apic_ids: &[u32], stamps: &mut [u64]) {
     assert_eq!(apic_ids.len(), stamps.len());
     // SAFETY: the supervisor call reads `apic_ids.len()` IDs and writes as many stamps, both
     // inside the slices; it sends only the INITs the caller asked for, and clobbers only the
@@ -185,7 +185,7 @@ pub unsafe fn init_x2apic(apic_ids: &[u32], stamps: &mut [u64]) {
 /// The CPU changing `word` must send the wake-up after its store (see
 /// [`crate::apic::LocalApic::send`] with [`crate::apic::Ipi::Fixed`]); a wake-up without a change
 /// only costs a check.
-pub fn wait_while(word: &AtomicU32, value: u32) {
+pub(crate) fn wait_while(word: &AtomicU32, value: u32) {
     // SAFETY: the supervisor call reads the u32 behind the reference (valid and aligned) at
     // CPL 0 and halts until it changes; interrupts are enabled only around its HLT, where the
     // only one that arrives is the wake-up, whose stub returns into the loop. It clobbers only
@@ -208,7 +208,7 @@ pub fn wait_while(word: &AtomicU32, value: u32) {
 
 /// Masks interrupts and halts this CPU forever. NMIs, SMIs and INIT may wake it; it then halts
 /// again.
-pub fn halt() -> ! {
+pub(crate) fn halt() -> ! {
     // SAFETY: the supervisor call halts this CPU at CPL 0 forever; it never returns.
     unsafe {
         asm!(

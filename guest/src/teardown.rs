@@ -64,7 +64,7 @@ fn record(slot: usize) -> *mut TeardownRecord {
 
 /// The AP's side, once it is online: sleeps until asked to go offline, then leaves the online
 /// set, stamps `parked` and halts until the BSP's INIT. Never returns.
-pub fn ap(slot: usize) -> ! {
+pub(crate) fn ap(slot: usize) -> ! {
     let r = record(slot);
     while REQUEST[slot].load(Ordering::Acquire) == 0 {
         supervisor::wait_while(&REQUEST[slot], 0);
@@ -87,18 +87,18 @@ fn parked(slot: usize) -> bool {
 
 /// What one teardown did.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Down {
+pub(crate) struct Down {
     /// BSP TSC at the start.
-    pub start: u64,
+    pub(crate) start: u64,
     /// BSP TSC once every AP was parked and INITed.
-    pub end: u64,
+    pub(crate) end: u64,
     /// APs that never parked (INITed anyway).
-    pub failed: u32,
+    pub(crate) failed: u32,
 }
 
 /// The BSP's side: takes the APs of `slots` offline as `mode` says (see the module
 /// documentation).
-pub fn run(apic: LocalApic, tsc: Tsc, mode: Teardown, slots: &[u16]) -> Down {
+pub(crate) fn run(apic: LocalApic, tsc: Tsc, mode: Teardown, slots: &[u16]) -> Down {
     let start = cpu::rdtsc();
     for slot in slots.iter().map(|s| usize::from(*s)) {
         // SAFETY: the AP of `slot` is online and asleep (or on its way there): it writes its
@@ -205,7 +205,7 @@ fn park(apic: LocalApic, slots: &[u16]) {
 }
 
 /// A copy of the teardown record of `slot`.
-pub fn snapshot(slot: usize) -> TeardownRecord {
+pub(crate) fn snapshot(slot: usize) -> TeardownRecord {
     // SAFETY: inside the array; the AP is parked, nothing writes the record any more.
     unsafe { record(slot).read_volatile() }
 }

@@ -267,7 +267,7 @@ unsafe extern "C" {
 
 /// Which trampoline to install.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trampoline {
+pub(crate) enum Trampoline {
     /// Real mode to long mode and Rust, enabling the local APIC in x2APIC mode when `x2apic`
     /// (as the BSP runs it) and in xAPIC mode otherwise.
     Full { x2apic: bool },
@@ -276,13 +276,13 @@ pub enum Trampoline {
 }
 
 /// The address of the CPL-3 code that an AP's IRETQ frame enters (see [`percpu::prepare`]).
-pub fn user_entry() -> u64 {
+pub(crate) fn user_entry() -> u64 {
     (&raw const ap_user_entry) as u64
 }
 
 /// Copies `which` to [`TRAMPOLINE_ADDR`] and patches it. Must be called by the BSP before it
 /// sends any STARTUP IPI, and not again while an AP may be running from the page.
-pub fn install(which: Trampoline) {
+pub(crate) fn install(which: Trampoline) {
     let (start, end, patch_at, patch) = match which {
         Trampoline::Full { x2apic } => {
             let entry = if x2apic {

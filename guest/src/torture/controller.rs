@@ -28,7 +28,7 @@ use crate::rng::Rng;
 use crate::tsc::Tsc;
 
 /// Most operations one run performs (`sipi.ops` is clamped to it): each one's latency is kept.
-pub const MAX_OPS: usize = 1_000_000;
+pub(super) const MAX_OPS: usize = 1_000_000;
 /// Random picks per operation started before the BSP moves on to the ones in flight.
 const PICK_TRIES: u32 = 4;
 /// Extra doublings of patience for an AP that called in after its STARTUP but is not online
@@ -90,27 +90,27 @@ static PARKS: Global<[u16; CAPACITY]> = Global::new([0; CAPACITY]);
 
 /// What the torture did.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// Operations completed.
-    pub ops: u32,
+    pub(crate) ops: u32,
     /// APs given up on (each ended an operation).
-    pub failed: u32,
+    pub(crate) failed: u32,
     /// Operations in flight at most, as used.
-    pub concurrency: u32,
+    pub(crate) concurrency: u32,
     /// Violations found.
-    pub violations: u32,
+    pub(crate) violations: u32,
     /// The first violations.
-    pub logged: &'static [Violation],
+    pub(crate) logged: &'static [Violation],
     /// TSC cycles from the first operation to the end of the last.
-    pub duration: u64,
+    pub(crate) duration: u64,
     /// Median, 99th percentile and largest operation latency in TSC cycles.
-    pub p50: u64,
-    pub p99: u64,
-    pub max: u64,
+    pub(crate) p50: u64,
+    pub(crate) p99: u64,
+    pub(crate) max: u64,
 }
 
 /// Runs the torture of `options` with the APs of `started` that are online.
-pub fn run(options: &GuestOptions, apic: LocalApic, tsc: Tsc, started: &[u16]) -> Outcome {
+pub(crate) fn run(options: &GuestOptions, apic: LocalApic, tsc: Tsc, started: &[u16]) -> Outcome {
     // SAFETY: only the BSP uses POOL, SLOTS, SNAPSHOT, LATENCY and the batch arrays, and only
     // in this run (once per boot).
     let (pool_buf, slots, snapshot, latency) = unsafe {
