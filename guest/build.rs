@@ -2,8 +2,8 @@
 //!
 //! The guest is built for the host target (`x86_64-unknown-linux-gnu`, see vmm/build.rs), so
 //! the link must drop the C runtime and libraries, stay static and non-PIE, and use our own
-//! linker script. The kernel's load address comes from the firmware crate so that it is written
-//! in one place only.
+//! linker script. The kernel's load address and the page size come from the firmware crate so
+//! that they are written in one place only.
 
 use std::env;
 use std::path::PathBuf;
@@ -24,6 +24,10 @@ fn main() {
         format!(
             "-Wl,--defsym=__kernel_load_addr={:#x}",
             firmware::layout::KERNEL_MIN_ADDR
+        ),
+        format!(
+            "-Wl,--defsym=__page_size={:#x}",
+            firmware::layout::PAGE_SIZE
         ),
         format!("-T{}", script.display()),
     ];

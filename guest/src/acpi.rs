@@ -17,11 +17,11 @@ use firmware::layout::{BIOS_AREA_END, BIOS_AREA_START};
 use crate::phys;
 
 /// The longest ACPI table the kernel reads. Real MADTs for 4096 x2APIC CPUs are ~64 KiB.
-pub const TABLE_MAX_LEN: usize = 1 << 20;
+const TABLE_MAX_LEN: usize = 1 << 20;
 
 /// Why the MADT could not be found.
 #[derive(Debug, Clone, Copy)]
-pub enum Error {
+pub(crate) enum Error {
     /// No valid RSDP at the address start_info gave, nor in the BIOS area.
     NoRsdp {
         /// `hvm_start_info.rsdp_paddr` (0: none given).
@@ -88,7 +88,7 @@ impl fmt::Display for Error {
 /// Finds and validates the MADT, starting from the RSDP address in `hvm_start_info` (0 or
 /// invalid: the BIOS area is scanned as ACPI 6.5, 5.2.5.1 describes), through the XSDT when
 /// the RSDP has one and the RSDT otherwise.
-pub fn find_madt(rsdp_hint: u64) -> Result<Madt<'static>, Error> {
+pub(crate) fn find_madt(rsdp_hint: u64) -> Result<Madt<'static>, Error> {
     let rsdp = find_rsdp(rsdp_hint)?;
     match rsdp.root_table().ok_or(Error::NoRootTable)? {
         RootTable::Xsdt(addr) => {

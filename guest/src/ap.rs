@@ -1,17 +1,29 @@
 //! An AP's Rust code, at CPL 3 on its own user stack: entered from the CPL-0 entry in
 //! [`crate::trampoline`] once the AP runs in long mode with its own GDT, TSS and local APIC,
 //! the shared IDT and SSE enabled. It stamps its remaining phases into its record, takes part
-//! in the TSC check when there is one ([`crate::tsc_sync`]), marks itself online and halts (or,
-//! in a scenario, waits to be taken offline: [`crate::scenario`]); it never returns.
+//! in the TSC check when there is one ([`crate::tsc_sync`]), marks itself online and halts, or,
+//! in a scenario ([`set_scenario`]), waits to be taken offline ([`crate::teardown`]) or runs
+//! hotplug-torture's reader work ([`crate::torture`]); it never returns.
 
-use firmware::cmdline::TscSync;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use firmware::cmdline::{Scenario, TscSync};
 use firmware::report::{ApPhase, CpuState};
 
 use crate::cpu;
 use crate::cpus;
-use crate::scenario;
 use crate::supervisor;
+use crate::teardown;
+use crate::torture;
 use crate::tsc_sync;
+
+/// The scenario (set by the BSP before any AP runs, read by every AP once online).
+static SCENARIO: AtomicU8 = AtomicU8::new(Scenario::Boot as u8);
+
+/// Records the scenario for the APs (BSP only, before bringup).
+pub(crate) fn set_scenario(scenario: Scenario) {
+    SCENARIO.store(scenario as u8, Ordering::Release);
+}
 
 /// The AP's Rust entry: `slot` is its record in [`cpus`], found by the trampoline from
 /// `apic_id`, the ID it read from its local APIC.
@@ -20,8 +32,8 @@ use crate::tsc_sync;
 /// local APIC) is done by then, at CPL 0, where it costs a few emulated instructions instead
 /// of supervisor calls; here the AP checks that it got the right slot, stamps PerCpuInit, runs
 /// its part of the TSC check (stamping TscSync when it is done), and marks itself online with
-/// the Online stamp, then halts for good.
-pub extern "sysv64" fn ap_main(slot: u32, apic_id: u32) -> ! {
+/// the Online stamp, then halts for good (or goes on with the scenario).
+pub(crate) extern "sysv64" fn ap_main(slot: u32, apic_id: u32) -> ! {
     let long_mode = cpu::rdtsc();
     let slot = slot as usize;
     cpus::set_stamp(slot, ApPhase::LongMode, long_mode);
@@ -38,8 +50,13 @@ pub extern "sysv64" fn ap_main(slot: u32, apic_id: u32) -> ! {
     cpus::set_stamp(slot, ApPhase::Online, cpu::rdtsc());
     // After the stamps (x86 keeps stores in order): a BSP that sees Online sees every stamp.
     cpus::set_state(slot, CpuState::Online);
-    if scenario::keeps_aps() {
-        scenario::ap(slot)
+    // In a scenario other than boot the AP does not halt for good.
+    let scenario = SCENARIO.load(Ordering::Acquire);
+    if scenario == Scenario::HotplugTorture as u8 {
+        torture::ap(slot)
+    }
+    if scenario != Scenario::Boot as u8 {
+        teardown::ap(slot)
     }
     supervisor::halt()
 }

@@ -20,44 +20,45 @@ use crate::supervisor;
 use firmware::layout::{LAPIC_BASE, SIPI_VECTOR};
 
 /// IA32_APIC_BASE bits (Intel SDM Vol. 3A, 11.4.4, Figure 11-5).
-pub mod base {
+pub(crate) mod base {
     /// x2APIC mode enable (EXTD).
-    pub const X2APIC_ENABLE: u64 = 1 << 10;
+    pub(crate) const X2APIC_ENABLE: u64 = 1 << 10;
     /// APIC global enable (EN).
-    pub const ENABLE: u64 = 1 << 11;
+    pub(crate) const ENABLE: u64 = 1 << 11;
     /// The APIC base physical address, bits 12 and up (the address width is the CPU's).
-    pub const ADDRESS_MASK: u64 = !0xFFF & ((1 << 52) - 1);
+    pub(crate) const ADDRESS_MASK: u64 = !0xFFF & ((1 << 52) - 1);
 }
 
 /// Interrupt command register fields (Intel SDM Vol. 3A, 11.6.1, Figure 11-12; in x2APIC mode
 /// 11.12.9, Figure 11-28), as bits of the 64-bit ICR value.
-pub mod icr {
+pub(crate) mod icr {
     /// Delivery mode 101b: INIT.
-    pub const DELIVERY_MODE_INIT: u64 = 0b101 << 8;
+    pub(crate) const DELIVERY_MODE_INIT: u64 = 0b101 << 8;
     /// Delivery mode 110b: Start-Up (the vector is the start page number).
-    pub const DELIVERY_MODE_STARTUP: u64 = 0b110 << 8;
+    pub(crate) const DELIVERY_MODE_STARTUP: u64 = 0b110 << 8;
     /// Delivery status (xAPIC only): the previous IPI is still being sent.
-    pub const DELIVERY_STATUS_PENDING: u64 = 1 << 12;
+    pub(crate) const DELIVERY_STATUS_PENDING: u64 = 1 << 12;
     /// Delivery mode 000b: Fixed (the vector in bits 7:0 is delivered as an interrupt).
-    pub const DELIVERY_MODE_FIXED: u64 = 0b000 << 8;
+    pub(crate) const DELIVERY_MODE_FIXED: u64 = 0b000 << 8;
     /// Level: assert (the SDM's MP initialization examples set it for INIT and STARTUP alike).
-    pub const LEVEL_ASSERT: u64 = 1 << 14;
+    pub(crate) const LEVEL_ASSERT: u64 = 1 << 14;
     /// Destination shorthand 11b: all excluding self.
-    pub const SHORTHAND_ALL_EXCLUDING_SELF: u64 = 0b11 << 18;
+    pub(crate) const SHORTHAND_ALL_EXCLUDING_SELF: u64 = 0b11 << 18;
     /// The destination field in x2APIC mode: bits 63:32, the 32-bit x2APIC ID.
-    pub const X2APIC_DESTINATION_SHIFT: u32 = 32;
+    pub(crate) const X2APIC_DESTINATION_SHIFT: u32 = 32;
     /// The destination field in xAPIC mode: bits 63:56 (ICR high, bits 31:24), an 8-bit ID.
-    pub const XAPIC_DESTINATION_SHIFT: u32 = 56;
+    pub(crate) const XAPIC_DESTINATION_SHIFT: u32 = 56;
     /// The INIT IPI's low half: INIT, level assert, no shorthand.
-    pub const INIT: u64 = DELIVERY_MODE_INIT | LEVEL_ASSERT;
+    pub(crate) const INIT: u64 = DELIVERY_MODE_INIT | LEVEL_ASSERT;
     /// The STARTUP IPI's low half that starts an AP at the trampoline (vector
     /// [`super::SIPI_VECTOR`]).
-    pub const STARTUP: u64 = DELIVERY_MODE_STARTUP | LEVEL_ASSERT | super::SIPI_VECTOR as u64;
+    pub(crate) const STARTUP: u64 =
+        DELIVERY_MODE_STARTUP | LEVEL_ASSERT | super::SIPI_VECTOR as u64;
 }
 
 /// The IA32_APIC_BASE an AP's entry code writes: the default base, enabled, and in x2APIC mode
 /// when `x2apic` (the BSP's mode). An AP's BSP flag (bit 8) is clear.
-pub const fn ap_apic_base(x2apic: bool) -> u64 {
+pub(crate) const fn ap_apic_base(x2apic: bool) -> u64 {
     LAPIC_BASE | base::ENABLE | if x2apic { base::X2APIC_ENABLE } else { 0 }
 }
 
@@ -65,7 +66,7 @@ pub const fn ap_apic_base(x2apic: bool) -> u64 {
 /// register `offset` is MSR `0x800 + offset / 16` (Intel SDM Vol. 3A, 11.12.1.2, Table 11-6).
 #[derive(Debug, Clone, Copy)]
 #[repr(u32)]
-pub enum Register {
+pub(crate) enum Register {
     /// Local APIC ID.
     Id = 0x20,
     /// Spurious-interrupt vector register.
@@ -94,15 +95,15 @@ const SVR_VECTOR_MASK: u32 = 0xFF;
 const SPURIOUS_VECTOR: u32 = 0xFF;
 /// The SVR of an enabled APIC: software enable, spurious vector 0xFF, the other bits clear as
 /// after reset (focus checking on, no EOI broadcast suppression). An AP's entry writes it.
-pub const SVR_ENABLED: u32 = SPURIOUS_VECTOR | SVR_APIC_SOFTWARE_ENABLE;
+pub(crate) const SVR_ENABLED: u32 = SPURIOUS_VECTOR | SVR_APIC_SOFTWARE_ENABLE;
 /// In xAPIC mode the APIC ID is in bits 31:24 of the ID register.
-pub const XAPIC_ID_SHIFT: u32 = 24;
+pub(crate) const XAPIC_ID_SHIFT: u32 = 24;
 /// Polls of the xAPIC delivery status before an IPI is sent anyway.
 const ICR_IDLE_POLL_LIMIT: u32 = 1000;
 
 /// Where an IPI goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Destination {
+pub(crate) enum Destination {
     /// The CPU with this APIC ID.
     ApicId(u32),
     /// Every CPU but the sender (the all-excluding-self shorthand).
@@ -111,7 +112,7 @@ pub enum Destination {
 
 /// The IPIs the kernel sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ipi {
+pub(crate) enum Ipi {
     /// INIT: the target resets and waits for a STARTUP IPI.
     Init,
     /// STARTUP: a target waiting for it starts in real mode at the trampoline.
@@ -122,7 +123,7 @@ pub enum Ipi {
 
 /// How the local APIC is accessed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Memory-mapped registers at [`LAPIC_BASE`].
     XApic,
     /// MSRs 0x800 and up.
@@ -131,7 +132,7 @@ pub enum Mode {
 
 /// This CPU's enabled local APIC.
 #[derive(Debug, Clone, Copy)]
-pub struct LocalApic {
+pub(crate) struct LocalApic {
     mode: Mode,
 }
 
@@ -143,7 +144,7 @@ impl LocalApic {
     ///
     /// In xAPIC mode, if the APIC is not at [`LAPIC_BASE`], where the identity map makes its
     /// registers uncacheable.
-    pub fn enable() -> Self {
+    pub(crate) fn enable() -> Self {
         let x2apic = cpu::has_x2apic();
         // SAFETY: IA32_APIC_BASE exists on every CPU with a local APIC (all x86-64 CPUs).
         let mut value = unsafe { supervisor::rdmsr(msr::IA32_APIC_BASE) };
@@ -183,7 +184,7 @@ impl LocalApic {
 
     /// This CPU's local APIC once it is enabled: on an AP, enabled by its entry code in the
     /// BSP's mode (see [`ap_apic_base`]), which the BSP recorded in [`X2APIC_MODE`].
-    pub fn current() -> Self {
+    pub(crate) fn current() -> Self {
         let x2apic = X2APIC_MODE.load(Ordering::Acquire) != 0;
         Self {
             mode: if x2apic { Mode::X2Apic } else { Mode::XApic },
@@ -191,12 +192,12 @@ impl LocalApic {
     }
 
     /// The access mode.
-    pub fn mode(self) -> Mode {
+    pub(crate) fn mode(self) -> Mode {
         self.mode
     }
 
     /// This CPU's APIC ID (the 32-bit x2APIC ID in x2APIC mode, the 8-bit ID otherwise).
-    pub fn id(self) -> u32 {
+    pub(crate) fn id(self) -> u32 {
         match self.mode {
             Mode::X2Apic => self.read(Register::Id),
             Mode::XApic => self.read(Register::Id) >> XAPIC_ID_SHIFT,
@@ -205,7 +206,7 @@ impl LocalApic {
 
     /// True if `apic_id` can be addressed in this mode: any 32-bit ID in x2APIC mode, 0..=254
     /// in xAPIC mode (0xFF is the broadcast ID).
-    pub fn can_address(self, apic_id: u32) -> bool {
+    pub(crate) fn can_address(self, apic_id: u32) -> bool {
         self.mode == Mode::X2Apic || apic_id <= firmware::acpi::madt::MAX_XAPIC_ID
     }
 
@@ -234,7 +235,7 @@ impl LocalApic {
     }
 
     /// Sends `ipi` to `dest`.
-    pub fn send(self, ipi: Ipi, dest: Destination) {
+    pub(crate) fn send(self, ipi: Ipi, dest: Destination) {
         let value = self.icr(ipi, dest);
         match self.mode {
             // SAFETY: the ICR MSR exists in x2APIC mode, and a write only sends the IPI; INIT
@@ -258,7 +259,7 @@ impl LocalApic {
     /// # Panics
     ///
     /// If the slices differ in length, or an ID cannot be addressed: bugs in the caller.
-    pub fn kick(self, apic_ids: &[u32], stamps: &mut [u64]) {
+    pub(crate) fn kick(self, apic_ids: &[u32], stamps: &mut [u64]) {
         assert_eq!(apic_ids.len(), stamps.len());
         match self.mode {
             Mode::X2Apic => {
@@ -284,7 +285,7 @@ impl LocalApic {
     /// # Panics
     ///
     /// If the slices differ in length, or an ID cannot be addressed: bugs in the caller.
-    pub fn park(self, apic_ids: &[u32], stamps: &mut [u64]) {
+    pub(crate) fn park(self, apic_ids: &[u32], stamps: &mut [u64]) {
         assert_eq!(apic_ids.len(), stamps.len());
         match self.mode {
             Mode::X2Apic => {
@@ -304,7 +305,7 @@ impl LocalApic {
     /// Starts every AP at once: INIT, STARTUP, STARTUP with the all-excluding-self shorthand,
     /// back to back (in x2APIC mode in one supervisor call). Returns the TSC just before the
     /// INIT.
-    pub fn kick_all_but_self(self) -> u64 {
+    pub(crate) fn kick_all_but_self(self) -> u64 {
         match self.mode {
             Mode::X2Apic => {
                 let mut stamp = [0];
@@ -368,7 +369,7 @@ impl LocalApic {
 }
 
 /// The x2APIC MSR of `reg`.
-pub const fn x2apic_msr(reg: Register) -> u32 {
+pub(crate) const fn x2apic_msr(reg: Register) -> u32 {
     X2APIC_MSR_BASE + (reg as u32 >> 4)
 }
 

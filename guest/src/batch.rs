@@ -8,7 +8,7 @@ use crate::global::Global;
 
 /// What a batch sends to each AP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Batch {
+pub(crate) enum Batch {
     /// INIT, STARTUP, STARTUP: start the AP.
     Kick,
     /// INIT: park the AP in wait-for-SIPI.
@@ -21,7 +21,7 @@ static STAMPS: Global<[u64; CAPACITY]> = Global::new([0; CAPACITY]);
 
 /// Sends `batch` to the APs of `slots`, in order, then calls `each` with every slot and the
 /// TSC read just before its INIT. BSP only.
-pub fn send(apic: LocalApic, batch: Batch, slots: &[u16], mut each: impl FnMut(usize, u64)) {
+pub(crate) fn send(apic: LocalApic, batch: Batch, slots: &[u16], mut each: impl FnMut(usize, u64)) {
     if slots.is_empty() {
         return;
     }

@@ -1,5 +1,6 @@
-//! The kernel's entry points, its GDT and TSS, its static boot page tables, the PVH ELF note
-//! and the BSP stacks, all in assembly because they run before any Rust code may.
+//! The kernel's entry points, the BSP's GDT and TSS (laid out as [`crate::gdt`] says), its
+//! static boot page tables, the PVH ELF note and the BSP stacks, all in assembly because they
+//! run before any Rust code may.
 //!
 //! # Entry-state contracts
 //!
@@ -47,32 +48,33 @@
 
 use core::arch::global_asm;
 
-use crate::cpu::{cr0, cr4, efer, msr, rflags};
-use crate::report::QEMU_DEBUG_EXIT_PORT;
-use firmware::layout::{
-    COM1_PORT, COM1_PORT_COUNT, EXIT_PORT, IDENTITY_MAP_SIZE, MMIO_HOLE_START, PD_COUNT,
-    REPORT_PORT,
+use crate::cpu::{cr0, cr4, efer, msr};
+use crate::gdt::{
+    GDT_CODE32, GDT_CODE64, GDT_DATA, GDT_TSS_LOW, GDT_USER_CODE64, GDT_USER_DATA, IO_BITMAP_BYTES,
+    KERNEL_CS, KERNEL_DS, TSS_ACCESS_AVAILABLE, TSS_SELECTOR, TSS_SIZE, USER_CS, USER_DS,
+    USER_RFLAGS,
 };
+use firmware::layout::{IDENTITY_MAP_SIZE, LARGE_PAGE_SIZE, MMIO_HOLE_START, PAGE_SIZE, PD_COUNT};
 use firmware::pvh::{XEN_ELFNOTE_NAME, XEN_ELFNOTE_PHYS32_ENTRY};
 
 /// Paging-structure entry bits (Intel SDM Vol. 3A, 4.5, Tables 4-15 to 4-19).
 mod pte {
     /// Present.
-    pub const PRESENT: u64 = 1 << 0;
+    pub(super) const PRESENT: u64 = 1 << 0;
     /// Read/write: writes allowed.
-    pub const WRITABLE: u64 = 1 << 1;
+    pub(super) const WRITABLE: u64 = 1 << 1;
     /// User/supervisor: CPL-3 accesses allowed.
-    pub const USER: u64 = 1 << 2;
+    pub(super) const USER: u64 = 1 << 2;
     /// Page-level write-through.
-    pub const PWT: u64 = 1 << 3;
+    pub(super) const PWT: u64 = 1 << 3;
     /// Page-level cache disable.
-    pub const PCD: u64 = 1 << 4;
+    pub(super) const PCD: u64 = 1 << 4;
     /// Accessed (set by the CPU on first use unless already set).
-    pub const ACCESSED: u64 = 1 << 5;
+    pub(super) const ACCESSED: u64 = 1 << 5;
     /// Dirty (set by the CPU on first write to a page unless already set).
-    pub const DIRTY: u64 = 1 << 6;
+    pub(super) const DIRTY: u64 = 1 << 6;
     /// Page size: a page-directory entry maps a 2 MiB page.
-    pub const PAGE_SIZE: u64 = 1 << 7;
+    pub(super) const PAGE_SIZE: u64 = 1 << 7;
 }
 
 /// Flags of a PML4 or PDPT entry that points to the next table.
@@ -86,126 +88,7 @@ const MMIO_PAGE_FLAGS: u64 = pte::PCD | pte::PWT;
 /// The boot page tables map the same 4 GiB as the VMM's long-mode identity map: one PML4 entry,
 /// [`PD_COUNT`] PDPT entries, each pointing to a page directory of 512 2 MiB pages. No 1 GiB
 /// pages: the KVM on our hosts lacks pdpe1gb and triple-faults on them.
-const _: () = assert!(PD_COUNT * (512 << 21) == IDENTITY_MAP_SIZE && PD_COUNT <= 512);
-
-/// Segment descriptor bits (Intel SDM Vol. 3A, 3.4.5, Figure 3-8, and 8.2.3, Figure 8-4).
-mod seg {
-    /// Limit 15:0 and 19:16 all ones: with 4 KiB granularity, all 4 GiB.
-    pub const LIMIT_MAX: u64 = 0xFFFF | (0xF << 48);
-    /// Type: accessed (preset so the CPU never writes the descriptor).
-    pub const ACCESSED: u64 = 1 << 40;
-    /// Type: readable (code) / writable (data).
-    pub const READ_WRITE: u64 = 1 << 41;
-    /// Type: code segment (execute).
-    pub const EXECUTABLE: u64 = 1 << 43;
-    /// Type of a system descriptor: available 64-bit TSS.
-    pub const TYPE_TSS_AVAILABLE: u64 = 0x9 << 40;
-    /// S: code or data segment (not system).
-    pub const CODE_OR_DATA: u64 = 1 << 44;
-    /// DPL 3.
-    pub const DPL_3: u64 = 3 << 45;
-    /// P: segment present.
-    pub const PRESENT: u64 = 1 << 47;
-    /// L: 64-bit code segment.
-    pub const LONG_MODE: u64 = 1 << 53;
-    /// D/B: 32-bit default operand size / big segment.
-    pub const DEFAULT_32: u64 = 1 << 54;
-    /// G: limit in 4 KiB units.
-    pub const GRANULARITY_4K: u64 = 1 << 55;
-    /// Flat code or data segment: base 0, all 4 GiB, present, accessed.
-    pub const FLAT: u64 = LIMIT_MAX | GRANULARITY_4K | PRESENT | CODE_OR_DATA | ACCESSED;
-}
-
-/// Flat 32-bit code segment (selector [`KERNEL_CS32`]; unused today, kept so that the AP
-/// trampoline's GDT and this one share their selectors).
-pub const GDT_CODE32: u64 = seg::FLAT | seg::DEFAULT_32 | seg::EXECUTABLE | seg::READ_WRITE;
-/// 64-bit code segment, CPL 0.
-pub const GDT_CODE64: u64 = seg::FLAT | seg::LONG_MODE | seg::EXECUTABLE | seg::READ_WRITE;
-/// Flat data segment, DPL 0.
-const GDT_DATA: u64 = seg::FLAT | seg::DEFAULT_32 | seg::READ_WRITE;
-/// Flat data segment, DPL 3.
-const GDT_USER_DATA: u64 = GDT_DATA | seg::DPL_3;
-/// 64-bit code segment, CPL 3.
-const GDT_USER_CODE64: u64 = GDT_CODE64 | seg::DPL_3;
-
-const _: () = assert!(GDT_CODE32 == 0x00CF_9B00_0000_FFFF);
-const _: () = assert!(GDT_CODE64 == 0x00AF_9B00_0000_FFFF);
-const _: () = assert!(GDT_DATA == 0x00CF_9300_0000_FFFF);
-const _: () = assert!(GDT_USER_DATA == 0x00CF_F300_0000_FFFF);
-const _: () = assert!(GDT_USER_CODE64 == 0x00AF_FB00_0000_FFFF);
-
-/// The GDT's segment descriptors in selector order (null, [`KERNEL_CS32`], [`KERNEL_CS`],
-/// [`KERNEL_DS`], [`USER_DS`], [`USER_CS`]); the TSS descriptor follows at [`TSS_SELECTOR`].
-/// Every AP's own GDT starts with the same entries (see [`crate::percpu`]).
-pub const GDT_SEGMENTS: [u64; 6] = [
-    0,
-    GDT_CODE32,
-    GDT_CODE64,
-    GDT_DATA,
-    GDT_USER_DATA,
-    GDT_USER_CODE64,
-];
-const _: () = assert!(
-    GDT_SEGMENTS.len() * 8 == TSS_SELECTOR as usize
-        && GDT_SEGMENTS[(KERNEL_CS32 >> 3) as usize] == GDT_CODE32
-        && GDT_SEGMENTS[(KERNEL_CS >> 3) as usize] == GDT_CODE64
-        && GDT_SEGMENTS[(KERNEL_DS >> 3) as usize] == GDT_DATA
-        && GDT_SEGMENTS[(USER_DS >> 3) as usize] == GDT_USER_DATA
-        && GDT_SEGMENTS[(USER_CS >> 3) as usize] == GDT_USER_CODE64
-);
-
-/// Size of a 64-bit TSS (Intel SDM Vol. 3A, 8.7, Figure 8-11), without an I/O bitmap.
-pub const TSS_SIZE: u64 = 104;
-/// Ports covered by the TSS's I/O permission bitmap (Intel SDM Vol. 1, 19.5.2), all allowed.
-///
-/// IOPL 3 alone should allow port I/O at CPL 3, but kvm_pvm's instruction emulator, which
-/// carries out every CPL-3 `in`/`out`, sees IOPL 0 and consults the bitmap instead. Ports at or
-/// above this bound are beyond the TSS limit and fault.
-const IO_BITMAP_PORTS: u64 = 0x800;
-/// Bytes of the I/O bitmap (one bit per port), then the 0xFF byte that must end it.
-pub const IO_BITMAP_BYTES: u64 = IO_BITMAP_PORTS / 8;
-const _: () = assert!(
-    (COM1_PORT + COM1_PORT_COUNT) as u64 <= IO_BITMAP_PORTS
-        && (REPORT_PORT as u64) < IO_BITMAP_PORTS
-        && (EXIT_PORT as u64) < IO_BITMAP_PORTS
-        && (QEMU_DEBUG_EXIT_PORT as u64) < IO_BITMAP_PORTS
-);
-/// The TSS limit: the TSS, its I/O bitmap and the final 0xFF byte, minus one.
-const TSS_LIMIT: u64 = TSS_SIZE + IO_BITMAP_BYTES;
-/// The low half of the TSS descriptor without its base (patched in at boot): limit, type,
-/// present. 64-bit TSS descriptors are 16 bytes; the high half is base 63:32.
-const GDT_TSS_LOW: u64 = TSS_LIMIT | seg::TYPE_TSS_AVAILABLE | seg::PRESENT;
-const _: () = assert!(TSS_LIMIT <= 0xFFFF);
-/// The access byte (byte 5) of an available, present 64-bit TSS descriptor: what LTR needs to
-/// find, and what it turns into "busy".
-pub const TSS_ACCESS_AVAILABLE: u8 = (GDT_TSS_LOW >> 40) as u8;
-
-/// The 16-byte GDT descriptor of an available 64-bit TSS at `base` (Intel SDM Vol. 3A, 8.2.3,
-/// Figure 8-4): limit, type and present from [`GDT_TSS_LOW`], the base split over its fields.
-pub const fn tss_descriptor(base: u64) -> [u64; 2] {
-    let low = GDT_TSS_LOW
-        | ((base & 0xFF_FFFF) << 16) // base 23:0 in bits 39:16
-        | (((base >> 24) & 0xFF) << 56); // base 31:24 in bits 63:56
-    [low, base >> 32]
-}
-
-/// Requested privilege level 3 in a selector.
-const RPL_3: u16 = 3;
-/// Selector of the flat 32-bit code segment.
-pub const KERNEL_CS32: u16 = 0x08;
-/// Selector of the CPL-0 64-bit code segment.
-pub const KERNEL_CS: u16 = 0x10;
-/// Selector of the DPL-0 flat data segment.
-pub const KERNEL_DS: u16 = 0x18;
-/// Selector of the DPL-3 flat data segment, with RPL 3.
-pub const USER_DS: u16 = 0x20 | RPL_3;
-/// Selector of the CPL-3 64-bit code segment, with RPL 3.
-pub const USER_CS: u16 = 0x28 | RPL_3;
-/// Selector of the TSS.
-pub const TSS_SELECTOR: u16 = 0x30;
-
-/// RFLAGS of the kernel's CPL-3 code: IOPL 3 (port I/O allowed), IF=0 (interrupts masked).
-pub const USER_RFLAGS: u64 = rflags::RESERVED_1 | rflags::IOPL_3;
+const _: () = assert!(PD_COUNT * 512 * LARGE_PAGE_SIZE == IDENTITY_MAP_SIZE && PD_COUNT <= 512);
 
 /// Size of the BSP's stack, on which the Rust code runs at CPL 3.
 const BSP_STACK_SIZE: usize = 64 * 1024;
@@ -387,7 +270,7 @@ bsp_tss:
     /* Boot page tables: identity map of the first 4 GiB with 2 MiB pages.                */
     /* ---------------------------------------------------------------------------------- */
     .section .page_tables, "a", @progbits
-    .balign 4096
+    .balign {page_size}
     .global boot_pml4
 boot_pml4:
     .quad boot_pdpt + {table_flags}
@@ -395,17 +278,17 @@ boot_pml4:
 boot_pdpt:
     .set pd_index, 0
     .rept {pd_count}
-    .quad boot_pd + pd_index * 4096 + {table_flags}
+    .quad boot_pd + pd_index * {page_size} + {table_flags}
     .set pd_index, pd_index + 1
     .endr
     .fill 512 - {pd_count}, 8, 0
 boot_pd:
     .set large_page, 0
     .rept 512 * {pd_count}
-    .if (large_page << 21) >= {mmio_hole_start}
-    .quad (large_page << 21) | {large_page_flags} | {mmio_page_flags}
+    .if large_page * {large_page_size} >= {mmio_hole_start}
+    .quad (large_page * {large_page_size}) | {large_page_flags} | {mmio_page_flags}
     .else
-    .quad (large_page << 21) | {large_page_flags}
+    .quad (large_page * {large_page_size}) | {large_page_flags}
     .endif
     .set large_page, large_page + 1
     .endr
@@ -414,7 +297,7 @@ boot_pd:
     /* The BSP's stacks.                                                                  */
     /* ---------------------------------------------------------------------------------- */
     .section .bss.boot_stacks, "aw", @nobits
-    .balign 4096
+    .balign {page_size}
     .skip {bsp_stack_size}
 bsp_stack_top:
     .skip {bsp_kernel_stack_size}
@@ -451,6 +334,8 @@ bsp_kernel_stack_top:
     xen2 = const XEN_ELFNOTE_NAME[2],
     table_flags = const TABLE_FLAGS,
     pd_count = const PD_COUNT,
+    page_size = const PAGE_SIZE,
+    large_page_size = const LARGE_PAGE_SIZE,
     mmio_hole_start = const MMIO_HOLE_START,
     large_page_flags = const LARGE_PAGE_FLAGS,
     mmio_page_flags = const MMIO_PAGE_FLAGS,

@@ -11,11 +11,11 @@ use crate::phys;
 
 /// The decoded boot hand-off.
 #[derive(Debug, Clone, Copy)]
-pub struct BootInfo {
+pub(crate) struct BootInfo {
     /// The PVH start info.
-    pub start_info: StartInfo,
+    pub(crate) start_info: StartInfo,
     /// The `sipi.` options parsed from it.
-    pub options: GuestOptions,
+    pub(crate) options: GuestOptions,
 }
 
 /// Most memory-map entries read (a PC firmware map has a dozen).
@@ -24,7 +24,7 @@ const MEMMAP_READ_MAX: usize = 128;
 impl BootInfo {
     /// The PVH memory map's entries: none if the start info predates the memory map (version
     /// 0), lists none, or points outside readable RAM; at most [`MEMMAP_READ_MAX`].
-    pub fn memory_map(&self) -> impl Iterator<Item = MemmapEntry> + use<> {
+    pub(crate) fn memory_map(&self) -> impl Iterator<Item = MemmapEntry> + use<> {
         let info = &self.start_info;
         let count = if info.version >= START_INFO_VERSION {
             (info.memmap_entries as usize).min(MEMMAP_READ_MAX)
@@ -46,7 +46,7 @@ impl BootInfo {
 /// If there is no valid start info at that address, the command line is not UTF-8, or an
 /// option is invalid: the kernel cannot do what it was asked without them, and the panic
 /// becomes a panic report for the VMM.
-pub fn read(start_info_addr: u64) -> BootInfo {
+pub(crate) fn read(start_info_addr: u64) -> BootInfo {
     let start_info = phys::bytes(start_info_addr, START_INFO_SIZE)
         .and_then(StartInfo::from_bytes)
         .unwrap_or_else(|| {

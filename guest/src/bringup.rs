@@ -27,18 +27,18 @@
 //! # Deadline and retries
 //!
 //! An AP "calls in" when its Trampoline stamp appears (floor: its present flag). While APs are
-//! outstanding the BSP keeps one deadline, restarted whenever any AP calls in or comes online:
-//! [`DEADLINE_BASE_US`], plus [`DEADLINE_PER_AP_US`] per outstanding AP, plus
-//! [`DEADLINE_PER_CPU_US`] per CPU in the VM. On this host APs share two cores: with hundreds
-//! in flight one may wait over a second for its first instruction while the others progress,
-//! hence the term per AP in flight, and progress postpones the deadline. And the VMM releases
-//! every vCPU thread at once, so the first APs kicked compete with the others' first KVM_RUN:
-//! the first AP of a serial bringup took up to ~125 ms from kick to first instruction at 1024
-//! vCPUs (~5 ms at 64), hence the term per CPU. Otherwise, measured here with no AP lost on a
-//! quiet host: no progress for up to ~25 ms; the base is twice that. Other work on the host's
-//! two cores can stall the VM for longer: a re-kick it causes only re-INITs an AP that had not
-//! called in yet (counted in `retries`), and only eight deadlines of no progress at all make an
-//! AP missing.
+//! outstanding the BSP keeps one deadline, restarted whenever any AP calls in or comes online: a
+//! base, plus a term per outstanding AP, plus a term per CPU in the VM (the figures are in
+//! [`crate::deadline`], shared with teardown and hotplug-torture). On this host APs share two
+//! cores: with hundreds in flight one may wait over a second for its first instruction while the
+//! others progress, hence the term per AP in flight, and progress postpones the deadline. And the
+//! VMM releases every vCPU thread at once, so the first APs kicked compete with the others' first
+//! KVM_RUN: the first AP of a serial bringup took up to ~125 ms from kick to first instruction at
+//! 1024 vCPUs (~5 ms at 64), hence the term per CPU. Otherwise, measured here with no AP lost on a
+//! quiet host: no progress for up to ~25 ms; the base is twice that. Other work on the host's two
+//! cores can stall the VM for longer: a re-kick it causes only re-INITs an AP that had not called
+//! in yet (counted in `retries`), and only eight deadlines of no progress at all make an AP
+//! missing.
 //!
 //! When the deadline passes with no progress, every AP that has not called in is kicked again
 //! (INIT, STARTUP, STARTUP; one batch for all of them), at most [`MAX_RETRIES`] times each,
@@ -65,41 +65,31 @@ use crate::batch::{self, Batch};
 use crate::bootinfo::BootInfo;
 use crate::cpu;
 use crate::cpus::{self, APIC_ID_LIMIT, CAPACITY};
+use crate::deadline::{self, MAX_RETRIES};
 use crate::global::Global;
 use crate::percpu;
 use crate::trampoline::{self, Trampoline};
 use crate::tsc::Tsc;
 use crate::tsc_sync;
 
-/// The fixed part of the deadline: how long the BSP waits with no AP making progress (from the
-/// kick, or from the last progress). Twice the longest such gap measured here with no AP lost.
-pub const DEADLINE_BASE_US: u64 = 50_000;
-/// The part of the deadline per outstanding AP: an AP takes ~1-2 ms of host CPU time from its
-/// kick to online in parallel bringup here, and APs share two cores.
-pub const DEADLINE_PER_AP_US: u64 = 2_000;
-/// The part of the deadline per CPU in the VM: the first KVM_RUN of every vCPU thread, all
-/// released together by the VMM, delays the first APs' start by ~0.12 ms per vCPU here.
-pub const DEADLINE_PER_CPU_US: u64 = 150;
-/// How many times an AP that has not called in is kicked again.
-pub const MAX_RETRIES: u16 = 3;
 /// The deadline's multiplier before the BSP gives up: the most patient of the retry rounds.
 const FINAL_PATIENCE: u64 = 1 << MAX_RETRIES;
 
 /// What bringup achieved, for the summary line and the report's status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// CPUs online, the BSP included.
-    pub online: u32,
+    pub(crate) online: u32,
     /// CPUs that should have come online and did not.
-    pub missing: u32,
+    pub(crate) missing: u32,
     /// CPUs listed but not started (online-capable only, or bringup `none`).
-    pub listed: u32,
+    pub(crate) listed: u32,
     /// The TSC check that ran (none with floor bringup, whose APs never run the kernel).
-    pub tsc_sync: TscSync,
+    pub(crate) tsc_sync: TscSync,
     /// Its result.
-    pub tsc: TscSyncSummary,
+    pub(crate) tsc: TscSyncSummary,
     /// The slots of the APs that were started, in MADT order.
-    pub started: &'static [u16],
+    pub(crate) started: &'static [u16],
 }
 
 /// The slots of the APs being started, in MADT order (BSP only).
@@ -110,7 +100,7 @@ static ARRIVED: Global<[u16; CAPACITY]> = Global::new([0; CAPACITY]);
 /// Brings the APs up as `options` say, with the BSP's enabled local APIC `apic`, runs the TSC
 /// check between their per-CPU init and online (`sipi.tsc_sync`, see [`crate::tsc_sync`]), and
 /// settles every record's state and last phase. `bsp_slot` is the BSP's record.
-pub fn run(
+pub(crate) fn run(
     options: &GuestOptions,
     apic: LocalApic,
     tsc: Tsc,
@@ -190,7 +180,7 @@ pub fn run(
 /// Brings the APs of `slots`, parked in wait-for-SIPI after a teardown, online again through
 /// the same kicks, trampoline, deadlines and retries as at boot (`options`' strategy and kick
 /// style; no TSC check), and settles their records. Returns the outcome over every record.
-pub fn again(options: &GuestOptions, apic: LocalApic, tsc: Tsc, slots: &[u16]) -> Outcome {
+pub(crate) fn again(options: &GuestOptions, apic: LocalApic, tsc: Tsc, slots: &[u16]) -> Outcome {
     for slot in slots {
         cpus::reset_for_online(usize::from(*slot));
     }
@@ -420,10 +410,8 @@ impl Plan {
 
     /// The deadline, in TSC cycles, for `outstanding` APs at the least patience.
     fn budget(&self, outstanding: usize) -> u64 {
-        let us = DEADLINE_BASE_US
-            + DEADLINE_PER_AP_US * outstanding as u64
-            + DEADLINE_PER_CPU_US * cpus::count() as u64;
-        self.tsc.cycles(us + self.init_delay_us)
+        self.tsc
+            .cycles(deadline::budget_us(outstanding) + self.init_delay_us)
     }
 
     /// Kicks again, in one batch, every AP of `slots` that has not called in and has retries

@@ -19,15 +19,15 @@ use firmware::report::{ApPhase, CPU_FLAG_BSP, CpuRecord, CpuState, MAX_CPUS, STA
 use crate::global::Global;
 
 /// Most CPUs the table holds.
-pub const CAPACITY: usize = MAX_CPUS as usize;
+pub(crate) const CAPACITY: usize = MAX_CPUS as usize;
 /// APIC IDs the slot map covers: 0..[`APIC_ID_LIMIT`].
-pub const APIC_ID_LIMIT: u32 = MAX_CPUS;
+pub(crate) const APIC_ID_LIMIT: u32 = MAX_CPUS;
 /// The slot-map entry of an APIC ID that has no AP to start.
-pub const NO_SLOT: u16 = u16::MAX;
+pub(crate) const NO_SLOT: u16 = u16::MAX;
 const _: () = assert!(CAPACITY <= NO_SLOT as usize);
 
 /// Byte offset of the stamp of `phase` inside a record (for the trampoline's assembly).
-pub const fn stamp_offset(phase: ApPhase) -> usize {
+pub(crate) const fn stamp_offset(phase: ApPhase) -> usize {
     offset_of!(CpuRecord, stamps) + 8 * phase as usize
 }
 
@@ -61,22 +61,22 @@ static ENABLED: Global<[u64; CAPACITY / 64]> = Global::new([0; CAPACITY / 64]);
 
 /// The result of [`register`].
 #[derive(Debug, Clone, Copy)]
-pub struct Registered {
+pub(crate) struct Registered {
     /// Usable processors in the MADT (may exceed [`CAPACITY`]).
-    pub madt_cpus: u32,
+    pub(crate) madt_cpus: u32,
     /// The BSP's slot, if the MADT lists it within the table.
-    pub bsp_index: Option<usize>,
+    pub(crate) bsp_index: Option<usize>,
 }
 
 /// The BSP's own stamps for its record, all TSC values.
 #[derive(Debug, Clone, Copy)]
-pub struct BspOnline {
+pub(crate) struct BspOnline {
     /// First Rust instruction in long mode.
-    pub long_mode: u64,
+    pub(crate) long_mode: u64,
     /// GDT, IDT and local APIC set up.
-    pub per_cpu_init: u64,
+    pub(crate) per_cpu_init: u64,
     /// Marked online.
-    pub online: u64,
+    pub(crate) online: u64,
 }
 
 /// Fills the table from the MADT's processors in order: every CPU is [`CpuState::Listed`],
@@ -85,7 +85,7 @@ pub struct BspOnline {
 /// list one twice, and the report may not either (`madt_cpus` still counts it).
 ///
 /// Must be called by the BSP, once, before any AP runs (it panics if called twice).
-pub fn register(
+pub(crate) fn register(
     madt: impl Iterator<Item = MadtCpu>,
     bsp_apic_id: u32,
     bsp: BspOnline,
@@ -156,7 +156,7 @@ fn snapshot_unpublished(index: usize) -> CpuRecord {
 }
 
 /// Number of records in the table.
-pub fn count() -> usize {
+pub(crate) fn count() -> usize {
     COUNT.load(Ordering::Acquire)
 }
 
@@ -177,7 +177,7 @@ fn record(index: usize) -> *mut CpuRecord {
 /// # Panics
 ///
 /// If `index` is not below [`count`].
-pub fn snapshot(index: usize) -> CpuRecord {
+pub(crate) fn snapshot(index: usize) -> CpuRecord {
     // SAFETY: the record is initialised (index < COUNT, published with Release after the BSP
     // wrote it). Other CPUs only ever write naturally aligned fields of their own record with
     // volatile stores, which x86 performs atomically, so each field read here is either the old
@@ -186,7 +186,7 @@ pub fn snapshot(index: usize) -> CpuRecord {
 }
 
 /// True if the MADT marks the processor of record `index` enabled (not only online-capable).
-pub fn enabled(index: usize) -> bool {
+pub(crate) fn enabled(index: usize) -> bool {
     assert!(index < count(), "CPU record {index} does not exist");
     // SAFETY: index < CAPACITY, so the word is inside the bitmap; only `register` writes it,
     // before publishing COUNT.
@@ -194,13 +194,13 @@ pub fn enabled(index: usize) -> bool {
 }
 
 /// The APIC ID of record `index` (written once by [`register`], never changed).
-pub fn apic_id(index: usize) -> u32 {
+pub(crate) fn apic_id(index: usize) -> u32 {
     // SAFETY: as in `snapshot`; nobody writes `apic_id` after `register`.
     unsafe { (&raw const (*record(index)).apic_id).read_volatile() }
 }
 
 /// The stamp of `phase` in record `index` (0: not reached).
-pub fn stamp(index: usize, phase: ApPhase) -> u64 {
+pub(crate) fn stamp(index: usize, phase: ApPhase) -> u64 {
     // SAFETY: an aligned u64 inside the record; its writer (one CPU) stores it with volatile
     // stores, so this load sees the old value, the new one or, for the Trampoline stamp the
     // trampoline writes in two halves, a value that is non-zero exactly when the AP wrote it.
@@ -209,27 +209,27 @@ pub fn stamp(index: usize, phase: ApPhase) -> u64 {
 
 /// Records `tsc` for `phase` in record `index`. Each phase of a record has one writer: the BSP
 /// for Kick, the AP itself for the others.
-pub fn set_stamp(index: usize, phase: ApPhase, tsc: u64) {
+pub(crate) fn set_stamp(index: usize, phase: ApPhase, tsc: u64) {
     // SAFETY: an aligned u64 inside the record, written only by this phase's one writer, with a
     // volatile store so that CPUs watching the record see it.
     unsafe { (&raw mut (*record(index)).stamps[phase as usize]).write_volatile(tsc) };
 }
 
 /// The state of record `index`.
-pub fn state(index: usize) -> u8 {
+pub(crate) fn state(index: usize) -> u8 {
     // SAFETY: a byte inside the record, read with a volatile load (see `snapshot`).
     unsafe { (&raw const (*record(index)).state).read_volatile() }
 }
 
 /// Sets the state of record `index`: the AP sets itself Online; the BSP sets Missing only on
 /// APs it has given up on.
-pub fn set_state(index: usize, state: CpuState) {
+pub(crate) fn set_state(index: usize, state: CpuState) {
     // SAFETY: a byte inside the record, written with a volatile store (see `set_stamp`).
     unsafe { (&raw mut (*record(index)).state).write_volatile(state as u8) };
 }
 
 /// Adds one to the re-kick count of record `index` (BSP only).
-pub fn add_retry(index: usize) {
+pub(crate) fn add_retry(index: usize) {
     let r = record(index);
     // SAFETY: `retries` is written only by the BSP, which is the caller; volatile because APs
     // write other fields of the same record.
@@ -240,14 +240,14 @@ pub fn add_retry(index: usize) {
 }
 
 /// The re-kick count of record `index`.
-pub fn retries(index: usize) -> u16 {
+pub(crate) fn retries(index: usize) -> u16 {
     // SAFETY: see `add_retry`.
     unsafe { (&raw const (*record(index)).retries).read_volatile() }
 }
 
 /// Records the TSC check's result for record `index` (BSP only, after the check): adds `flags`
 /// (`CPU_FLAG_TSC_*`) and sets `tsc_warp` and `tsc_adjust`.
-pub fn set_tsc_result(index: usize, flags: u32, warp: u64, adjust: u64) {
+pub(crate) fn set_tsc_result(index: usize, flags: u32, warp: u64, adjust: u64) {
     let r = record(index);
     // SAFETY: `flags`, `tsc_warp` and `tsc_adjust` are written only by the BSP (the caller):
     // `flags` by `register` before any AP runs, and all three here after the check; volatile
@@ -262,7 +262,7 @@ pub fn set_tsc_result(index: usize, flags: u32, warp: u64, adjust: u64) {
 
 /// Sets `last_phase` of record `index` from its stamps: the highest phase stamped, plus one.
 /// The BSP calls it once bringup is over.
-pub fn settle_last_phase(index: usize) {
+pub(crate) fn settle_last_phase(index: usize) {
     let last = ApPhase::ALL
         .iter()
         .rev()
@@ -277,7 +277,7 @@ pub fn settle_last_phase(index: usize) {
 /// # Panics
 ///
 /// If `apic_id` is not below [`APIC_ID_LIMIT`] or `index` not a record: bugs in the caller.
-pub fn publish_slot(apic_id: u32, index: usize) {
+pub(crate) fn publish_slot(apic_id: u32, index: usize) {
     assert!(apic_id < APIC_ID_LIMIT && index < count() && index < NO_SLOT as usize);
     // SAFETY: the entry is inside the map (checked above); only the BSP writes the map, and only
     // before it kicks the AP that reads this entry, so no AP reads it concurrently. The kick
@@ -288,7 +288,7 @@ pub fn publish_slot(apic_id: u32, index: usize) {
 /// Clears record `index` for an AP about to be brought online again after it was taken
 /// offline: its stamps, state (Listed), last phase and re-kick count (BSP only, while the AP is
 /// parked in wait-for-SIPI, so nothing else writes the record).
-pub fn reset_for_online(index: usize) {
+pub(crate) fn reset_for_online(index: usize) {
     let r = record(index);
     // SAFETY: the fields are inside the record; the AP is parked (INIT sent, no SIPI yet), so
     // the BSP (the caller) is the only writer; volatile as everywhere else in the table.

@@ -38,7 +38,7 @@ macro_rules! software_interrupt {
 ///
 /// If `v` is not an exception vector, or is one that cannot be raised on demand (#DF, #TS,
 /// #NP, #AC, #CP, #VC, #SX): their error code comes only from a real fault of that kind.
-pub fn raise(v: u32) -> ! {
+pub(crate) fn raise(v: u32) -> ! {
     match v {
         vector::DE => {
             // SAFETY: DIV by a zero divisor raises #DE before writing any register; the asm is

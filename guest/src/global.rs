@@ -7,19 +7,19 @@ use core::cell::UnsafeCell;
 /// [`Global::get`] and documents, in its `SAFETY:` comment, why no other CPU or code path
 /// accesses the same bytes at the same time.
 #[repr(transparent)]
-pub struct Global<T>(UnsafeCell<T>);
+pub(crate) struct Global<T>(UnsafeCell<T>);
 
 // SAFETY: `Global` hands out only raw pointers; each user justifies its exclusive access.
 unsafe impl<T> Sync for Global<T> {}
 
 impl<T> Global<T> {
     /// Wraps an initial value.
-    pub const fn new(value: T) -> Self {
+    pub(crate) const fn new(value: T) -> Self {
         Self(UnsafeCell::new(value))
     }
 
     /// A raw pointer to the value.
-    pub const fn get(&self) -> *mut T {
+    pub(crate) const fn get(&self) -> *mut T {
         self.0.get()
     }
 }

@@ -11,6 +11,9 @@
 //! [`vector::WAKE`] IPI: that vector's stub only signals the end of the interrupt to the local
 //! APIC and returns into the wait. A vector above [`vector::WAKE`] is beyond the IDT limit and
 //! turns into a #GP.
+//!
+//! The #UD vector is also the way in for supervisor calls: its entry, here with the other
+//! CPL-0 entry code, carries out the calls that [`crate::supervisor`] defines and makes.
 
 use core::arch::global_asm;
 use core::fmt::Write;
@@ -18,51 +21,51 @@ use core::fmt::Write;
 use firmware::layout::{KERNEL_MIN_ADDR, LAPIC_BASE};
 use firmware::report::{Fault, exception_name};
 
-use crate::apic::{self, Register};
-use crate::boot::{KERNEL_CS, USER_CS, USER_DS, USER_RFLAGS};
+use crate::apic::{self, Register, icr};
 use crate::cpu;
+use crate::gdt::{KERNEL_CS, USER_CS, USER_DS, USER_RFLAGS};
 use crate::report::{self, Claim};
 use crate::serial::Com1;
-use crate::supervisor;
+use crate::supervisor::{self, Function, MARKER};
 
 /// Exception vectors (Intel SDM Vol. 3A, Table 6-1) the kernel names.
-pub mod vector {
+pub(crate) mod vector {
     /// Divide error.
-    pub const DE: u32 = 0;
+    pub(crate) const DE: u32 = 0;
     /// Debug.
-    pub const DB: u32 = 1;
+    pub(crate) const DB: u32 = 1;
     /// Breakpoint.
-    pub const BP: u32 = 3;
+    pub(crate) const BP: u32 = 3;
     /// Invalid opcode.
-    pub const UD: u32 = 6;
+    pub(crate) const UD: u32 = 6;
     /// Double fault.
-    pub const DF: u32 = 8;
+    pub(crate) const DF: u32 = 8;
     /// Invalid TSS.
-    pub const TS: u32 = 10;
+    pub(crate) const TS: u32 = 10;
     /// Segment not present.
-    pub const NP: u32 = 11;
+    pub(crate) const NP: u32 = 11;
     /// Stack-segment fault.
-    pub const SS: u32 = 12;
+    pub(crate) const SS: u32 = 12;
     /// General protection.
-    pub const GP: u32 = 13;
+    pub(crate) const GP: u32 = 13;
     /// Page fault.
-    pub const PF: u32 = 14;
+    pub(crate) const PF: u32 = 14;
     /// Alignment check.
-    pub const AC: u32 = 17;
+    pub(crate) const AC: u32 = 17;
     /// Control protection.
-    pub const CP: u32 = 21;
+    pub(crate) const CP: u32 = 21;
     /// VMM communication (AMD SEV-ES).
-    pub const VC: u32 = 29;
+    pub(crate) const VC: u32 = 29;
     /// Security exception (AMD).
-    pub const SX: u32 = 30;
+    pub(crate) const SX: u32 = 30;
     /// The wake-up IPI: the first vector above the exceptions (priority class 2), sent as a
     /// fixed interrupt to CPUs halted in [`crate::supervisor::wait_while`].
-    pub const WAKE: u32 = 32;
+    pub(crate) const WAKE: u32 = 32;
 }
 
 /// The vectors for which the CPU pushes an error code (Intel SDM Vol. 3A, 6.13; AMD APM Vol. 2,
 /// 8.2 for #VC and #SX), as a bit mask.
-pub const ERROR_CODE_VECTORS: u32 = (1 << vector::DF)
+pub(crate) const ERROR_CODE_VECTORS: u32 = (1 << vector::DF)
     | (1 << vector::TS)
     | (1 << vector::NP)
     | (1 << vector::SS)
@@ -92,6 +95,9 @@ const _: () = assert!(vector::WAKE == 32);
 // The xAPIC EOI register's address fits the 32-bit MOV in the wake-up stub.
 const _: () = assert!(LAPIC_BASE + Register::Eoi as u64 <= u32::MAX as u64);
 
+/// Length of `UD2` (0F 0B), the start of every supervisor call.
+const UD2_LEN: u64 = 2;
+
 /// What the stubs leave on the kernel stack: CR2, the vector and the error code (0 when the CPU
 /// pushes none), then the CPU's own interrupt frame.
 #[derive(Debug)]
@@ -119,7 +125,7 @@ exception_stubs_start:
     .balign 16
 exception_stub_\vector:
     .if \vector == {ud_vector}
-    jmp invalid_opcode_entry            /* a supervisor call, or a real #UD (supervisor.rs) */
+    jmp invalid_opcode_entry            /* a supervisor call, or a real #UD (below) */
     .else
     .if (({error_code_vectors} >> \vector) & 1) == 0
     pushq $0                            /* no error code from the CPU: push one */
@@ -221,6 +227,118 @@ idt_pointer:
     stubs_base_low = const STUBS_BASE & 0xFFFF,
     stubs_base_mid = const (STUBS_BASE >> 16) & 0xFFFF,
     stubs_base_high = const STUBS_BASE >> 32,
+    options(att_syntax),
+);
+
+// The #UD entry: a supervisor call (see crate::supervisor for the contract: the marker, the
+// function numbers, the registers) is carried out here at CPL 0, in `.text.supervisor` outside
+// the stubs' page; any other #UD goes to `exception_common` like every other exception.
+global_asm!(
+    r#"
+    /* #UD lands here (from exception_stub_{ud_vector}) at CPL 0 on the kernel stack, with  */
+    /* the CPU's frame: RIP, CS, RFLAGS, RSP, SS. RIP points at the faulting UD2.         */
+    .section .text.supervisor, "ax", @progbits
+    .global invalid_opcode_entry
+invalid_opcode_entry:
+    testb $3, 8(%rsp)                   /* from CPL 3? */
+    jz 5f
+    mov (%rsp), %r11
+    cmpw $0x0B0F, (%r11)                /* UD2 */
+    jne 5f
+    cmpl ${marker}, {ud2_len}(%r11)     /* then the marker */
+    jne 5f
+    addq ${call_len}, (%rsp)            /* return after the marker */
+    cmp ${fn_halt}, %rax
+    je 3f
+    cmp ${fn_read_msr}, %rax
+    je 1f
+    cmp ${fn_write_msr}, %rax
+    je 2f
+    cmp ${fn_kick_x2apic}, %rax
+    je 4f
+    cmp ${fn_wait_while}, %rax
+    je 6f
+    cmp ${fn_init_x2apic}, %rax
+    je 7f
+    jmp 5f                              /* unknown function: reported as a #UD */
+1:  mov %edi, %ecx                      /* RDMSR: ECX = MSR, EDX:EAX = value */
+    rdmsr
+    shl $32, %rdx
+    or %rdx, %rax
+    iretq
+2:  mov %edi, %ecx                      /* WRMSR: ECX = MSR, EDX:EAX = value */
+    mov %esi, %eax
+    mov %rsi, %rdx
+    shr $32, %rdx
+    wrmsr
+    iretq
+3:  cli                                 /* HALT: forever */
+    hlt
+    jmp 3b
+4:  test %rdx, %rdx                     /* KICK_X2APIC: RDI = IDs, RSI = stamps, RDX = */
+    jz 42f                              /* count, R10 = shorthand */
+    lea (%rdi,%rdx,4), %rdi             /* one past the last ID */
+    lea (%rsi,%rdx,8), %rsi             /* one past the last stamp */
+    neg %rdx
+    mov %rdx, %r8                       /* R8 = index, from -count up to 0 */
+    mov ${icr_init}, %r9d
+    or %r10d, %r9d                      /* R9 = INIT's low half */
+    or ${icr_startup}, %r10d            /* R10 = STARTUP's low half */
+    mov ${x2apic_icr}, %ecx
+41: rdtsc                               /* ApPhase::Kick, just before the INIT */
+    mov %eax, (%rsi,%r8,8)
+    mov %edx, 4(%rsi,%r8,8)
+    mov (%rdi,%r8,4), %edx              /* ICR 63:32: the destination x2APIC ID */
+    mov %r9d, %eax
+    wrmsr
+    mov %r10d, %eax
+    wrmsr
+    wrmsr                               /* the second STARTUP (Intel SDM Vol. 3A, 9.4.4.1) */
+    inc %r8
+    jnz 41b
+42: iretq
+6:  cmp %esi, (%rdi)                    /* WAIT_WHILE: RDI = address, ESI = value */
+    jne 61f
+    sti                                 /* an interrupt pending now is taken after HLT starts */
+    hlt                                 /* (STI's shadow), so no wake-up is lost */
+    cli
+    jmp 6b
+61: iretq
+7:  test %rdx, %rdx                     /* INIT_X2APIC: RDI = IDs, RSI = stamps, RDX = count */
+    jz 72f
+    lea (%rdi,%rdx,4), %rdi
+    lea (%rsi,%rdx,8), %rsi
+    neg %rdx
+    mov %rdx, %r8                       /* R8 = index, from -count up to 0 */
+    mov ${x2apic_icr}, %ecx
+71: rdtsc                               /* the teardown's Init stamp, just before the INIT */
+    mov %eax, (%rsi,%r8,8)
+    mov %edx, 4(%rsi,%r8,8)
+    mov (%rdi,%r8,4), %edx              /* ICR 63:32: the destination x2APIC ID */
+    mov ${icr_init}, %eax
+    wrmsr
+    inc %r8
+    jnz 71b
+72: iretq
+5:  pushq $0                            /* a real #UD: no error code */
+    pushq ${ud_vector}
+    jmp exception_common
+
+    .text
+"#,
+    marker = const MARKER,
+    ud2_len = const UD2_LEN,
+    call_len = const UD2_LEN + 4,
+    ud_vector = const vector::UD,
+    fn_read_msr = const Function::ReadMsr as u64,
+    fn_write_msr = const Function::WriteMsr as u64,
+    fn_halt = const Function::Halt as u64,
+    fn_kick_x2apic = const Function::KickX2Apic as u64,
+    fn_wait_while = const Function::WaitWhile as u64,
+    fn_init_x2apic = const Function::InitX2Apic as u64,
+    x2apic_icr = const apic::x2apic_msr(Register::IcrLow),
+    icr_init = const icr::INIT,
+    icr_startup = const icr::STARTUP,
     options(att_syntax),
 );
 

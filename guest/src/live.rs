@@ -18,7 +18,7 @@ static BSP_STAMPS: Global<[u64; STAMP_SLOTS]> = Global::new([0; STAMP_SLOTS]);
 static HANG: AtomicU8 = AtomicU8::new(0);
 
 /// Records `tsc` for `phase` (BSP only); spins forever there if `sipi.test_hang` names it.
-pub fn set(phase: BspPhase, tsc: u64) {
+pub(crate) fn set(phase: BspPhase, tsc: u64) {
     // SAFETY: only the BSP writes the stamps; the VMM reads them only once the VM is stopped.
     unsafe { (&raw mut (*BSP_STAMPS.get())[phase as usize]).write_volatile(tsc) };
     if HANG.load(Ordering::Relaxed) == phase as u8 + 1 {
@@ -30,18 +30,18 @@ pub fn set(phase: BspPhase, tsc: u64) {
 }
 
 /// Records the current TSC for `phase` (see [`set`]).
-pub fn stamp(phase: BspPhase) {
+pub(crate) fn stamp(phase: BspPhase) {
     set(phase, crate::cpu::rdtsc());
 }
 
 /// A copy of the BSP's stamps (BSP only).
-pub fn stamps() -> [u64; STAMP_SLOTS] {
+pub(crate) fn stamps() -> [u64; STAMP_SLOTS] {
     // SAFETY: only the BSP writes them, and the caller is the BSP.
     unsafe { BSP_STAMPS.get().read_volatile() }
 }
 
 /// Arms the test-only hang after `phase` (BSP only, once the options are known).
-pub fn hang_after(phase: Option<BspPhase>) {
+pub(crate) fn hang_after(phase: Option<BspPhase>) {
     HANG.store(phase.map_or(0, |p| p as u8 + 1), Ordering::Relaxed);
 }
 
@@ -52,7 +52,7 @@ fn block() -> *mut u8 {
 
 /// Publishes the block: the CPU table (of `cpus::count()` records) and the BSP stamps. BSP
 /// only, once, after the CPU table is registered.
-pub fn publish() {
+pub(crate) fn publish() {
     let state = live::LiveState {
         records_addr: cpus::RECORDS.get() as u64,
         cpu_count: cpus::count() as u32,
@@ -70,7 +70,7 @@ pub fn publish() {
 }
 
 /// Updates the scenario's progress in the block (BSP only).
-pub fn progress(ops_done: u32, rounds_done: u32) {
+pub(crate) fn progress(ops_done: u32, rounds_done: u32) {
     // SAFETY: aligned u32 fields inside the block (see `publish`).
     unsafe {
         (block().add(LIVE_OPS_OFFSET) as *mut u32).write_volatile(ops_done);

@@ -8,19 +8,31 @@
 //! Interrupts stay masked, except around the HLT of a CPU that sleeps until another wakes it
 //! with an IPI ([`supervisor::wait_while`], used by the TSC check).
 //!
-//! One file per concern: [`boot`] (entry points, GDT, TSS, page tables), [`idt`] (exception
-//! stubs and handler), [`supervisor`] (privileged operations for CPL-3 code), [`cpu`]
-//! (unprivileged instructions), [`apic`] (local APIC, IPIs), [`acpi`], [`bootinfo`] (PVH start
-//! info, memory map, command line), [`phys`] (checked reads of firmware memory), [`cpus`] (the
-//! per-CPU records and the APIC ID -> slot map), [`percpu`] (the APs' GDT, TSS and stacks),
-//! [`trampoline`] (AP start-up code), [`ap`] (an AP's Rust code), [`bringup`] (the BSP's
-//! bringup strategies, deadlines and retries), [`tsc_sync`] (the TSC synchronisation check
-//! between per-CPU init and online), [`scenario`] (taking APs offline again and reboot cycles
-//! after bringup), [`torture`] (hotplug torture: random offline/online operations under
-//! checked reader work), [`rng`] (its pseudo-random choices), [`live`] (the live state a VMM
-//! reads after a timeout, and the BSP's stamps), [`tsc`] (time), [`report`] (report buffers,
-//! doorbell, exit), [`serial`], [`panic`], [`fault`] (deliberate exceptions for tests), [`mem`]
-//! (memcpy and friends), [`global`].
+//! One file per concern, in layers. Each module uses only modules listed before it (and the
+//! firmware crate), assembly labels included, so that the modules form no circle; only the
+//! entry code calls up into this file's `bsp_main`.
+//!
+//! 1. Primitives: [`cpu`] (unprivileged instructions and architectural numbers),
+//!    [`supervisor`] (the privileged operations CPL-3 code asks CPL 0 for), [`global`],
+//!    [`mem`] (memcpy and friends), [`phys`] (checked reads of firmware memory), [`rng`]
+//!    (pseudo-random choices).
+//! 2. Devices and tables: [`apic`] (local APIC, IPIs), [`gdt`] (segment descriptors,
+//!    selectors, TSS layout), [`cpus`] (the per-CPU records and the APIC ID -> slot map),
+//!    [`serial`], [`tsc`] (time), [`acpi`], [`bootinfo`] (PVH start info, memory map,
+//!    command line).
+//! 3. Services: [`report`] (report buffers, doorbell, exit), [`live`] (the live state a VMM
+//!    reads after a timeout, and the BSP's stamps), [`percpu`] (the APs' GDT, TSS and
+//!    stacks), [`batch`] (batched IPIs), [`deadline`] (how long the BSP waits for APs).
+//! 4. Entry code and exceptions: [`idt`] (exception stubs and handler, the supervisor-call
+//!    entry), [`panic`], [`fault`] (deliberate exceptions for tests), [`boot`] (the BSP's
+//!    entry points, GDT, TSS and page tables).
+//! 5. What an AP runs: [`tsc_sync`] (the TSC synchronisation check between per-CPU init and
+//!    online), [`teardown`] (taking APs offline again: both sides), [`torture`] (hotplug
+//!    torture: random offline/online operations under checked reader work), [`ap`] (an AP's
+//!    Rust code, and which of those it runs once online), [`trampoline`] (AP start-up code,
+//!    which enters [`ap`]).
+//! 6. The BSP's plan: [`bringup`] (bringup strategies, kicks and retries), [`scenario`]
+//!    (teardown and reboot cycles after bringup), and this file.
 //!
 //! Built for the host target `x86_64-unknown-linux-gnu` with the flags in vmm/build.rs and the
 //! link arguments in build.rs; see ARCHITECTURE.md, "Building the guest with the host target
@@ -38,7 +50,9 @@ mod bootinfo;
 mod bringup;
 mod cpu;
 mod cpus;
+mod deadline;
 mod fault;
+mod gdt;
 mod global;
 mod idt;
 mod live;
@@ -51,6 +65,7 @@ mod rng;
 mod scenario;
 mod serial;
 mod supervisor;
+mod teardown;
 mod torture;
 mod trampoline;
 mod tsc;
@@ -122,7 +137,7 @@ extern "sysv64" fn bsp_main(start_info_addr: u64, entry_tsc: u64) -> ! {
         "sipi.scenario={} needs sipi.tsc_sync=none",
         options.scenario.name()
     );
-    scenario::set(options.scenario);
+    ap::set_scenario(options.scenario);
     torture::prepare(options, tsc_khz);
     live::stamp(BspPhase::BringupStart);
     let outcome = bringup::run(options, apic, tsc::Tsc::new(tsc_khz), &handoff, bsp_slot);
@@ -208,7 +223,7 @@ extern "sysv64" fn bsp_main(start_info_addr: u64, entry_tsc: u64) -> ! {
             summary: sc.summary,
             rounds: sc.rounds,
             teardown: sc.teardown,
-            record: scenario::teardown_record,
+            record: teardown::snapshot,
             violations: sc.violations,
         },
     );

@@ -17,8 +17,8 @@
 //! call-in loads its TSS again instead of faulting.
 //!
 //! **TSS.** Each AP's TSS has RSP0 (its kernel stack: exceptions and supervisor calls) and an
-//! I/O permission bitmap of its own allowing every port below 0x800, as the BSP's (see
-//! [`crate::boot`] for why the bitmap is needed at all).
+//! I/O permission bitmap of its own allowing the same ports as the BSP's (see [`crate::gdt`]
+//! for which, and why the bitmap is needed at all).
 //!
 //! **Stacks.** 16 KiB per AP (8 KiB kernel stack, 8 KiB user stack), in RAM that the PVH memory
 //! map lists as usable above the kernel image: 16 MiB for 1024 CPUs, so they are placed at run
@@ -30,17 +30,17 @@ use core::mem::{offset_of, size_of};
 use firmware::layout::{IDENTITY_MAP_SIZE, MMIO_HOLE_START, PAGE_SIZE};
 use firmware::pvh::{MemmapEntry, memmap_type};
 
-use crate::boot::{
+use crate::cpus::CAPACITY;
+use crate::gdt::{
     GDT_SEGMENTS, IO_BITMAP_BYTES, TSS_ACCESS_AVAILABLE, TSS_SELECTOR, TSS_SIZE, USER_CS, USER_DS,
     USER_RFLAGS, tss_descriptor,
 };
-use crate::cpus::CAPACITY;
 use crate::global::Global;
 use crate::phys;
 
 /// log2 of the size of a [`PerCpu`] header: the trampoline turns a slot into a header offset by
 /// shifting it left by this much.
-pub const HEADER_SHIFT: u32 = 9;
+pub(crate) const HEADER_SHIFT: u32 = 9;
 /// Entries of an AP's GDT: the boot GDT's segments, then the 16-byte TSS descriptor.
 const GDT_ENTRIES: usize = GDT_SEGMENTS.len() + 2;
 /// Size of an AP's kernel stack (TSS RSP0): exception and supervisor-call frames, and the Rust
@@ -49,7 +49,7 @@ const KERNEL_STACK_SIZE: u64 = 8 * 1024;
 /// Size of an AP's user stack, on which its Rust code runs at CPL 3.
 const USER_STACK_SIZE: u64 = 8 * 1024;
 /// Bytes of stack per AP.
-pub const STACKS_SIZE: u64 = KERNEL_STACK_SIZE + USER_STACK_SIZE;
+const STACKS_SIZE: u64 = KERNEL_STACK_SIZE + USER_STACK_SIZE;
 
 /// A 64-bit TSS (Intel SDM Vol. 3A, 8.7, Figure 8-11). The 64-bit fields sit at offsets 4 mod 8,
 /// hence `packed(4)`.
@@ -84,7 +84,7 @@ struct IretFrame {
 /// One AP's header, read by its CPL-0 entry (see [`crate::trampoline`]).
 #[derive(Debug, Clone, Copy)]
 #[repr(C, align(512))]
-pub struct PerCpu {
+pub(crate) struct PerCpu {
     /// The AP's GDT: [`GDT_SEGMENTS`], then the descriptor of `tss`.
     gdt: [u64; GDT_ENTRIES],
     _pad0: [u16; 3],
@@ -109,17 +109,17 @@ const _: () = assert!(offset_of!(PerCpu, io_bitmap) == offset_of!(PerCpu, tss) +
 const _: () = assert!(offset_of!(PerCpu, tss) + TSS_SIZE as usize <= 1 << HEADER_SHIFT);
 
 /// Field offsets inside a [`PerCpu`] header, for the trampoline's assembly.
-pub mod offset {
+pub(crate) mod offset {
     use super::*;
 
     /// LGDT operand.
-    pub const GDTR: usize = offset_of!(PerCpu, gdt_limit);
+    pub(crate) const GDTR: usize = offset_of!(PerCpu, gdt_limit);
     /// LTR operand.
-    pub const TSS_SELECTOR: usize = offset_of!(PerCpu, tss_selector);
+    pub(crate) const TSS_SELECTOR: usize = offset_of!(PerCpu, tss_selector);
     /// The access byte of the TSS descriptor (byte 5 of the descriptor).
-    pub const TSS_ACCESS: usize = offset_of!(PerCpu, gdt) + super::TSS_SELECTOR as usize + 5;
+    pub(crate) const TSS_ACCESS: usize = offset_of!(PerCpu, gdt) + super::TSS_SELECTOR as usize + 5;
     /// The IRETQ frame.
-    pub const IRET_FRAME: usize = offset_of!(PerCpu, iret_frame);
+    pub(crate) const IRET_FRAME: usize = offset_of!(PerCpu, iret_frame);
 }
 
 /// An empty header.
@@ -155,7 +155,7 @@ pub(crate) static PER_CPU: Global<[PerCpu; CAPACITY]> = Global::new([EMPTY; CAPA
 
 /// Where the AP stacks are: slot `s` owns `[base + s * STACKS_SIZE, + STACKS_SIZE)`.
 #[derive(Debug, Clone, Copy)]
-pub struct Stacks {
+pub(crate) struct Stacks {
     base: u64,
     /// Slots `0..slots` have stacks.
     slots: usize,
@@ -163,7 +163,7 @@ pub struct Stacks {
 
 impl Stacks {
     /// True if slot `slot` has stacks.
-    pub fn covers(&self, slot: usize) -> bool {
+    pub(crate) fn covers(&self, slot: usize) -> bool {
         slot < self.slots
     }
 }
@@ -171,7 +171,7 @@ impl Stacks {
 /// Places the stacks of `slots` slots in usable RAM above the kernel image, below the MMIO hole
 /// (the boot page tables map only the first 4 GiB): in the RAM entry of `memory_map` that holds
 /// the most of them. Fewer slots get stacks when RAM is short (none without a memory map).
-pub fn place_stacks(memory_map: impl Iterator<Item = MemmapEntry>, slots: usize) -> Stacks {
+pub(crate) fn place_stacks(memory_map: impl Iterator<Item = MemmapEntry>, slots: usize) -> Stacks {
     let floor = align_up(phys::kernel_image().end, PAGE_SIZE);
     let ceiling = MMIO_HOLE_START.min(IDENTITY_MAP_SIZE);
     let mut best = Stacks { base: 0, slots: 0 };
@@ -201,7 +201,7 @@ fn align_up(value: u64, align: u64) -> u64 {
 /// # Panics
 ///
 /// If `slot` is out of range or has no stacks: bugs in the caller.
-pub fn prepare(slot: usize, stacks: &Stacks, user_entry: u64) {
+pub(crate) fn prepare(slot: usize, stacks: &Stacks, user_entry: u64) {
     assert!(
         slot < CAPACITY && stacks.covers(slot),
         "slot {slot} has no per-CPU area"

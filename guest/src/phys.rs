@@ -18,7 +18,7 @@ unsafe extern "C" {
 }
 
 /// The kernel image, whose `.data` and `.bss` the kernel writes.
-pub fn kernel_image() -> Range<u64> {
+pub(crate) fn kernel_image() -> Range<u64> {
     (&raw const __kernel_start) as u64..(&raw const __kernel_end) as u64
 }
 
@@ -49,7 +49,7 @@ fn readable(addr: u64, len: u64) -> bool {
 }
 
 /// The `len` bytes at guest-physical `addr`, or `None` if that range may not be read.
-pub fn bytes(addr: u64, len: usize) -> Option<&'static [u8]> {
+pub(crate) fn bytes(addr: u64, len: usize) -> Option<&'static [u8]> {
     if !readable(addr, len as u64) {
         return None;
     }
@@ -63,7 +63,7 @@ pub fn bytes(addr: u64, len: usize) -> Option<&'static [u8]> {
 /// The NUL-terminated string at `addr`, without its NUL, reading at most `max` bytes (the NUL
 /// included); `None` if the memory may not be read. A string with no NUL in its first `max`
 /// bytes is cut to `max - 1` bytes. Bytes past the NUL are never read.
-pub fn c_string(addr: u64, max: usize) -> Option<&'static [u8]> {
+pub(crate) fn c_string(addr: u64, max: usize) -> Option<&'static [u8]> {
     let mut len = 0;
     while len + 1 < max {
         let byte = bytes(addr.checked_add(len as u64)?, 1)?[0];

@@ -3,12 +3,12 @@
 //! A report is encoded with the firmware crate into a static, 8-byte-aligned buffer below
 //! 4 GiB, and handed over with ONE 32-bit `out` of its physical address to [`REPORT_PORT`]. The
 //! VM then ends with a 32-bit `out` of the exit status to [`EXIT_PORT`]; for QEMU the same status
-//! also goes to its isa-debug-exit port. Fatal events (exceptions, panics) are reported by the
+//! also goes to its isa-debug-exit port, [`DEBUG_EXIT_PORT`]. Fatal events (exceptions, panics) are reported by the
 //! first CPU that claims the fatal path with [`claim_fatal`].
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use firmware::layout::{EXIT_PORT, REPORT_PORT};
+use firmware::layout::{DEBUG_EXIT_PORT, EXIT_PORT, REPORT_PORT};
 use firmware::report::encode::{
     ScenarioEntries, full_report_len, write_boot_summary, write_cpu_record, write_fault,
     write_panic, write_scenario,
@@ -25,17 +25,13 @@ use crate::global::Global;
 use crate::supervisor;
 
 /// Exit status: the kernel did everything it was asked to.
-pub const EXIT_SUCCESS: u32 = 0;
+pub(crate) const EXIT_SUCCESS: u32 = 0;
 /// Exit status: a panic (a panic report was sent).
-pub const EXIT_PANIC: u32 = 0xFE;
+pub(crate) const EXIT_PANIC: u32 = 0xFE;
 /// Exit status: an unhandled CPU exception (a fault report was sent).
-pub const EXIT_FAULT: u32 = 0xFF;
+pub(crate) const EXIT_FAULT: u32 = 0xFF;
 /// Exit status: a fault or panic while this CPU was already reporting one (no new report).
-pub const EXIT_NESTED_FATAL: u32 = 0xFD;
-
-/// QEMU's isa-debug-exit device (`-device isa-debug-exit,iobase=0xf4,iosize=4`): QEMU exits
-/// with status `(value << 1) | 1`. Elsewhere the port is unassigned and the write is ignored.
-pub const QEMU_DEBUG_EXIT_PORT: u16 = 0xF4;
+pub(crate) const EXIT_NESTED_FATAL: u32 = 0xFD;
 
 /// Size of the boot report buffer: the summary, a record for every possible CPU, and the
 /// largest scenario block.
@@ -63,17 +59,17 @@ static FATAL_REPORT: Global<ReportBuffer<FATAL_REPORT_CAPACITY>> =
     Global::new(ReportBuffer([0; FATAL_REPORT_CAPACITY]));
 
 /// The scenario part of a boot report.
-pub struct ScenarioReport<'a> {
+pub(crate) struct ScenarioReport<'a> {
     /// The fixed part (its counts are set from the slices).
-    pub summary: ScenarioSummary,
+    pub(crate) summary: ScenarioSummary,
     /// Every round.
-    pub rounds: &'a [Round],
+    pub(crate) rounds: &'a [Round],
     /// The last teardown's record of each AP, by slot.
-    pub teardown: &'a [u16],
+    pub(crate) teardown: &'a [u16],
     /// Reads the teardown record of a slot.
-    pub record: fn(usize) -> TeardownRecord,
+    pub(crate) record: fn(usize) -> TeardownRecord,
     /// The first violations hotplug-torture found.
-    pub violations: &'a [Violation],
+    pub(crate) violations: &'a [Violation],
 }
 
 /// Scratch for the teardown records of the report (BSP only).
@@ -93,7 +89,7 @@ static TEARDOWN_OUT: Global<[TeardownRecord; MAX_CPUS as usize]> = Global::new(
 /// block, and rings the doorbell. Returns the report's physical address.
 ///
 /// Must be called by the BSP, once.
-pub fn send_boot(mut summary: BootSummary, scenario: &ScenarioReport<'_>) -> u64 {
+pub(crate) fn send_boot(mut summary: BootSummary, scenario: &ScenarioReport<'_>) -> u64 {
     // SAFETY: only the BSP calls this, once, and nothing else touches BOOT_REPORT, so this is the
     // only reference to it.
     let buf = unsafe { &mut (*BOOT_REPORT.get()).0 };
@@ -130,7 +126,7 @@ pub fn send_boot(mut summary: BootSummary, scenario: &ScenarioReport<'_>) -> u64
 
 /// Who handles a fatal event, as decided by [`claim_fatal`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Claim {
+pub(crate) enum Claim {
     /// This CPU is the first: it reports and ends the VM.
     First,
     /// This CPU faulted or panicked while it was reporting a fatal event itself.
@@ -145,7 +141,7 @@ const NO_OWNER: u32 = u32::MAX;
 static FATAL_OWNER: AtomicU32 = AtomicU32::new(NO_OWNER);
 
 /// Claims the fatal-report path for the CPU with APIC ID `apic_id`.
-pub fn claim_fatal(apic_id: u32) -> Claim {
+pub(crate) fn claim_fatal(apic_id: u32) -> Claim {
     match FATAL_OWNER.compare_exchange(NO_OWNER, apic_id, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => Claim::First,
         Err(owner) if owner == apic_id => Claim::Nested,
@@ -156,7 +152,7 @@ pub fn claim_fatal(apic_id: u32) -> Claim {
 /// Sends a fault report and ends the VM with [`EXIT_FAULT`].
 ///
 /// Only the CPU that got [`Claim::First`] may call this.
-pub fn send_fault(fault: &Fault) -> ! {
+pub(crate) fn send_fault(fault: &Fault) -> ! {
     // SAFETY: the caller won the fatal claim, so no other CPU or code path writes FATAL_REPORT,
     // and this path never returns, so the reference is the only one.
     let buf = unsafe { &mut (*FATAL_REPORT.get()).0 };
@@ -169,7 +165,7 @@ pub fn send_fault(fault: &Fault) -> ! {
 /// Sends a panic report with `message` and ends the VM with [`EXIT_PANIC`].
 ///
 /// Only the CPU that got [`Claim::First`] may call this.
-pub fn send_panic(message: &str) -> ! {
+pub(crate) fn send_panic(message: &str) -> ! {
     // SAFETY: as in `send_fault`: the caller won the fatal claim and this never returns.
     let buf = unsafe { &mut (*FATAL_REPORT.get()).0 };
     if let Some(len) = write_panic(buf, message) {
@@ -198,11 +194,12 @@ fn ring_doorbell(report: &[u8]) -> u64 {
 
 /// Ends the VM with `status`: the sipi exit port, then QEMU's isa-debug-exit, then halts
 /// forever should both be absent.
-pub fn exit(status: u32) -> ! {
+pub(crate) fn exit(status: u32) -> ! {
     // SAFETY: writing the exit port asks the VMM to end the VM; nothing in this kernel depends
     // on the write having any other effect.
     unsafe { cpu::outl(EXIT_PORT, status) };
-    // SAFETY: port 0xF4 is QEMU's isa-debug-exit when present and unassigned otherwise.
-    unsafe { cpu::outl(QEMU_DEBUG_EXIT_PORT, status) };
+    // SAFETY: DEBUG_EXIT_PORT is QEMU's isa-debug-exit when present (QEMU then exits with status
+    // `(status << 1) | 1`), and unassigned otherwise, where the write is ignored.
+    unsafe { cpu::outl(DEBUG_EXIT_PORT, status) };
     supervisor::halt()
 }

@@ -3,7 +3,7 @@
 
 /// A xorshift64* generator.
 #[derive(Debug, Clone, Copy)]
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 /// The multiplier of xorshift64* (Vigna, "An experimental exploration of Marsaglia's xorshift
 /// generators, scrambled", 2016).
@@ -13,7 +13,7 @@ const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 
 impl Rng {
     /// A generator for `stream` (a CPU's slot, say) of `seed`.
-    pub fn new(seed: u64, stream: u64) -> Self {
+    pub(crate) fn new(seed: u64, stream: u64) -> Self {
         // splitmix64's finaliser, so that neighbouring streams start far apart.
         let mut z = seed ^ stream.wrapping_add(1).wrapping_mul(GOLDEN_GAMMA);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -23,7 +23,7 @@ impl Rng {
     }
 
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    fn next(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -33,7 +33,7 @@ impl Rng {
     }
 
     /// A number in `0..n` (`n` > 0; the tiny modulo bias does not matter here).
-    pub fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         debug_assert!(n > 0);
         (self.next() >> 11) % n.max(1)
     }

@@ -34,7 +34,7 @@ const FCR_CLEAR_TX: u8 = 1 << 2;
 /// LSR bit 5: the transmitter holding register (in FIFO mode: the whole transmit FIFO) is empty.
 const LSR_THRE: u8 = 1 << 5;
 /// Depth of the 16550's transmit FIFO.
-pub const TX_FIFO_SIZE: usize = 16;
+const TX_FIFO_SIZE: usize = 16;
 /// Polls of LSR before a chunk is written anyway, so that a missing UART (reads as 0 forever)
 /// cannot hang the kernel.
 const THRE_POLL_LIMIT: u32 = 100_000;
@@ -60,7 +60,7 @@ const LINE_MAX: usize = 256;
 const _: () = assert!(LINE_MAX <= CONSOLE_MAX_LEN as usize);
 
 /// Sends the console text through sipi's console doorbell from now on (`sipi.console=port`).
-pub fn use_port() {
+pub(crate) fn use_port() {
     USE_PORT.store(true, Ordering::Relaxed);
 }
 
@@ -120,7 +120,7 @@ fn write_chunk(chunk: &[u8]) {
 }
 
 /// Writes bytes to COM1, turning `\n` into `\r\n`.
-pub fn write_bytes(bytes: &[u8]) {
+pub(crate) fn write_bytes(bytes: &[u8]) {
     let mut out = Com1::new();
     out.push_bytes(bytes);
 }
@@ -128,14 +128,14 @@ pub fn write_bytes(bytes: &[u8]) {
 /// The console as a buffered [`fmt::Write`] sink: `writeln!(Com1::new(), ...)`. Bytes are
 /// collected (up to [`LINE_MAX`]) and go out when the buffer is full and when the value is
 /// dropped: through the UART in FIFO-sized chunks, or through the console doorbell.
-pub struct Com1 {
+pub(crate) struct Com1 {
     line: [u8; LINE_MAX],
     len: usize,
 }
 
 impl Com1 {
     /// An empty writer.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             line: [0; LINE_MAX],
             len: 0,

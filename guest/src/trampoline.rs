@@ -51,9 +51,9 @@ use firmware::layout::{
 use firmware::report::{ApPhase, CPU_RECORD_SIZE};
 
 use crate::apic::{self, Register, SVR_ENABLED, XAPIC_ID_SHIFT};
-use crate::boot::{GDT_CODE32, GDT_CODE64, KERNEL_CS, TSS_ACCESS_AVAILABLE};
 use crate::cpu::{cpuid, cr0, cr4, efer, msr};
 use crate::cpus::{self, APIC_ID_LIMIT, NO_SLOT};
+use crate::gdt::{GDT_CODE32, GDT_CODE64, KERNEL_CS, TSS_ACCESS_AVAILABLE};
 use crate::percpu::{self, HEADER_SHIFT};
 
 /// CR4 of an AP entering long mode: PAE, and SSE enabled (Intel SDM Vol. 3A, 14.1.3).
@@ -267,7 +267,7 @@ unsafe extern "C" {
 
 /// Which trampoline to install.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trampoline {
+pub(crate) enum Trampoline {
     /// Real mode to long mode and Rust, enabling the local APIC in x2APIC mode when `x2apic`
     /// (as the BSP runs it) and in xAPIC mode otherwise.
     Full { x2apic: bool },
@@ -276,13 +276,13 @@ pub enum Trampoline {
 }
 
 /// The address of the CPL-3 code that an AP's IRETQ frame enters (see [`percpu::prepare`]).
-pub fn user_entry() -> u64 {
+pub(crate) fn user_entry() -> u64 {
     (&raw const ap_user_entry) as u64
 }
 
 /// Copies `which` to [`TRAMPOLINE_ADDR`] and patches it. Must be called by the BSP before it
 /// sends any STARTUP IPI, and not again while an AP may be running from the page.
-pub fn install(which: Trampoline) {
+pub(crate) fn install(which: Trampoline) {
     let (start, end, patch_at, patch) = match which {
         Trampoline::Full { x2apic } => {
             let entry = if x2apic {

@@ -75,31 +75,31 @@ use crate::supervisor;
 use crate::tsc::Tsc;
 
 /// The serial strategy's window per AP: Linux's `loop_timeout` for a CPU with a sibling online.
-pub const SERIAL_WINDOW_US: u64 = 2_000;
+const SERIAL_WINDOW_US: u64 = 2_000;
 /// The parallel strategy's one window for every CPU: as long as one serial turn.
-pub const PARALLEL_WINDOW_US: u64 = 2_000;
+const PARALLEL_WINDOW_US: u64 = 2_000;
 /// Readings every CPU takes however late it runs (Linux checks its deadline every 8).
-pub const MIN_ITERATIONS: u32 = 8;
+const MIN_ITERATIONS: u32 = 8;
 /// Readings after which a CPU stops whatever its TSC says (Linux's bound: a TSC that does not
 /// advance must not hang the test).
-pub const MAX_ITERATIONS: u32 = 10_000_000;
+const MAX_ITERATIONS: u32 = 10_000_000;
 /// How long an AP waiting for its serial turn spins while the BSP is free before it sleeps.
-pub const SPIN_BEFORE_SLEEP_US: u64 = 50;
+const SPIN_BEFORE_SLEEP_US: u64 = 50;
 
 /// States of a CPU's part in the check ([`SyncCpu::state`]).
 mod state {
     /// Not in the check (yet).
-    pub const IDLE: u32 = 0;
+    pub(super) const IDLE: u32 = 0;
     /// serial: wants its turn and spins; parallel: arrived, waiting for the test to open.
-    pub const WAITING: u32 = 1;
+    pub(super) const WAITING: u32 = 1;
     /// serial: wants its turn and sleeps until the BSP grants it.
-    pub const SLEEPING: u32 = 2;
+    pub(super) const SLEEPING: u32 = 2;
     /// serial: the BSP granted the turn.
-    pub const GRANTED: u32 = 3;
+    pub(super) const GRANTED: u32 = 3;
     /// serial: the AP took the turn; the pair test runs.
-    pub const RUNNING: u32 = 4;
+    pub(super) const RUNNING: u32 = 4;
     /// Done: the CPU's results are written.
-    pub const DONE: u32 = 5;
+    pub(super) const DONE: u32 = 5;
 }
 
 /// Warps a CPU remembers in the parallel test, each against a different publisher.
@@ -208,18 +208,18 @@ static CYCLES: AtomicU64 = AtomicU64::new(0);
 static WARPS: AtomicU32 = AtomicU32::new(0);
 
 /// The strategy the APs run (none until [`prepare`]).
-pub fn strategy() -> TscSync {
+pub(crate) fn strategy() -> TscSync {
     TscSync::from_u8(STRATEGY.load(Ordering::Relaxed)).unwrap_or(TscSync::None)
 }
 
 /// True if CPUID reported IA32_TSC_ADJUST to [`prepare`].
-pub fn adjust_present() -> bool {
+pub(crate) fn adjust_present() -> bool {
     ADJUST_PRESENT.load(Ordering::Relaxed)
 }
 
 /// Sets the check up (BSP only, before it kicks any AP): the strategy, the windows in cycles of
 /// `tsc`, the test skew if any, and the BSP's own IA32_TSC_ADJUST.
-pub fn prepare(strategy: TscSync, tsc: Tsc, bsp_slot: usize, skew: Option<TestTscSkew>) {
+pub(crate) fn prepare(strategy: TscSync, tsc: Tsc, bsp_slot: usize, skew: Option<TestTscSkew>) {
     if strategy == TscSync::None {
         return;
     }
@@ -275,7 +275,7 @@ fn add_cycles(since: u64) {
 /// An AP's part (called by the AP of `slot` after its per-CPU init, when [`strategy`] is not
 /// none): reads its IA32_TSC_ADJUST, waits for its turn or for the others, runs its test and
 /// publishes its results. Returns when its part is done.
-pub fn ap(slot: usize) {
+pub(crate) fn ap(slot: usize) {
     let me = &CPUS[slot];
     read_adjust(me);
     match strategy() {
@@ -286,12 +286,12 @@ pub fn ap(slot: usize) {
 }
 
 /// True once the AP of `slot` has arrived at the check (parallel: it waits for the test).
-pub fn arrived(slot: usize) -> bool {
+pub(crate) fn arrived(slot: usize) -> bool {
     CPUS[slot].state.load(Ordering::Acquire) != state::IDLE
 }
 
 /// True if the AP of `slot` waits for its serial turn.
-pub fn wants_turn(slot: usize) -> bool {
+pub(crate) fn wants_turn(slot: usize) -> bool {
     matches!(
         CPUS[slot].state.load(Ordering::Acquire),
         state::WAITING | state::SLEEPING
@@ -411,7 +411,7 @@ fn ap_serial(slot: usize, me: &SyncCpu) {
 /// wait up to `join_timeout` cycles for the AP to take the turn, run the test, wait for the AP,
 /// take one last reading, and blame every warp on the AP. Returns false if the AP did not take
 /// its turn in time (the turn is withdrawn; the AP waits for the next one).
-pub fn serial_turn(slot: usize, apic: LocalApic, join_timeout: u64) -> bool {
+pub(crate) fn serial_turn(slot: usize, apic: LocalApic, join_timeout: u64) -> bool {
     let start = cpu::rdtsc();
     let ap = &CPUS[slot];
     let bsp = BSP_SLOT.load(Ordering::Relaxed) as usize;
@@ -582,7 +582,7 @@ fn ap_parallel(slot: usize, me: &SyncCpu) {
 
 /// Opens the parallel test (BSP only, once every AP being started has arrived or been given up
 /// on): publishes the BSP's reading, wakes every AP with one broadcast IPI, and takes part.
-pub fn open(apic: LocalApic) {
+pub(crate) fn open(apic: LocalApic) {
     let bsp = BSP_SLOT.load(Ordering::Relaxed) as usize;
     OPENED.store(cpu::rdtsc(), Ordering::Relaxed);
     let base = read(bsp);
@@ -600,7 +600,7 @@ pub fn open(apic: LocalApic) {
 
 /// Wakes every AP that may still sleep in the parallel test (BSP only, after [`open`]): one
 /// broadcast IPI; APs not in the test ignore it (their interrupts stay masked).
-pub fn nudge(apic: LocalApic) {
+pub(crate) fn nudge(apic: LocalApic) {
     if strategy() == TscSync::Parallel && GO.0.load(Ordering::Acquire) != 0 {
         wake_all(apic);
     }
@@ -686,7 +686,7 @@ fn finish_parallel(slots: &[u16], bsp: usize) {
 /// Ends the check (BSP only, after bringup): the parallel test's final checks and blame, then
 /// every record's TSC fields for the APs in `slots` and the BSP. Returns the summary (all 0
 /// when no check ran).
-pub fn finish(slots: &[u16]) -> TscSyncSummary {
+pub(crate) fn finish(slots: &[u16]) -> TscSyncSummary {
     let strategy = strategy();
     if strategy == TscSync::None {
         return TscSyncSummary::default();

@@ -3,7 +3,7 @@
 //! periods are shared by every offline operation waiting when one starts), times them, and
 //! audits the reader work at the end (see the module documentation of [`super`]).
 //!
-//! Deadlines are bringup's ([`crate::bringup`]): an AP that does not call in after its STARTUP
+//! Deadlines are bringup's ([`crate::deadline`]): an AP that does not call in after its STARTUP
 //! is kicked again, at most [`MAX_RETRIES`] times, with twice the patience each time; an AP
 //! that does not go offline when asked is woken again [`MAX_NUDGES`] times, then INITed anyway.
 //! Either way it is given up on: counted as failed and left out of the rest of the run.
@@ -19,20 +19,18 @@ use super::{
 };
 use crate::apic::{Destination, Ipi, LocalApic};
 use crate::batch::{self, Batch};
-use crate::bringup::{DEADLINE_BASE_US, DEADLINE_PER_AP_US, DEADLINE_PER_CPU_US, MAX_RETRIES};
 use crate::cpu;
 use crate::cpus::{self, CAPACITY};
+use crate::deadline::{self, MAX_NUDGES, MAX_RETRIES};
 use crate::global::Global;
 use crate::idt::vector;
 use crate::rng::Rng;
 use crate::tsc::Tsc;
 
 /// Most operations one run performs (`sipi.ops` is clamped to it): each one's latency is kept.
-pub const MAX_OPS: usize = 1_000_000;
+pub(super) const MAX_OPS: usize = 1_000_000;
 /// Random picks per operation started before the BSP moves on to the ones in flight.
 const PICK_TRIES: u32 = 4;
-/// Times the BSP wakes an AP that has not gone offline again before it INITs it anyway.
-const MAX_NUDGES: u32 = 3;
 /// Extra doublings of patience for an AP that called in after its STARTUP but is not online
 /// yet (it is slow, not lost: another INIT would only start it over).
 const EXTRA_PATIENCE: u32 = 3;
@@ -92,27 +90,27 @@ static PARKS: Global<[u16; CAPACITY]> = Global::new([0; CAPACITY]);
 
 /// What the torture did.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// Operations completed.
-    pub ops: u32,
+    pub(crate) ops: u32,
     /// APs given up on (each ended an operation).
-    pub failed: u32,
+    pub(crate) failed: u32,
     /// Operations in flight at most, as used.
-    pub concurrency: u32,
+    pub(crate) concurrency: u32,
     /// Violations found.
-    pub violations: u32,
+    pub(crate) violations: u32,
     /// The first violations.
-    pub logged: &'static [Violation],
+    pub(crate) logged: &'static [Violation],
     /// TSC cycles from the first operation to the end of the last.
-    pub duration: u64,
+    pub(crate) duration: u64,
     /// Median, 99th percentile and largest operation latency in TSC cycles.
-    pub p50: u64,
-    pub p99: u64,
-    pub max: u64,
+    pub(crate) p50: u64,
+    pub(crate) p99: u64,
+    pub(crate) max: u64,
 }
 
 /// Runs the torture of `options` with the APs of `started` that are online.
-pub fn run(options: &GuestOptions, apic: LocalApic, tsc: Tsc, started: &[u16]) -> Outcome {
+pub(crate) fn run(options: &GuestOptions, apic: LocalApic, tsc: Tsc, started: &[u16]) -> Outcome {
     // SAFETY: only the BSP uses POOL, SLOTS, SNAPSHOT, LATENCY and the batch arrays, and only
     // in this run (once per boot).
     let (pool_buf, slots, snapshot, latency) = unsafe {
@@ -205,9 +203,7 @@ struct Controller<'a> {
 impl Controller<'_> {
     /// The deadline budget for one AP, in cycles, at the least patience.
     fn budget(&self) -> u64 {
-        self.tsc.cycles(
-            DEADLINE_BASE_US + DEADLINE_PER_AP_US + DEADLINE_PER_CPU_US * cpus::count() as u64,
-        )
+        self.tsc.cycles(deadline::budget_us(1))
     }
 
     /// Waits until every AP of the pool has joined the mask after bringup (they set their bit

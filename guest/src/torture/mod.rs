@@ -49,8 +49,8 @@ use crate::cpus::{self, CAPACITY};
 use crate::global::Global;
 use crate::rng::Rng;
 
-pub use controller::run;
-pub use reader::ap;
+pub(crate) use controller::run;
+pub(crate) use reader::ap;
 
 /// Inbox bits 29:0: the items waiting.
 const COUNT_MASK: u32 = (1 << 30) - 1;
@@ -91,7 +91,7 @@ static LOG: Global<[Violation; MAX_VIOLATIONS as usize]> = Global::new(
 );
 
 /// Records the seed and TSC frequency for the APs (BSP only, before bringup).
-pub fn prepare(options: &GuestOptions, tsc_khz: u32) {
+pub(crate) fn prepare(options: &GuestOptions, tsc_khz: u32) {
     SEED.store(options.seed, Ordering::Relaxed);
     TSC_KHZ.store(tsc_khz, Ordering::Relaxed);
 }

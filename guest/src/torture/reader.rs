@@ -38,7 +38,7 @@ struct Reader {
 /// The AP's torture loop, once it is online: joins the online mask, then takes items from its
 /// inbox and runs a critical section for each, sleeping while the inbox is empty, until the BSP
 /// asks it to go offline. Never returns.
-pub fn ap(slot: usize) -> ! {
+pub(crate) fn ap(slot: usize) -> ! {
     let mut r = Reader {
         slot,
         apic: LocalApic::current(),
