@@ -86,7 +86,7 @@ pub fn create(
     phases.load_kernel = clock.lap();
 
     let (guest, tsc_skew) = plan_tsc_skew(&host, cfg)?;
-    AcpiTables::build(cfg.topology.vcpus())?.write_to(&mem)?;
+    AcpiTables::build(cfg.topology)?.write_to(&mem)?;
     let kernel_name = match &cfg.kernel {
         KernelSource::Path(p) => Some(p.to_string_lossy()),
         KernelSource::Embedded => None,

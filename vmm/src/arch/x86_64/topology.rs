@@ -12,11 +12,9 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// A VM with `vcpus` vCPUs (at least one: 0 is taken as 1).
+    /// A VM with `vcpus` vCPUs.
     pub fn new(vcpus: u32) -> Self {
-        Self {
-            vcpus: vcpus.max(1),
-        }
+        Self { vcpus }
     }
 
     /// vCPUs in the VM.
@@ -34,11 +32,23 @@ impl Topology {
         (apic_id < self.vcpus).then_some(apic_id)
     }
 
-    /// True if some APIC ID is above what an xAPIC (8-bit, 0xFF broadcast) can address: the
-    /// VM then needs KVM's x2APIC API with 32-bit IDs, MADT Local x2APIC entries for those
-    /// CPUs, and every local APIC handed over in x2APIC mode (Intel x2APIC Specification, 2.2).
+    /// True if vCPU `index`'s APIC ID fits an xAPIC ID (8 bits, 0xFF being the broadcast ID):
+    /// the MADT describes it with a Processor Local APIC structure, else a Local x2APIC one.
+    pub fn xapic_addressable(self, index: u32) -> bool {
+        self.apic_id(index) <= MAX_XAPIC_ID
+    }
+
+    /// How many vCPUs have xAPIC-addressable APIC IDs (the first ones, APIC IDs being
+    /// indices).
+    pub fn xapic_vcpus(self) -> u32 {
+        self.vcpus.min(MAX_XAPIC_ID + 1)
+    }
+
+    /// True if some APIC ID is above what an xAPIC can address: the VM then needs KVM's x2APIC
+    /// API with 32-bit IDs, MADT Local x2APIC entries for those CPUs, and every local APIC
+    /// handed over in x2APIC mode (Intel x2APIC Specification, 2.2).
     pub fn x2apic(self) -> bool {
-        self.apic_id(self.vcpus - 1) > MAX_XAPIC_ID
+        self.xapic_vcpus() < self.vcpus
     }
 }
 
@@ -56,7 +66,10 @@ mod tests {
             "ID 0xFF is broadcast"
         );
         assert!(Topology::new(1024).x2apic());
-        assert_eq!(Topology::new(0).vcpus(), 1);
+        assert!(!Topology::new(0).x2apic());
+        let t = Topology::new(300);
+        assert_eq!(t.xapic_vcpus(), last_xapic);
+        assert!(t.xapic_addressable(last_xapic - 1) && !t.xapic_addressable(last_xapic));
     }
 
     #[test]

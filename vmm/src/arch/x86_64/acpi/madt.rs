@@ -7,18 +7,20 @@
 //! (type 9), Interrupt Source Override (type 2) or NMI (types 4 and 0xA) structures.
 //!
 //! Which vCPUs get a Processor Local APIC (type 0) and which a Processor Local x2APIC (type 9)
-//! structure is decided by one constant, [`MAX_XAPIC_ID`] (firmware::acpi::madt): type 0 holds
-//! 8-bit IDs and 0xFF is the broadcast ID, so IDs from 255 on need type 9 (ACPI 6.5, 5.2.12.12).
+//! structure is the topology's decision ([`Topology::xapic_addressable`]): type 0 holds 8-bit
+//! IDs and 0xFF is the broadcast ID, so IDs from 255 on need type 9 (ACPI 6.5, 5.2.12.12).
 
 use std::mem::size_of;
 
 use firmware::acpi::madt::{
     interrupt_source_override, io_apic, local_apic, local_apic_nmi, local_x2apic, local_x2apic_nmi,
     ALL_PROCESSORS_UID32, ALL_PROCESSORS_UID8, LAPIC_ENABLED, MADT_ENTRIES_OFFSET,
-    MADT_PCAT_COMPAT, MADT_SIGNATURE, MAX_XAPIC_ID, MPS_INTI_ACTIVE_HIGH_EDGE, MPS_INTI_CONFORMING,
+    MADT_PCAT_COMPAT, MADT_SIGNATURE, MPS_INTI_ACTIVE_HIGH_EDGE, MPS_INTI_CONFORMING,
 };
 use firmware::acpi::sdt::SDT_HEADER_SIZE;
 use firmware::layout::{IOAPIC_BASE, IOAPIC_ID, LAPIC_BASE};
+
+use crate::arch::x86_64::topology::Topology;
 
 /// OEM table ID of the MADT.
 const MADT_OEM_TABLE_ID: [u8; 8] = *b"SIPIMADT";
@@ -50,18 +52,12 @@ const IOAPIC_ADDR: u32 = {
 // firmware's decoder looks for them.
 const _: () = assert!(MADT_ENTRIES_OFFSET == SDT_HEADER_SIZE + 2 * size_of::<u32>());
 
-/// How many of `vcpus` vCPUs (APIC IDs `0..vcpus`) get a Processor Local APIC structure: those
-/// with IDs up to [`MAX_XAPIC_ID`]. The others get Processor Local x2APIC structures.
-fn xapic_cpus(vcpus: u32) -> u32 {
-    vcpus.min(MAX_XAPIC_ID + 1)
-}
-
 /// The exact length of the MADT [`build`] makes for `vcpus` vCPUs, computed without building
 /// it (so that an absurd count is rejected before anything is allocated). The lengths come
 /// from the encoders themselves.
-pub(super) fn len(vcpus: u32) -> u64 {
-    let xapic_cpus = u64::from(xapic_cpus(vcpus));
-    let x2apic_cpus = u64::from(vcpus) - xapic_cpus;
+pub(super) fn len(topology: Topology) -> u64 {
+    let xapic_cpus = u64::from(topology.xapic_vcpus());
+    let x2apic_cpus = u64::from(topology.vcpus()) - xapic_cpus;
     let size = |n: usize| n as u64;
     let mut len = size(MADT_ENTRIES_OFFSET)
         + xapic_cpus * size(local_apic(0, 0, 0).len())
@@ -75,20 +71,20 @@ pub(super) fn len(vcpus: u32) -> u64 {
     len
 }
 
-/// Builds the MADT for `vcpus` vCPUs with APIC IDs and ACPI processor UIDs `0..vcpus`, in one
-/// pass over the vCPUs.
-pub(super) fn build(vcpus: u32) -> Vec<u8> {
-    let body_len = usize::try_from(len(vcpus) - SDT_HEADER_SIZE as u64).unwrap_or(0);
+/// Builds the MADT for the topology's vCPUs, each with its APIC ID and its index as ACPI
+/// processor UID, in one pass over the vCPUs.
+pub(super) fn build(topology: Topology) -> Vec<u8> {
+    let body_len = usize::try_from(len(topology) - SDT_HEADER_SIZE as u64).unwrap_or(0);
     let mut body = Vec::with_capacity(body_len);
     body.extend_from_slice(&LAPIC_ADDR.to_le_bytes());
     body.extend_from_slice(&MADT_PCAT_COMPAT.to_le_bytes());
-    let xapic_cpus = xapic_cpus(vcpus);
-    for id in 0..vcpus {
-        match u8::try_from(id) {
-            Ok(id8) if id < xapic_cpus => {
-                body.extend_from_slice(&local_apic(id8, id8, LAPIC_ENABLED));
+    for uid in 0..topology.vcpus() {
+        let id = topology.apic_id(uid);
+        match (u8::try_from(uid), u8::try_from(id)) {
+            (Ok(uid8), Ok(id8)) if topology.xapic_addressable(uid) => {
+                body.extend_from_slice(&local_apic(uid8, id8, LAPIC_ENABLED));
             }
-            _ => body.extend_from_slice(&local_x2apic(id, id, LAPIC_ENABLED)),
+            _ => body.extend_from_slice(&local_x2apic(uid, id, LAPIC_ENABLED)),
         }
     }
     body.extend_from_slice(&io_apic(IOAPIC_ID, IOAPIC_ADDR, IOAPIC_GSI_BASE));
@@ -102,7 +98,7 @@ pub(super) fn build(vcpus: u32) -> Vec<u8> {
         MPS_INTI_ACTIVE_HIGH_EDGE,
         NMI_LINT,
     ));
-    if vcpus > xapic_cpus {
+    if topology.x2apic() {
         body.extend_from_slice(&local_x2apic_nmi(
             ALL_PROCESSORS_UID32,
             MPS_INTI_ACTIVE_HIGH_EDGE,

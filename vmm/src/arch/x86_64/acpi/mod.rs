@@ -27,6 +27,7 @@ mod madt;
 #[cfg(test)]
 mod tests;
 
+use crate::arch::x86_64::topology::Topology;
 use std::mem::size_of;
 
 use acpi_tables::sdt::Sdt;
@@ -104,12 +105,12 @@ pub(crate) struct AcpiTables {
 }
 
 impl AcpiTables {
-    /// Builds the tables for `vcpus` vCPUs whose APIC IDs (and ACPI processor UIDs) are
-    /// `0..vcpus`.
+    /// Builds the tables for the topology's vCPUs.
     ///
     /// Costs one pass over the vCPUs. Fails if `vcpus` is zero or the tables would not fit
     /// below [`ACPI_TABLES_END`]; the size is checked before anything is built.
-    pub(crate) fn build(vcpus: u32) -> Result<AcpiTables, AcpiError> {
+    pub(crate) fn build(topology: Topology) -> Result<AcpiTables, AcpiError> {
+        let vcpus = topology.vcpus();
         if vcpus == 0 {
             return Err(AcpiError::NoVcpus);
         }
@@ -131,10 +132,10 @@ impl AcpiTables {
         let dsdt = dsdt::build();
         check_fits("DSDT", vcpus, dsdt_addr, dsdt.len() as u64)?;
         let madt_addr = align_up(dsdt_addr + dsdt.len() as u64);
-        check_fits("MADT", vcpus, madt_addr, madt::len(vcpus))?;
+        check_fits("MADT", vcpus, madt_addr, madt::len(topology))?;
 
         // Then each table, once, with the addresses it names.
-        let madt = madt::build(vcpus);
+        let madt = madt::build(topology);
         // The computed length decided the placement; the real one must agree with it.
         check_fits("MADT", vcpus, madt_addr, madt.len() as u64)?;
         let fadt = fadt::build(addr32(dsdt_addr), addr32(facs_addr));

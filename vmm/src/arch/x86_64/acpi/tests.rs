@@ -245,7 +245,11 @@ fn check_tables(n: u32, tables: &AcpiTables, found: &Found) {
     }
     assert!(next <= ACPI_TABLES_END);
     let madt_len = table(tables, b"APIC").map(|t| t.1.len() as u64);
-    assert_eq!(madt_len, Some(madt::len(n)), "computed MADT length");
+    assert_eq!(
+        madt_len,
+        Some(madt::len(Topology::new(n))),
+        "computed MADT length"
+    );
 
     assert_eq!(found.madt_revision, 6);
     assert_eq!(u64::from(found.local_apic_addr), LAPIC_BASE);
@@ -310,7 +314,7 @@ fn check_tables(n: u32, tables: &AcpiTables, found: &Found) {
 }
 
 fn build_and_check(n: u32) -> AcpiTables {
-    let tables = AcpiTables::build(n).unwrap_or_else(|e| panic!("{n} vCPUs: {e}"));
+    let tables = AcpiTables::build(Topology::new(n)).unwrap_or_else(|e| panic!("{n} vCPUs: {e}"));
     let found = decode(&bios_area(&tables)).unwrap_or_else(|e| panic!("{n} vCPUs: {e}"));
     check_tables(n, &tables, &found);
     tables
@@ -330,7 +334,7 @@ fn round_trip_at_the_largest_vcpu_id() {
 
 /// Bytes of every table for `n` vCPUs, and the interrupt controller structures the MADT has.
 fn size(n: u32) -> (u64, u64) {
-    let tables = AcpiTables::build(n).unwrap();
+    let tables = AcpiTables::build(Topology::new(n)).unwrap();
     let bytes = tables.tables.iter().map(|(_, b)| b.len() as u64).sum();
     let madt = Madt::parse(table(&tables, b"APIC").unwrap().1).unwrap();
     (bytes, madt.entries().count() as u64)
@@ -358,7 +362,10 @@ fn table_bytes_and_structures_grow_linearly() {
 
 #[test]
 fn zero_vcpus_is_an_error() {
-    assert!(matches!(AcpiTables::build(0), Err(AcpiError::NoVcpus)));
+    assert!(matches!(
+        AcpiTables::build(Topology::new(0)),
+        Err(AcpiError::NoVcpus)
+    ));
 }
 
 #[test]
@@ -367,7 +374,7 @@ fn tables_that_do_not_fit_are_an_error() {
     let (mut fits, mut fails) = (1u32, 1u32 << 16);
     while fails - fits > 1 {
         let mid = fits + (fails - fits) / 2;
-        if AcpiTables::build(mid).is_ok() {
+        if AcpiTables::build(Topology::new(mid)).is_ok() {
             fits = mid;
         } else {
             fails = mid;
@@ -382,20 +389,20 @@ fn tables_that_do_not_fit_are_an_error() {
         "one more x2APIC entry would fit in {spare} bytes"
     );
     assert!(matches!(
-        AcpiTables::build(fits + 1),
+        AcpiTables::build(Topology::new(fits + 1)),
         Err(AcpiError::DoesNotFit { table: "MADT", .. })
     ));
     // Absurd counts are rejected from the computed length, before anything is built (building
     // them would need tens of GiB).
     assert!(matches!(
-        AcpiTables::build(u32::MAX),
-        Err(AcpiError::DoesNotFit { table: "MADT", len, .. }) if len == madt::len(u32::MAX)
+        AcpiTables::build(Topology::new(u32::MAX)),
+        Err(AcpiError::DoesNotFit { table: "MADT", len, .. }) if len == madt::len(Topology::new(u32::MAX))
     ));
 }
 
 #[test]
 fn a_corrupted_byte_fails_decoding() {
-    let tables = AcpiTables::build(300).unwrap();
+    let tables = AcpiTables::build(Topology::new(300)).unwrap();
     let clean = bios_area(&tables);
     assert!(decode(&clean).is_ok());
     for (addr, bytes) in &tables.tables {
@@ -432,7 +439,7 @@ fn guest_memory(size: usize) -> GuestMemoryMmap {
 fn write_to_guest_memory_and_decode_it_there() {
     let mem = guest_memory(2 << 20);
     for n in [1, 256, 1024] {
-        let tables = AcpiTables::build(n).unwrap();
+        let tables = AcpiTables::build(Topology::new(n)).unwrap();
         tables.write_to(&mem).unwrap();
         let mut area = vec![0u8; (BIOS_AREA_END - BIOS_AREA_START) as usize];
         mem.read_slice(&mut area, GuestAddress(BIOS_AREA_START))
@@ -450,7 +457,10 @@ fn write_to_guest_memory_and_decode_it_there() {
 #[test]
 fn write_to_memory_without_a_bios_area_is_an_error() {
     let mem = guest_memory(64 << 10);
-    let err = AcpiTables::build(2).unwrap().write_to(&mem).unwrap_err();
+    let err = AcpiTables::build(Topology::new(2))
+        .unwrap()
+        .write_to(&mem)
+        .unwrap_err();
     assert!(
         matches!(err, AcpiError::GuestMemory { addr, .. } if addr == RSDP_ADDR),
         "{err}"
