@@ -1,11 +1,13 @@
-//! Bounds-checked little-endian field access on byte slices.
+//! Bounds-checked little-endian field access on byte slices, for the formats this crate has
+//! no layout of (an ELF image, a table under test). The layouts the crate defines are read and
+//! written through their structures instead.
 //!
 //! Both sides read structures that the other side wrote (the guest reads ACPI tables built by
 //! the VMM; the VMM reads reports written by an untrusted guest), so every access is checked and
 //! returns `None` instead of panicking.
 
 /// Reads `N` bytes at `off`, or `None` if they are not all inside `buf`.
-pub fn array<const N: usize>(buf: &[u8], off: usize) -> Option<[u8; N]> {
+fn array<const N: usize>(buf: &[u8], off: usize) -> Option<[u8; N]> {
     let end = off.checked_add(N)?;
     buf.get(off..end)?.try_into().ok()
 }
@@ -31,25 +33,10 @@ pub fn u64_at(buf: &[u8], off: usize) -> Option<u64> {
 }
 
 /// Writes `src` at `off`; returns `None` (writing nothing) if it does not fit.
-pub fn put(buf: &mut [u8], off: usize, src: &[u8]) -> Option<()> {
+pub(crate) fn put(buf: &mut [u8], off: usize, src: &[u8]) -> Option<()> {
     let end = off.checked_add(src.len())?;
     buf.get_mut(off..end)?.copy_from_slice(src);
     Some(())
-}
-
-/// Writes a little-endian `u16` at `off`.
-pub fn put_u16(buf: &mut [u8], off: usize, v: u16) -> Option<()> {
-    put(buf, off, &v.to_le_bytes())
-}
-
-/// Writes a little-endian `u32` at `off`.
-pub fn put_u32(buf: &mut [u8], off: usize, v: u32) -> Option<()> {
-    put(buf, off, &v.to_le_bytes())
-}
-
-/// Writes a little-endian `u64` at `off`.
-pub fn put_u64(buf: &mut [u8], off: usize, v: u64) -> Option<()> {
-    put(buf, off, &v.to_le_bytes())
 }
 
 #[cfg(test)]
@@ -69,9 +56,10 @@ mod tests {
     #[test]
     fn writes_are_bounds_checked() {
         let mut buf = [0u8; 4];
-        assert_eq!(put_u16(&mut buf, 2, 0xBEEF), Some(()));
+        assert_eq!(put(&mut buf, 2, &0xBEEFu16.to_le_bytes()), Some(()));
         assert_eq!(buf, [0, 0, 0xEF, 0xBE]);
-        assert_eq!(put_u32(&mut buf, 1, 1), None);
+        assert_eq!(put(&mut buf, 1, &1u32.to_le_bytes()), None);
+        assert_eq!(put(&mut buf, usize::MAX, &[1]), None);
         assert_eq!(buf, [0, 0, 0xEF, 0xBE], "a failed write writes nothing");
     }
 }

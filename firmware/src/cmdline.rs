@@ -9,49 +9,12 @@ use core::fmt::{self, Write};
 /// The prefix of sipi's own words on the kernel command line.
 pub const SIPI_OPTION_PREFIX: &str = "sipi.";
 
-/// Defines a `#[repr(u8)]` option enum together with its words on the command line, CLI and
-/// JSON: `ALL` (every value, in order), `name`, `from_name` and `from_u8` (the report byte).
-macro_rules! word_enum {
-    (
-        $(#[$meta:meta])*
-        pub enum $name:ident {
-            $($(#[$vmeta:meta])* $variant:ident = $value:literal => $word:literal,)+
-        }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-        #[repr(u8)]
-        pub enum $name {
-            $($(#[$vmeta])* $variant = $value,)+
-        }
-
-        impl $name {
-            /// Every value, in order.
-            pub const ALL: [$name; [$($value),+].len()] = [$($name::$variant),+];
-
-            /// The word used on the command line, CLI and JSON.
-            pub fn name(self) -> &'static str {
-                match self {
-                    $($name::$variant => $word,)+
-                }
-            }
-
-            /// Parses a word.
-            pub fn from_name(s: &str) -> Option<Self> {
-                Self::ALL.into_iter().find(|v| v.name() == s)
-            }
-
-            /// Decodes the report byte.
-            pub fn from_u8(v: u8) -> Option<Self> {
-                Self::ALL.into_iter().find(|x| *x as u8 == v)
-            }
-        }
-    };
-}
+use crate::word_enum::word_enum;
 
 word_enum! {
     /// How the guest brings the APs up.
-    pub enum Bringup {
+    #[derive(Default)]
+    pub enum Bringup: u8 {
         /// Broadcast INIT/SIPI; each AP only stamps and marks itself present: the lower bound.
         Floor = 0 => "floor",
         /// One AP at a time, waiting for each (Linux before 6.5).
@@ -66,7 +29,8 @@ word_enum! {
 
 word_enum! {
     /// Where the guest writes its console text (`sipi.console`).
-    pub enum Console {
+    #[derive(Default)]
+    pub enum Console: u8 {
         /// COM1's transmit register, one VM exit per byte (any VMM with a 16550).
         #[default]
         Uart = 0 => "uart",
@@ -77,7 +41,8 @@ word_enum! {
 
 word_enum! {
     /// How the BSP sends INIT/SIPI in parallel bringup.
-    pub enum Kick {
+    #[derive(Default)]
+    pub enum Kick: u8 {
         /// One INIT/SIPI sequence per AP, addressed by APIC ID.
         #[default]
         PerCpu = 0 => "per-cpu",
@@ -88,7 +53,8 @@ word_enum! {
 
 word_enum! {
     /// How the guest checks that the CPUs' TSCs agree, between per-CPU init and online.
-    pub enum TscSync {
+    #[derive(Default)]
+    pub enum TscSync: u8 {
         /// No check.
         #[default]
         None = 0 => "none",
@@ -102,7 +68,8 @@ word_enum! {
 
 word_enum! {
     /// What the guest does after bringup (`sipi.scenario`).
-    pub enum Scenario {
+    #[derive(Default)]
+    pub enum Scenario: u8 {
         /// Bring the APs up once and report.
         #[default]
         Boot = 0 => "boot",
@@ -118,7 +85,8 @@ word_enum! {
 
 word_enum! {
     /// How the guest takes the APs offline (`sipi.teardown`).
-    pub enum Teardown {
+    #[derive(Default)]
+    pub enum Teardown: u8 {
         /// One AP at a time: ask it, wait until it has parked, INIT it, then the next.
         #[default]
         Serial = 0 => "serial",
@@ -189,16 +157,19 @@ pub enum CmdlineError {
     BadValue(KeyName),
 }
 
+/// Most bytes of an option key a [`KeyName`] keeps (longer keys are cut at a UTF-8 boundary).
+const KEY_NAME_MAX: usize = 24;
+
 /// A bounded copy of an option key, for error messages without allocation.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct KeyName {
-    bytes: [u8; 24],
+    bytes: [u8; KEY_NAME_MAX],
     len: u8,
 }
 
 impl KeyName {
     fn new(s: &str) -> Self {
-        let mut bytes = [0u8; 24];
+        let mut bytes = [0u8; KEY_NAME_MAX];
         let mut n = s.len().min(bytes.len());
         while !s.is_char_boundary(n) {
             n -= 1;

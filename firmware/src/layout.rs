@@ -7,7 +7,8 @@
 //! | `0x0000..0x500`     | real-mode IVT and BIOS data area (left zero)               |
 //! | `0x500..0x528`      | boot GDT for the BSP's entry state                         |
 //! | `0x6000..0x6400`    | PVH `hvm_start_info` and its memory map                    |
-//! | `0x6400..0x7000`    | multiboot information, its memory map and boot loader name (multiboot entry only) |
+//! | `0x6400..0x6800`    | multiboot information, its memory map and boot loader name (multiboot entry only) |
+//! | `0x6800..0x7000`    | live-state block, written by the bundled guest ([`crate::report::live`]) |
 //! | `0x7000..0x8000`    | kernel command line (NUL-terminated)                       |
 //! | `0x8000..0x9000`    | AP real-mode trampoline (SIPI vector 0x08)                 |
 //! | `0x9000..0xF000`    | VMM-built identity page tables (long-mode entry only)      |
@@ -19,10 +20,29 @@
 //! RAM above [`MMIO_HOLE_START`] is relocated above 4 GiB so that the IOAPIC and local APIC
 //! windows stay free.
 
+use core::mem::size_of;
+
+use crate::acpi::rsdp::RSDP_V2_SIZE;
+use crate::multiboot::{MULTIBOOT_INFO_SIZE, MULTIBOOT_MMAP_ENTRY_SIZE};
+use crate::pvh::{MEMMAP_ENTRY_SIZE, START_INFO_SIZE};
+use crate::report::live::LIVE_STATE_SIZE;
+
 /// Size of a small page (Intel SDM Vol. 3A, 4.5 "4-Level Paging").
 pub const PAGE_SIZE: u64 = 0x1000;
 /// Size of a large page mapped by a page-directory entry with PS=1 (Intel SDM Vol. 3A, 4.5).
 pub const LARGE_PAGE_SIZE: u64 = 0x20_0000;
+/// Entries in one 4-level paging structure (Intel SDM Vol. 3A, 4.5: 512 8-byte entries).
+const PAGE_TABLE_ENTRIES: u64 = 512;
+
+/// Size of a GDT entry (Intel SDM Vol. 3A, 3.4.5 "Segment Descriptors").
+const GDT_ENTRY_SIZE: u64 = 8;
+/// Real mode addresses the first MiB (Intel SDM Vol. 3B, "8086 Emulation", "Address
+/// Translation in Real-Address Mode").
+const REAL_MODE_LIMIT: u64 = 0x10_0000;
+/// A real-mode segment spans 64 KiB from its base (the selector times 16, a "paragraph").
+const REAL_MODE_SEGMENT_SIZE: u64 = 0x1_0000;
+/// Real-mode segment bases are multiples of 16.
+const REAL_MODE_PARAGRAPH: u64 = 16;
 
 /// Guest-physical address of the boot GDT the VMM writes for the BSP's entry state (the same
 /// place Firecracker uses; the kernel loads its own GDT before relying on it).
@@ -50,23 +70,24 @@ pub const MULTIBOOT_MODS_ADDR: u64 = 0x6780;
 /// writes there where its CPU records and BSP stamps are, so that a VMM that ends the VM early
 /// can say what was reached. The VMM writes nothing there (guest memory starts zeroed).
 pub const LIVE_STATE_ADDR: u64 = 0x6800;
-const _: () = assert!(LIVE_STATE_ADDR >= MULTIBOOT_MODS_ADDR + 0x40);
-const _: () =
-    assert!(LIVE_STATE_ADDR + crate::report::live::LIVE_STATE_SIZE as u64 <= CMDLINE_ADDR);
+/// Room for the NUL-terminated boot loader name at [`MULTIBOOT_LOADER_NAME_ADDR`].
+const MULTIBOOT_LOADER_NAME_ROOM: u64 = 0x80;
+/// Room for the module list at [`MULTIBOOT_MODS_ADDR`] (sipi's is empty).
+const MULTIBOOT_MODS_ROOM: u64 = 0x80;
 
 /// Guest-physical address of the NUL-terminated kernel command line.
 pub const CMDLINE_ADDR: u64 = 0x7000;
-/// Size of the command-line area, terminating NUL included.
-pub const CMDLINE_MAX: usize = 0x1000;
+/// Size of the command-line area, terminating NUL included: up to the trampoline.
+pub const CMDLINE_MAX: usize = (TRAMPOLINE_ADDR - CMDLINE_ADDR) as usize;
 
 /// Guest-physical address of the AP start-up trampoline. A STARTUP IPI's vector selects the
 /// 4 KiB page where the AP starts in real mode (Intel SDM Vol. 3A, 9.4.4.1 and 11.6.1), so this
 /// must be page aligned and below 1 MiB.
 pub const TRAMPOLINE_ADDR: u64 = 0x8000;
 /// Size of the trampoline page.
-pub const TRAMPOLINE_MAX: usize = 0x1000;
-/// The SIPI vector that starts an AP at [`TRAMPOLINE_ADDR`].
-pub const SIPI_VECTOR: u8 = (TRAMPOLINE_ADDR >> 12) as u8;
+pub const TRAMPOLINE_MAX: usize = PAGE_SIZE as usize;
+/// The SIPI vector that starts an AP at [`TRAMPOLINE_ADDR`]: its page number.
+pub const SIPI_VECTOR: u8 = (TRAMPOLINE_ADDR / PAGE_SIZE) as u8;
 
 /// The floor bringup's table, written by each AP in real mode (no mode switch): the TSC of its
 /// first trampoline instruction and a present flag, both indexed by APIC ID. It lies below
@@ -78,9 +99,11 @@ pub const AP_FLOOR_ENTRIES: u64 = crate::report::MAX_CPUS as u64;
 /// Offset of the stamps (`u64` per APIC ID) in the floor table.
 pub const AP_FLOOR_STAMPS_OFFSET: u64 = 0;
 /// Offset of the present flags (`u8` per APIC ID, non-zero once the AP ran) in the floor table.
-pub const AP_FLOOR_PRESENT_OFFSET: u64 = AP_FLOOR_STAMPS_OFFSET + 8 * AP_FLOOR_ENTRIES;
+pub const AP_FLOOR_PRESENT_OFFSET: u64 =
+    AP_FLOOR_STAMPS_OFFSET + size_of::<u64>() as u64 * AP_FLOOR_ENTRIES;
 /// Size of the floor table.
-pub const AP_FLOOR_TABLE_SIZE: u64 = AP_FLOOR_PRESENT_OFFSET + AP_FLOOR_ENTRIES;
+pub const AP_FLOOR_TABLE_SIZE: u64 =
+    AP_FLOOR_PRESENT_OFFSET + size_of::<u8>() as u64 * AP_FLOOR_ENTRIES;
 
 /// PML4 of the identity map the VMM builds for a kernel entered directly in long mode.
 pub const PML4_ADDR: u64 = 0x9000;
@@ -91,23 +114,25 @@ pub const PD_ADDR: u64 = 0xB000;
 /// Page directories of the identity map; each maps 1 GiB with 2 MiB pages.
 pub const PD_COUNT: u64 = 4;
 /// Bytes identity-mapped by the VMM-built page tables (1 GiB per page directory).
-pub const IDENTITY_MAP_SIZE: u64 = PD_COUNT << 30;
+pub const IDENTITY_MAP_SIZE: u64 = PD_COUNT * PAGE_TABLE_ENTRIES * LARGE_PAGE_SIZE;
 
 /// End of conventional low RAM: the legacy VGA hole starts here.
 pub const LOW_RAM_END: u64 = 0xA0000;
 /// Start of the read-only BIOS area that an OS scans for the RSDP (ACPI 6.5, 5.2.5.1).
 pub const BIOS_AREA_START: u64 = 0xE0000;
-/// End (exclusive) of the BIOS area.
-pub const BIOS_AREA_END: u64 = 0x10_0000;
+/// End (exclusive) of the BIOS area: the end of what real mode addresses.
+pub const BIOS_AREA_END: u64 = REAL_MODE_LIMIT;
 /// Guest-physical address of the RSDP, 16-byte aligned inside the BIOS area.
 pub const RSDP_ADDR: u64 = BIOS_AREA_START;
+/// Room for the RSDP at [`RSDP_ADDR`].
+const RSDP_ROOM: u64 = 0x40;
 /// Where the other ACPI tables (XSDT, MADT, ...) start.
-pub const ACPI_TABLES_ADDR: u64 = BIOS_AREA_START + 0x40;
+pub const ACPI_TABLES_ADDR: u64 = RSDP_ADDR + RSDP_ROOM;
 /// End (exclusive) of the ACPI table area.
 pub const ACPI_TABLES_END: u64 = BIOS_AREA_END;
 
 /// Lowest address a kernel segment may be loaded at (the first byte above the BIOS area).
-pub const KERNEL_MIN_ADDR: u64 = 0x10_0000;
+pub const KERNEL_MIN_ADDR: u64 = BIOS_AREA_END;
 
 /// Where KVM puts the three-page TSS it needs for real-mode emulation on Intel
 /// (KVM_SET_TSS_ADDR): inside the MMIO hole, below the IOAPIC, where Firecracker and QEMU put it.
@@ -161,7 +186,7 @@ pub const PCI_CONFIG_ADDRESS_PORT: u16 = 0xCF8;
 /// PCI configuration mechanism #1 CONFIG_DATA (four ports).
 pub const PCI_CONFIG_DATA_PORT: u16 = 0xCFC;
 /// The PIIX/ICH Reset Control Register, a byte inside CONFIG_ADDRESS's dword.
-pub const RESET_CONTROL_PORT: u16 = 0xCF9;
+pub const RESET_CONTROL_PORT: u16 = PCI_CONFIG_ADDRESS_PORT + 1;
 /// ACPI PM1a control block (ACPI 6.5, 4.8.3.2 "PM1 Control Registers"), 2 bytes, as the FADT's
 /// PM1a_CNT_BLK describes it (the port Cloud Hypervisor uses for its ACPI power-off).
 pub const ACPI_PM1A_CNT_PORT: u16 = 0x600;
@@ -192,17 +217,26 @@ pub const CONSOLE_MAX_LEN: u32 = 1024;
 
 // The fixed areas must fit where they are documented to be.
 const _: () = assert!(PD_ADDR + PD_COUNT * PAGE_SIZE <= LOW_RAM_END);
-const _: () = assert!(MEMMAP_ADDR + (MEMMAP_MAX_ENTRIES * 24) as u64 <= MULTIBOOT_INFO_ADDR);
-const _: () = assert!(MULTIBOOT_INFO_ADDR + 0x80 <= MULTIBOOT_MMAP_ADDR);
+const _: () = assert!(BOOT_GDT_ADDR + BOOT_GDT_ENTRIES as u64 * GDT_ENTRY_SIZE <= START_INFO_ADDR);
+const _: () = assert!(START_INFO_ADDR + START_INFO_SIZE as u64 <= MEMMAP_ADDR);
 const _: () =
-    assert!(MULTIBOOT_MMAP_ADDR + (MEMMAP_MAX_ENTRIES * 24) as u64 <= MULTIBOOT_LOADER_NAME_ADDR);
-const _: () = assert!(MULTIBOOT_LOADER_NAME_ADDR + 0x80 <= MULTIBOOT_MODS_ADDR);
-const _: () = assert!(MULTIBOOT_MODS_ADDR + 0x80 <= CMDLINE_ADDR);
-const _: () = assert!(TRAMPOLINE_ADDR.is_multiple_of(PAGE_SIZE) && TRAMPOLINE_ADDR < 0x10_0000);
-// The floor table is one real-mode segment: 16-byte aligned base, at most 64 KiB, below 1 MiB.
+    assert!(MEMMAP_ADDR + (MEMMAP_MAX_ENTRIES * MEMMAP_ENTRY_SIZE) as u64 <= MULTIBOOT_INFO_ADDR);
+const _: () = assert!(MULTIBOOT_INFO_ADDR + MULTIBOOT_INFO_SIZE as u64 <= MULTIBOOT_MMAP_ADDR);
 const _: () = assert!(
-    AP_FLOOR_TABLE_ADDR.is_multiple_of(16)
-        && AP_FLOOR_TABLE_SIZE <= 0x1_0000
+    MULTIBOOT_MMAP_ADDR + (MEMMAP_MAX_ENTRIES * MULTIBOOT_MMAP_ENTRY_SIZE) as u64
+        <= MULTIBOOT_LOADER_NAME_ADDR
+);
+const _: () =
+    assert!(MULTIBOOT_LOADER_NAME_ADDR + MULTIBOOT_LOADER_NAME_ROOM <= MULTIBOOT_MODS_ADDR);
+const _: () = assert!(MULTIBOOT_MODS_ADDR + MULTIBOOT_MODS_ROOM <= LIVE_STATE_ADDR);
+const _: () = assert!(LIVE_STATE_ADDR + LIVE_STATE_SIZE as u64 <= CMDLINE_ADDR);
+const _: () = assert!(RSDP_ADDR + RSDP_V2_SIZE as u64 <= ACPI_TABLES_ADDR);
+const _: () =
+    assert!(TRAMPOLINE_ADDR.is_multiple_of(PAGE_SIZE) && TRAMPOLINE_ADDR < REAL_MODE_LIMIT);
+// The floor table is one real-mode segment: paragraph-aligned base, at most 64 KiB, in low RAM.
+const _: () = assert!(
+    AP_FLOOR_TABLE_ADDR.is_multiple_of(REAL_MODE_PARAGRAPH)
+        && AP_FLOOR_TABLE_SIZE <= REAL_MODE_SEGMENT_SIZE
         && AP_FLOOR_TABLE_ADDR + AP_FLOOR_TABLE_SIZE <= LOW_RAM_END
 );
 
@@ -221,13 +255,17 @@ mod tests {
     #[test]
     fn fixed_areas_do_not_overlap() {
         let areas = [
-            (BOOT_GDT_ADDR, BOOT_GDT_ADDR + (BOOT_GDT_ENTRIES * 8) as u64),
+            (
+                BOOT_GDT_ADDR,
+                BOOT_GDT_ADDR + BOOT_GDT_ENTRIES as u64 * GDT_ENTRY_SIZE,
+            ),
             (START_INFO_ADDR, MEMMAP_ADDR),
             (MEMMAP_ADDR, MULTIBOOT_INFO_ADDR),
             (MULTIBOOT_INFO_ADDR, MULTIBOOT_MMAP_ADDR),
             (MULTIBOOT_MMAP_ADDR, MULTIBOOT_LOADER_NAME_ADDR),
             (MULTIBOOT_LOADER_NAME_ADDR, MULTIBOOT_MODS_ADDR),
-            (MULTIBOOT_MODS_ADDR, CMDLINE_ADDR),
+            (MULTIBOOT_MODS_ADDR, LIVE_STATE_ADDR),
+            (LIVE_STATE_ADDR, CMDLINE_ADDR),
             (CMDLINE_ADDR, CMDLINE_ADDR + CMDLINE_MAX as u64),
             (TRAMPOLINE_ADDR, TRAMPOLINE_ADDR + TRAMPOLINE_MAX as u64),
             (PML4_ADDR, PD_ADDR + PD_COUNT * PAGE_SIZE),
@@ -249,7 +287,7 @@ mod tests {
 
     #[test]
     fn sipi_vector_points_at_the_trampoline() {
-        assert_eq!(u64::from(SIPI_VECTOR) << 12, TRAMPOLINE_ADDR);
+        assert_eq!(u64::from(SIPI_VECTOR) * PAGE_SIZE, TRAMPOLINE_ADDR);
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! EAX = [`MULTIBOOT_BOOTLOADER_MAGIC`] and EBX = the physical address of an [`Info`]
 //! (specification, 3.2 "Machine state").
 
-use crate::bytes::{put_u32, put_u64, u32_at, u64_at};
+use core::mem::{offset_of, size_of};
+
+use zerocopy::little_endian::{U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// `magic` of the multiboot header (3.1.2 "The magic fields of Multiboot header").
 pub const MULTIBOOT_HEADER_MAGIC: u32 = 0x1BAD_B002;
@@ -15,10 +18,10 @@ pub const MULTIBOOT_BOOTLOADER_MAGIC: u32 = 0x2BAD_B002;
 pub const MULTIBOOT_SEARCH: usize = 8192;
 /// The header is 32-bit aligned (3.1).
 pub const MULTIBOOT_HEADER_ALIGN: usize = 4;
-/// Size of the magic, flags and checksum fields.
-pub const MULTIBOOT_HEADER_SIZE: usize = 12;
+/// Size of the magic, flags and checksum fields ([`RawHeader`]).
+pub const MULTIBOOT_HEADER_SIZE: usize = size_of::<RawHeader>();
 /// Size of the header with the address fields (flag 16): header_addr .. entry_addr.
-pub const MULTIBOOT_HEADER_AOUT_SIZE: usize = 32;
+pub const MULTIBOOT_HEADER_AOUT_SIZE: usize = MULTIBOOT_HEADER_SIZE + size_of::<AoutAddresses>();
 
 /// Header flag 0: align boot modules on 4 KiB pages.
 pub const MULTIBOOT_PAGE_ALIGN: u32 = 1 << 0;
@@ -44,29 +47,55 @@ pub const MULTIBOOT_INFO_MEM_MAP: u32 = 1 << 6;
 /// Info flag 9: `boot_loader_name` is valid.
 pub const MULTIBOOT_INFO_BOOT_LOADER_NAME: u32 = 1 << 9;
 
-/// Size of the boot information structure up to and including the VBE fields (offset 88).
-pub const MULTIBOOT_INFO_SIZE: usize = 88;
-/// Size of one memory-map entry, its own `size` field included.
-pub const MULTIBOOT_MMAP_ENTRY_SIZE: usize = 24;
+/// Size of the boot information structure up to and including the VBE fields ([`RawInfo`]).
+pub const MULTIBOOT_INFO_SIZE: usize = size_of::<RawInfo>();
+/// Size of one memory-map entry, its own `size` field included ([`RawMmapEntry`]).
+pub const MULTIBOOT_MMAP_ENTRY_SIZE: usize = size_of::<RawMmapEntry>();
 /// The `size` field of a memory-map entry: the bytes after it (base, length, type).
-pub const MULTIBOOT_MMAP_ENTRY_SIZE_FIELD: u32 = 20;
+pub const MULTIBOOT_MMAP_ENTRY_SIZE_FIELD: u32 =
+    (MULTIBOOT_MMAP_ENTRY_SIZE - offset_of!(RawMmapEntry, base_addr)) as u32;
+// The sizes of the specification (3.1.1 and 3.3).
+const _: () = assert!(MULTIBOOT_HEADER_SIZE == 12 && MULTIBOOT_HEADER_AOUT_SIZE == 32);
+const _: () = assert!(MULTIBOOT_INFO_SIZE == 88);
+const _: () = assert!(MULTIBOOT_MMAP_ENTRY_SIZE == 24 && MULTIBOOT_MMAP_ENTRY_SIZE_FIELD == 20);
 
-/// Memory-map entry types (3.3, "mmap_*").
+/// Memory-map entry types (3.3, "mmap_*"): the E820 types, as PVH's memory map has them too
+/// ([`crate::pvh::memmap_type`]).
 pub mod memory_type {
+    use crate::pvh::memmap_type as e820;
+
     /// Available RAM.
-    pub const AVAILABLE: u32 = 1;
+    pub const AVAILABLE: u32 = e820::RAM;
     /// Reserved.
-    pub const RESERVED: u32 = 2;
+    pub const RESERVED: u32 = e820::RESERVED;
     /// ACPI tables, reclaimable.
-    pub const ACPI_RECLAIMABLE: u32 = 3;
+    pub const ACPI_RECLAIMABLE: u32 = e820::ACPI;
     /// ACPI non-volatile storage.
-    pub const NVS: u32 = 4;
+    pub const NVS: u32 = e820::NVS;
     /// Defective RAM.
-    pub const BADRAM: u32 = 5;
+    pub const BADRAM: u32 = e820::UNUSABLE;
 }
 
-/// The address fields of a header with [`MULTIBOOT_AOUT_KLUDGE`] (3.1.4).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// The magic, flags and checksum fields that start every multiboot header (3.1.1).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct RawHeader {
+    /// [`MULTIBOOT_HEADER_MAGIC`].
+    pub magic: u32,
+    /// The header's flags.
+    pub flags: u32,
+    /// Makes magic + flags + checksum zero (mod 2^32).
+    pub checksum: u32,
+}
+
+/// The address fields of a header with [`MULTIBOOT_AOUT_KLUDGE`] (3.1.4), in their wire
+/// layout: they follow the [`RawHeader`].
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
 pub struct AoutAddresses {
     /// Physical address where the header itself is to be loaded.
     pub header_addr: u32,
@@ -111,21 +140,17 @@ pub enum HeaderError {
 pub fn find_header(image: &[u8]) -> Result<Option<Header>, HeaderError> {
     let window = &image[..image.len().min(MULTIBOOT_SEARCH)];
     let mut bad = None;
-    let mut offset = 0;
-    while offset + MULTIBOOT_HEADER_SIZE <= window.len() {
-        if u32_at(window, offset) == Some(MULTIBOOT_HEADER_MAGIC) {
-            let flags = u32_at(window, offset + 4).unwrap_or(0);
-            let checksum = u32_at(window, offset + 8).unwrap_or(0);
-            if MULTIBOOT_HEADER_MAGIC
-                .wrapping_add(flags)
-                .wrapping_add(checksum)
-                == 0
-            {
-                return header_at(window, offset, flags).map(Some);
-            }
-            bad.get_or_insert(offset);
+    for offset in (0..window.len()).step_by(MULTIBOOT_HEADER_ALIGN) {
+        let Ok((h, rest)) = RawHeader::read_from_prefix(&window[offset..]) else {
+            break;
+        };
+        if h.magic != MULTIBOOT_HEADER_MAGIC {
+            continue;
         }
-        offset += MULTIBOOT_HEADER_ALIGN;
+        if h.magic.wrapping_add(h.flags).wrapping_add(h.checksum) == 0 {
+            return header_at(rest, offset, h.flags).map(Some);
+        }
+        bad.get_or_insert(offset);
     }
     match bad {
         Some(offset) => Err(HeaderError::BadChecksum { offset }),
@@ -133,8 +158,9 @@ pub fn find_header(image: &[u8]) -> Result<Option<Header>, HeaderError> {
     }
 }
 
-/// Decodes the header whose magic and checksum are valid at `offset` of `window`.
-fn header_at(window: &[u8], offset: usize, flags: u32) -> Result<Header, HeaderError> {
+/// Decodes the header whose magic and checksum are valid at `offset`; `rest` is what follows
+/// its [`RawHeader`] in the searched window.
+fn header_at(rest: &[u8], offset: usize, flags: u32) -> Result<Header, HeaderError> {
     if flags & MULTIBOOT_AOUT_KLUDGE == 0 {
         return Ok(Header {
             offset,
@@ -142,17 +168,8 @@ fn header_at(window: &[u8], offset: usize, flags: u32) -> Result<Header, HeaderE
             aout: None,
         });
     }
-    let field = |i: usize| u32_at(window, offset + MULTIBOOT_HEADER_SIZE + 4 * i);
-    let aout = (|| {
-        Some(AoutAddresses {
-            header_addr: field(0)?,
-            load_addr: field(1)?,
-            load_end_addr: field(2)?,
-            bss_end_addr: field(3)?,
-            entry_addr: field(4)?,
-        })
-    })()
-    .ok_or(HeaderError::Truncated { offset })?;
+    let (aout, _) =
+        AoutAddresses::read_from_prefix(rest).map_err(|_| HeaderError::Truncated { offset })?;
     Ok(Header {
         offset,
         flags,
@@ -186,35 +203,86 @@ pub struct Info {
 impl Info {
     /// Encodes the structure in its wire layout (fields sipi does not fill are zero).
     pub fn to_bytes(&self) -> [u8; MULTIBOOT_INFO_SIZE] {
-        let mut b = [0u8; MULTIBOOT_INFO_SIZE];
-        // Every offset is inside the fixed-size array, so these writes cannot fail.
-        let _ = put_u32(&mut b, 0, self.flags);
-        let _ = put_u32(&mut b, 4, self.mem_lower);
-        let _ = put_u32(&mut b, 8, self.mem_upper);
-        let _ = put_u32(&mut b, 16, self.cmdline);
-        let _ = put_u32(&mut b, 20, self.mods_count);
-        let _ = put_u32(&mut b, 24, self.mods_addr);
-        let _ = put_u32(&mut b, 44, self.mmap_length);
-        let _ = put_u32(&mut b, 48, self.mmap_addr);
-        let _ = put_u32(&mut b, 64, self.boot_loader_name);
-        b
+        zerocopy::transmute!(RawInfo {
+            flags: self.flags,
+            mem_lower: self.mem_lower,
+            mem_upper: self.mem_upper,
+            cmdline: self.cmdline,
+            mods_count: self.mods_count,
+            mods_addr: self.mods_addr,
+            mmap_length: self.mmap_length,
+            mmap_addr: self.mmap_addr,
+            boot_loader_name: self.boot_loader_name,
+            ..RawInfo::default()
+        })
     }
 
     /// Decodes the structure; `None` if `b` is too short.
     pub fn from_bytes(b: &[u8]) -> Option<Self> {
-        let b = b.get(..MULTIBOOT_INFO_SIZE)?;
+        let (raw, _) = RawInfo::read_from_prefix(b).ok()?;
         Some(Self {
-            flags: u32_at(b, 0)?,
-            mem_lower: u32_at(b, 4)?,
-            mem_upper: u32_at(b, 8)?,
-            cmdline: u32_at(b, 16)?,
-            mods_count: u32_at(b, 20)?,
-            mods_addr: u32_at(b, 24)?,
-            mmap_length: u32_at(b, 44)?,
-            mmap_addr: u32_at(b, 48)?,
-            boot_loader_name: u32_at(b, 64)?,
+            flags: raw.flags,
+            mem_lower: raw.mem_lower,
+            mem_upper: raw.mem_upper,
+            cmdline: raw.cmdline,
+            mods_count: raw.mods_count,
+            mods_addr: raw.mods_addr,
+            mmap_length: raw.mmap_length,
+            mmap_addr: raw.mmap_addr,
+            boot_loader_name: raw.boot_loader_name,
         })
     }
+}
+
+/// The boot information structure (3.3) up to and including the VBE fields, as the
+/// specification lays it out.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct RawInfo {
+    /// [`Info::flags`].
+    pub flags: u32,
+    /// [`Info::mem_lower`].
+    pub mem_lower: u32,
+    /// [`Info::mem_upper`].
+    pub mem_upper: u32,
+    /// The BIOS disk the kernel was loaded from (not filled in by sipi).
+    pub boot_device: u32,
+    /// [`Info::cmdline`].
+    pub cmdline: u32,
+    /// [`Info::mods_count`].
+    pub mods_count: u32,
+    /// [`Info::mods_addr`].
+    pub mods_addr: u32,
+    /// The a.out or ELF symbol table (not filled in by sipi).
+    pub syms: [u32; 4],
+    /// [`Info::mmap_length`].
+    pub mmap_length: u32,
+    /// [`Info::mmap_addr`].
+    pub mmap_addr: u32,
+    /// Bytes of the drive structures (not filled in by sipi).
+    pub drives_length: u32,
+    /// Address of the drive structures (not filled in by sipi).
+    pub drives_addr: u32,
+    /// Address of the ROM configuration table (not filled in by sipi).
+    pub config_table: u32,
+    /// [`Info::boot_loader_name`].
+    pub boot_loader_name: u32,
+    /// Address of the APM table (not filled in by sipi).
+    pub apm_table: u32,
+    /// VBE control information (not filled in by sipi).
+    pub vbe_control_info: u32,
+    /// VBE mode information (not filled in by sipi).
+    pub vbe_mode_info: u32,
+    /// The current VBE mode (not filled in by sipi).
+    pub vbe_mode: u16,
+    /// The VBE 3.0 protected-mode interface segment (not filled in by sipi).
+    pub vbe_interface_seg: u16,
+    /// Its offset (not filled in by sipi).
+    pub vbe_interface_off: u16,
+    /// Its length (not filled in by sipi).
+    pub vbe_interface_len: u16,
 }
 
 /// One memory-map entry (3.3): `size`, then base address, length and type.
@@ -231,30 +299,56 @@ pub struct MmapEntry {
 impl MmapEntry {
     /// Encodes the entry with its `size` field.
     pub fn to_bytes(&self) -> [u8; MULTIBOOT_MMAP_ENTRY_SIZE] {
-        let mut b = [0u8; MULTIBOOT_MMAP_ENTRY_SIZE];
-        let _ = put_u32(&mut b, 0, MULTIBOOT_MMAP_ENTRY_SIZE_FIELD);
-        let _ = put_u64(&mut b, 4, self.addr);
-        let _ = put_u64(&mut b, 12, self.len);
-        let _ = put_u32(&mut b, 20, self.kind);
-        b
+        zerocopy::transmute!(RawMmapEntry {
+            size: U32::new(MULTIBOOT_MMAP_ENTRY_SIZE_FIELD),
+            base_addr: U64::new(self.addr),
+            length: U64::new(self.len),
+            kind: U32::new(self.kind),
+        })
     }
 
     /// Decodes an entry; `None` if `b` is too short or its `size` field is not 20.
     pub fn from_bytes(b: &[u8]) -> Option<Self> {
-        if u32_at(b, 0)? != MULTIBOOT_MMAP_ENTRY_SIZE_FIELD {
-            return None;
-        }
-        Some(Self {
-            addr: u64_at(b, 4)?,
-            len: u64_at(b, 12)?,
-            kind: u32_at(b, 20)?,
+        let (raw, _) = RawMmapEntry::ref_from_prefix(b).ok()?;
+        (raw.size.get() == MULTIBOOT_MMAP_ENTRY_SIZE_FIELD).then(|| Self {
+            addr: raw.base_addr.get(),
+            len: raw.length.get(),
+            kind: raw.kind.get(),
         })
     }
+}
+
+/// A memory-map entry as the specification lays it out (3.3). The 64-bit fields sit at
+/// offsets 4 and 12, so they are unaligned little-endian integers.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct RawMmapEntry {
+    /// Bytes of the entry after this field ([`MULTIBOOT_MMAP_ENTRY_SIZE_FIELD`]).
+    pub size: U32,
+    /// [`MmapEntry::addr`].
+    pub base_addr: U64,
+    /// [`MmapEntry::len`].
+    pub length: U64,
+    /// [`MmapEntry::kind`] (`type` in the specification).
+    pub kind: U32,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bytes::u32_at;
     use std::vec;
 
     fn header(flags: u32, checksum_fix: u32) -> [u8; 12] {

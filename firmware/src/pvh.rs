@@ -4,7 +4,9 @@
 //! address of its 32-bit entry point. It is entered in 32-bit protected mode with paging off,
 //! flat segments, and EBX holding the guest-physical address of an [`StartInfo`].
 
-use crate::bytes::{put_u32, put_u64, u32_at, u64_at};
+use core::mem::size_of;
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// ELF note type of the PVH 32-bit entry point (Xen `elfnote.h`, XEN_ELFNOTE_PHYS32_ENTRY).
 pub const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
@@ -15,9 +17,12 @@ pub const XEN_HVM_START_MAGIC_VALUE: u32 = 0x336e_c578;
 /// `hvm_start_info.version` that carries a memory map.
 pub const START_INFO_VERSION: u32 = 1;
 /// Size of `hvm_start_info` (version 1).
-pub const START_INFO_SIZE: usize = 56;
+pub const START_INFO_SIZE: usize = size_of::<HvmStartInfo>();
 /// Size of one `hvm_memmap_table_entry`.
-pub const MEMMAP_ENTRY_SIZE: usize = 24;
+pub const MEMMAP_ENTRY_SIZE: usize = size_of::<HvmMemmapTableEntry>();
+// The sizes `start_info.h` gives.
+const _: () = assert!(START_INFO_SIZE == 56);
+const _: () = assert!(MEMMAP_ENTRY_SIZE == 24);
 
 /// Memory-map entry types (the E820 types, as `start_info.h` defines them).
 pub mod memmap_type {
@@ -63,36 +68,64 @@ pub struct StartInfo {
 impl StartInfo {
     /// Encodes the structure in its wire layout.
     pub fn to_bytes(&self) -> [u8; START_INFO_SIZE] {
-        let mut b = [0u8; START_INFO_SIZE];
-        // Every offset below is inside the fixed-size array, so these writes cannot fail.
-        let _ = put_u32(&mut b, 0, self.magic);
-        let _ = put_u32(&mut b, 4, self.version);
-        let _ = put_u32(&mut b, 8, self.flags);
-        let _ = put_u32(&mut b, 12, self.nr_modules);
-        let _ = put_u64(&mut b, 16, self.modlist_paddr);
-        let _ = put_u64(&mut b, 24, self.cmdline_paddr);
-        let _ = put_u64(&mut b, 32, self.rsdp_paddr);
-        let _ = put_u64(&mut b, 40, self.memmap_paddr);
-        let _ = put_u32(&mut b, 48, self.memmap_entries);
-        b
+        zerocopy::transmute!(HvmStartInfo {
+            magic: self.magic,
+            version: self.version,
+            flags: self.flags,
+            nr_modules: self.nr_modules,
+            modlist_paddr: self.modlist_paddr,
+            cmdline_paddr: self.cmdline_paddr,
+            rsdp_paddr: self.rsdp_paddr,
+            memmap_paddr: self.memmap_paddr,
+            memmap_entries: self.memmap_entries,
+            reserved: 0,
+        })
     }
 
     /// Decodes the structure; `None` if `b` is too short or the magic is wrong.
     pub fn from_bytes(b: &[u8]) -> Option<Self> {
-        let b = b.get(..START_INFO_SIZE)?;
+        let (raw, _) = HvmStartInfo::read_from_prefix(b).ok()?;
         let info = Self {
-            magic: u32_at(b, 0)?,
-            version: u32_at(b, 4)?,
-            flags: u32_at(b, 8)?,
-            nr_modules: u32_at(b, 12)?,
-            modlist_paddr: u64_at(b, 16)?,
-            cmdline_paddr: u64_at(b, 24)?,
-            rsdp_paddr: u64_at(b, 32)?,
-            memmap_paddr: u64_at(b, 40)?,
-            memmap_entries: u32_at(b, 48)?,
+            magic: raw.magic,
+            version: raw.version,
+            flags: raw.flags,
+            nr_modules: raw.nr_modules,
+            modlist_paddr: raw.modlist_paddr,
+            cmdline_paddr: raw.cmdline_paddr,
+            rsdp_paddr: raw.rsdp_paddr,
+            memmap_paddr: raw.memmap_paddr,
+            memmap_entries: raw.memmap_entries,
         };
         (info.magic == XEN_HVM_START_MAGIC_VALUE).then_some(info)
     }
+}
+
+/// `struct hvm_start_info` (version 1) as `start_info.h` lays it out.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct HvmStartInfo {
+    /// [`StartInfo::magic`].
+    pub magic: u32,
+    /// [`StartInfo::version`].
+    pub version: u32,
+    /// [`StartInfo::flags`].
+    pub flags: u32,
+    /// [`StartInfo::nr_modules`].
+    pub nr_modules: u32,
+    /// [`StartInfo::modlist_paddr`].
+    pub modlist_paddr: u64,
+    /// [`StartInfo::cmdline_paddr`].
+    pub cmdline_paddr: u64,
+    /// [`StartInfo::rsdp_paddr`].
+    pub rsdp_paddr: u64,
+    /// [`StartInfo::memmap_paddr`].
+    pub memmap_paddr: u64,
+    /// [`StartInfo::memmap_entries`].
+    pub memmap_entries: u32,
+    /// Reserved (0).
+    pub reserved: u32,
 }
 
 /// `hvm_memmap_table_entry`.
@@ -109,21 +142,39 @@ pub struct MemmapEntry {
 impl MemmapEntry {
     /// Encodes the entry in its wire layout.
     pub fn to_bytes(&self) -> [u8; MEMMAP_ENTRY_SIZE] {
-        let mut b = [0u8; MEMMAP_ENTRY_SIZE];
-        let _ = put_u64(&mut b, 0, self.addr);
-        let _ = put_u64(&mut b, 8, self.size);
-        let _ = put_u32(&mut b, 16, self.kind);
-        b
+        zerocopy::transmute!(HvmMemmapTableEntry {
+            addr: self.addr,
+            size: self.size,
+            kind: self.kind,
+            reserved: 0,
+        })
     }
 
     /// Decodes an entry; `None` if `b` is too short.
     pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        let (raw, _) = HvmMemmapTableEntry::read_from_prefix(b).ok()?;
         Some(Self {
-            addr: u64_at(b, 0)?,
-            size: u64_at(b, 8)?,
-            kind: u32_at(b, 16)?,
+            addr: raw.addr,
+            size: raw.size,
+            kind: raw.kind,
         })
     }
+}
+
+/// `struct hvm_memmap_table_entry` as `start_info.h` lays it out.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct HvmMemmapTableEntry {
+    /// [`MemmapEntry::addr`].
+    pub addr: u64,
+    /// [`MemmapEntry::size`].
+    pub size: u64,
+    /// [`MemmapEntry::kind`] (`type` in `start_info.h`).
+    pub kind: u32,
+    /// Reserved (0).
+    pub reserved: u32,
 }
 
 #[cfg(test)]

@@ -1,14 +1,19 @@
 //! The Multiple APIC Description Table (ACPI 6.5, 5.2.12): encoders for the interrupt
 //! controller structures the `acpi_tables` crate lacks, and a validating decoder.
 
-use super::sdt::{validate, SDT_HEADER_SIZE};
+use core::mem::size_of;
+
+use zerocopy::little_endian::{U16, U32};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+use super::sdt::{validate, RawSdtHeader};
 use super::AcpiError;
-use crate::bytes::{u16_at, u32_at, u8_at};
 
 /// MADT signature.
 pub const MADT_SIGNATURE: &[u8; 4] = b"APIC";
-/// Offset of the first interrupt controller structure (after header, LAPIC address, flags).
-pub const MADT_ENTRIES_OFFSET: usize = SDT_HEADER_SIZE + 8;
+/// Offset of the first interrupt controller structure (after header, LAPIC address, flags):
+/// the size of [`RawMadtHeader`].
+pub const MADT_ENTRIES_OFFSET: usize = size_of::<RawMadtHeader>();
 /// MADT flag: the system also has dual 8259 PICs (ACPI 6.5, Table 5.20).
 pub const MADT_PCAT_COMPAT: u32 = 1;
 
@@ -43,70 +48,304 @@ pub const MPS_INTI_ACTIVE_HIGH_EDGE: u16 = 0b0101;
 /// MPS INTI flags: conforms to the bus (ACPI 6.5, Table 5.26).
 pub const MPS_INTI_CONFORMING: u16 = 0;
 
+/// The fixed part of the MADT (ACPI 6.5, Table 5.19): the SDT header, the local interrupt
+/// controller address and the flags. The interrupt controller structures follow.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct RawMadtHeader {
+    /// Signature [`MADT_SIGNATURE`].
+    pub header: RawSdtHeader,
+    /// [`Madt::local_apic_addr`].
+    pub local_apic_address: U32,
+    /// [`Madt::flags`].
+    pub flags: U32,
+}
+
+/// The type and length that start every interrupt controller structure (ACPI 6.5, 5.2.12).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct RawEntryHeader {
+    /// One of [`entry_type`].
+    pub kind: u8,
+    /// Length of the structure, this header included.
+    pub length: u8,
+}
+
+impl RawEntryHeader {
+    /// The header of a structure of type `kind` laid out as `T`.
+    const fn of<T>(kind: u8) -> Self {
+        assert!(size_of::<T>() <= u8::MAX as usize);
+        Self {
+            kind,
+            length: size_of::<T>() as u8,
+        }
+    }
+}
+
+/// Processor Local APIC structure (type 0, ACPI 6.5, Table 5.22).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct RawLocalApic {
+    /// Type [`entry_type::LOCAL_APIC`].
+    pub header: RawEntryHeader,
+    /// ACPI processor UID.
+    pub uid: u8,
+    /// APIC ID.
+    pub apic_id: u8,
+    /// [`LAPIC_ENABLED`], [`LAPIC_ONLINE_CAPABLE`].
+    pub flags: U32,
+}
+
+/// I/O APIC structure (type 1, ACPI 6.5, Table 5.24).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct RawIoApic {
+    /// Type [`entry_type::IO_APIC`].
+    pub header: RawEntryHeader,
+    /// I/O APIC ID.
+    pub id: u8,
+    /// Reserved (0).
+    pub reserved: u8,
+    /// Physical address of the I/O APIC.
+    pub address: U32,
+    /// The first Global System Interrupt of its pins.
+    pub gsi_base: U32,
+}
+
+/// Interrupt Source Override structure (type 2, ACPI 6.5, Table 5.25).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct RawInterruptSourceOverride {
+    /// Type [`entry_type::INTERRUPT_SOURCE_OVERRIDE`].
+    pub header: RawEntryHeader,
+    /// The bus: 0 for ISA.
+    pub bus: u8,
+    /// The bus-relative interrupt source (the ISA IRQ).
+    pub source: u8,
+    /// The Global System Interrupt it signals.
+    pub gsi: U32,
+    /// MPS INTI flags.
+    pub flags: U16,
+}
+
+/// Local APIC NMI structure (type 4, ACPI 6.5, Table 5.32).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct RawLocalApicNmi {
+    /// Type [`entry_type::LOCAL_APIC_NMI`].
+    pub header: RawEntryHeader,
+    /// ACPI processor UID ([`ALL_PROCESSORS_UID8`]: all).
+    pub uid: u8,
+    /// MPS INTI flags.
+    pub flags: U16,
+    /// The local APIC input (LINTn) the NMI arrives on.
+    pub lint: u8,
+}
+
+/// Processor Local x2APIC structure (type 9, ACPI 6.5, Table 5.45).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct RawLocalX2Apic {
+    /// Type [`entry_type::LOCAL_X2APIC`].
+    pub header: RawEntryHeader,
+    /// Reserved (0).
+    pub reserved: [u8; 2],
+    /// x2APIC ID.
+    pub x2apic_id: U32,
+    /// [`LAPIC_ENABLED`], [`LAPIC_ONLINE_CAPABLE`].
+    pub flags: U32,
+    /// ACPI processor UID.
+    pub uid: U32,
+}
+
+/// Local x2APIC NMI structure (type 0xA, ACPI 6.5, Table 5.46).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct RawLocalX2ApicNmi {
+    /// Type [`entry_type::LOCAL_X2APIC_NMI`].
+    pub header: RawEntryHeader,
+    /// MPS INTI flags.
+    pub flags: U16,
+    /// ACPI processor UID ([`ALL_PROCESSORS_UID32`]: all).
+    pub uid: U32,
+    /// The local APIC input (LINTn) the NMI arrives on.
+    pub lint: u8,
+    /// Reserved (0).
+    pub reserved: [u8; 3],
+}
+
+// The lengths ACPI 6.5 gives each structure (Tables 5.19, 5.22, 5.24, 5.25, 5.32, 5.45, 5.46).
+const _: () = assert!(MADT_ENTRIES_OFFSET == 44);
+const _: () = assert!(size_of::<RawLocalApic>() == 8);
+const _: () = assert!(size_of::<RawIoApic>() == 12);
+const _: () = assert!(size_of::<RawInterruptSourceOverride>() == 10);
+const _: () = assert!(size_of::<RawLocalApicNmi>() == 6);
+const _: () = assert!(size_of::<RawLocalX2Apic>() == 16);
+const _: () = assert!(size_of::<RawLocalX2ApicNmi>() == 12);
+
 /// Encodes a Processor Local APIC structure (type 0, 8 bytes).
 pub fn local_apic(uid: u8, apic_id: u8, flags: u32) -> [u8; 8] {
-    let f = flags.to_le_bytes();
-    [
-        entry_type::LOCAL_APIC,
-        8,
+    zerocopy::transmute!(RawLocalApic {
+        header: RawEntryHeader::of::<RawLocalApic>(entry_type::LOCAL_APIC),
         uid,
         apic_id,
-        f[0],
-        f[1],
-        f[2],
-        f[3],
-    ]
+        flags: U32::new(flags),
+    })
 }
 
 /// Encodes a Processor Local x2APIC structure (type 9, 16 bytes).
 pub fn local_x2apic(uid: u32, x2apic_id: u32, flags: u32) -> [u8; 16] {
-    let mut b = [0u8; 16];
-    b[0] = entry_type::LOCAL_X2APIC;
-    b[1] = 16;
-    b[4..8].copy_from_slice(&x2apic_id.to_le_bytes());
-    b[8..12].copy_from_slice(&flags.to_le_bytes());
-    b[12..16].copy_from_slice(&uid.to_le_bytes());
-    b
+    zerocopy::transmute!(RawLocalX2Apic {
+        header: RawEntryHeader::of::<RawLocalX2Apic>(entry_type::LOCAL_X2APIC),
+        reserved: [0; 2],
+        x2apic_id: U32::new(x2apic_id),
+        flags: U32::new(flags),
+        uid: U32::new(uid),
+    })
 }
 
 /// Encodes an I/O APIC structure (type 1, 12 bytes).
 pub fn io_apic(id: u8, addr: u32, gsi_base: u32) -> [u8; 12] {
-    let mut b = [0u8; 12];
-    b[0] = entry_type::IO_APIC;
-    b[1] = 12;
-    b[2] = id;
-    b[4..8].copy_from_slice(&addr.to_le_bytes());
-    b[8..12].copy_from_slice(&gsi_base.to_le_bytes());
-    b
+    zerocopy::transmute!(RawIoApic {
+        header: RawEntryHeader::of::<RawIoApic>(entry_type::IO_APIC),
+        id,
+        reserved: 0,
+        address: U32::new(addr),
+        gsi_base: U32::new(gsi_base),
+    })
 }
+
+/// The bus of an Interrupt Source Override for an ISA IRQ (ACPI 6.5, Table 5.25).
+const ISA_BUS: u8 = 0;
 
 /// Encodes an Interrupt Source Override structure (type 2, 10 bytes) for ISA bus 0.
 pub fn interrupt_source_override(source: u8, gsi: u32, flags: u16) -> [u8; 10] {
-    let mut b = [0u8; 10];
-    b[0] = entry_type::INTERRUPT_SOURCE_OVERRIDE;
-    b[1] = 10;
-    b[2] = 0; // bus: ISA
-    b[3] = source;
-    b[4..8].copy_from_slice(&gsi.to_le_bytes());
-    b[8..10].copy_from_slice(&flags.to_le_bytes());
-    b
+    zerocopy::transmute!(RawInterruptSourceOverride {
+        header: RawEntryHeader::of::<RawInterruptSourceOverride>(
+            entry_type::INTERRUPT_SOURCE_OVERRIDE
+        ),
+        bus: ISA_BUS,
+        source,
+        gsi: U32::new(gsi),
+        flags: U16::new(flags),
+    })
 }
 
 /// Encodes a Local APIC NMI structure (type 4, 6 bytes).
 pub fn local_apic_nmi(uid: u8, flags: u16, lint: u8) -> [u8; 6] {
-    let f = flags.to_le_bytes();
-    [entry_type::LOCAL_APIC_NMI, 6, uid, f[0], f[1], lint]
+    zerocopy::transmute!(RawLocalApicNmi {
+        header: RawEntryHeader::of::<RawLocalApicNmi>(entry_type::LOCAL_APIC_NMI),
+        uid,
+        flags: U16::new(flags),
+        lint,
+    })
 }
 
 /// Encodes a Local x2APIC NMI structure (type 0xA, 12 bytes).
 pub fn local_x2apic_nmi(uid: u32, flags: u16, lint: u8) -> [u8; 12] {
-    let mut b = [0u8; 12];
-    b[0] = entry_type::LOCAL_X2APIC_NMI;
-    b[1] = 12;
-    b[2..4].copy_from_slice(&flags.to_le_bytes());
-    b[4..8].copy_from_slice(&uid.to_le_bytes());
-    b[8] = lint;
-    b
+    zerocopy::transmute!(RawLocalX2ApicNmi {
+        header: RawEntryHeader::of::<RawLocalX2ApicNmi>(entry_type::LOCAL_X2APIC_NMI),
+        flags: U16::new(flags),
+        uid: U32::new(uid),
+        lint,
+        reserved: [0; 3],
+    })
 }
 
 /// One decoded interrupt controller structure.
@@ -165,16 +404,15 @@ impl<'a> Madt<'a> {
     /// Validates the table (signature, length, checksum) and its fixed fields.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, AcpiError> {
         let (_, table) = validate(bytes, MADT_SIGNATURE)?;
-        if table.len() < MADT_ENTRIES_OFFSET {
-            return Err(AcpiError::BadLength {
+        let (fixed, _) =
+            RawMadtHeader::ref_from_prefix(table).map_err(|_| AcpiError::BadLength {
                 what: "MADT",
                 length: table.len(),
-            });
-        }
+            })?;
         Ok(Self {
             table,
-            local_apic_addr: u32_at(table, SDT_HEADER_SIZE).unwrap_or(0),
-            flags: u32_at(table, SDT_HEADER_SIZE + 4).unwrap_or(0),
+            local_apic_addr: fixed.local_apic_address.get(),
+            flags: fixed.flags.get(),
         })
     }
 
@@ -236,75 +474,92 @@ impl Iterator for MadtIter<'_> {
         if self.done || self.offset >= self.table.len() {
             return None;
         }
-        let off = self.offset;
-        let t = self.table;
-        let kind = u8_at(t, off).unwrap_or(0);
-        let Some(length) = u8_at(t, off + 1) else {
-            self.done = true;
-            return Some(MadtEntry::Invalid {
-                kind,
-                length: 0,
-                offset: off,
-            });
-        };
+        let offset = self.offset;
+        let rest = &self.table[offset..];
+        let kind = rest[0];
+        let length = rest.get(1).copied().unwrap_or(0);
         let len = usize::from(length);
-        let expected = match kind {
-            entry_type::LOCAL_APIC => Some(8),
-            entry_type::IO_APIC => Some(12),
-            entry_type::INTERRUPT_SOURCE_OVERRIDE => Some(10),
-            entry_type::LOCAL_APIC_NMI => Some(6),
-            entry_type::LOCAL_X2APIC => Some(16),
-            entry_type::LOCAL_X2APIC_NMI => Some(12),
-            _ => None,
-        };
-        let fits = off.checked_add(len).is_some_and(|end| end <= t.len());
-        if len < 2 || !fits || expected.is_some_and(|e| e != len) {
-            self.done = true;
-            return Some(MadtEntry::Invalid {
-                kind,
-                length,
-                offset: off,
-            });
+        // A structure shorter than its own header, running past the table, or of a length
+        // impossible for its type ends the walk: later offsets cannot be trusted.
+        let entry = rest
+            .get(..len)
+            .filter(|_| len >= size_of::<RawEntryHeader>())
+            .and_then(|bytes| decode_entry(kind, bytes));
+        match entry {
+            Some(entry) => {
+                self.offset = offset + len;
+                Some(entry)
+            }
+            None => {
+                self.done = true;
+                Some(MadtEntry::Invalid {
+                    kind,
+                    length,
+                    offset,
+                })
+            }
         }
-        self.offset = off + len;
-        let e = &t[off..off + len];
-        // The length check above guarantees every field read below is in bounds.
-        let entry = match kind {
-            entry_type::LOCAL_APIC => MadtEntry::LocalApic {
-                uid: e[2],
-                apic_id: e[3],
-                flags: u32_at(e, 4).unwrap_or(0),
-            },
-            entry_type::IO_APIC => MadtEntry::IoApic {
-                id: e[2],
-                addr: u32_at(e, 4).unwrap_or(0),
-                gsi_base: u32_at(e, 8).unwrap_or(0),
-            },
-            entry_type::INTERRUPT_SOURCE_OVERRIDE => MadtEntry::InterruptSourceOverride {
-                bus: e[2],
-                source: e[3],
-                gsi: u32_at(e, 4).unwrap_or(0),
-                flags: u16_at(e, 8).unwrap_or(0),
-            },
-            entry_type::LOCAL_APIC_NMI => MadtEntry::LocalApicNmi {
-                uid: e[2],
-                flags: u16_at(e, 3).unwrap_or(0),
-                lint: e[5],
-            },
-            entry_type::LOCAL_X2APIC => MadtEntry::LocalX2Apic {
-                x2apic_id: u32_at(e, 4).unwrap_or(0),
-                flags: u32_at(e, 8).unwrap_or(0),
-                uid: u32_at(e, 12).unwrap_or(0),
-            },
-            entry_type::LOCAL_X2APIC_NMI => MadtEntry::LocalX2ApicNmi {
-                flags: u16_at(e, 2).unwrap_or(0),
-                uid: u32_at(e, 4).unwrap_or(0),
-                lint: e[8],
-            },
-            _ => MadtEntry::Unknown { kind, length },
-        };
-        Some(entry)
     }
+}
+
+/// Decodes one interrupt controller structure of type `kind` from exactly its `bytes`; `None`
+/// if their length is not the one its type has.
+fn decode_entry(kind: u8, bytes: &[u8]) -> Option<MadtEntry> {
+    Some(match kind {
+        entry_type::LOCAL_APIC => {
+            let e = RawLocalApic::ref_from_bytes(bytes).ok()?;
+            MadtEntry::LocalApic {
+                uid: e.uid,
+                apic_id: e.apic_id,
+                flags: e.flags.get(),
+            }
+        }
+        entry_type::IO_APIC => {
+            let e = RawIoApic::ref_from_bytes(bytes).ok()?;
+            MadtEntry::IoApic {
+                id: e.id,
+                addr: e.address.get(),
+                gsi_base: e.gsi_base.get(),
+            }
+        }
+        entry_type::INTERRUPT_SOURCE_OVERRIDE => {
+            let e = RawInterruptSourceOverride::ref_from_bytes(bytes).ok()?;
+            MadtEntry::InterruptSourceOverride {
+                bus: e.bus,
+                source: e.source,
+                gsi: e.gsi.get(),
+                flags: e.flags.get(),
+            }
+        }
+        entry_type::LOCAL_APIC_NMI => {
+            let e = RawLocalApicNmi::ref_from_bytes(bytes).ok()?;
+            MadtEntry::LocalApicNmi {
+                uid: e.uid,
+                flags: e.flags.get(),
+                lint: e.lint,
+            }
+        }
+        entry_type::LOCAL_X2APIC => {
+            let e = RawLocalX2Apic::ref_from_bytes(bytes).ok()?;
+            MadtEntry::LocalX2Apic {
+                x2apic_id: e.x2apic_id.get(),
+                flags: e.flags.get(),
+                uid: e.uid.get(),
+            }
+        }
+        entry_type::LOCAL_X2APIC_NMI => {
+            let e = RawLocalX2ApicNmi::ref_from_bytes(bytes).ok()?;
+            MadtEntry::LocalX2ApicNmi {
+                uid: e.uid.get(),
+                flags: e.flags.get(),
+                lint: e.lint,
+            }
+        }
+        _ => MadtEntry::Unknown {
+            kind,
+            length: bytes.len() as u8,
+        },
+    })
 }
 
 #[cfg(test)]

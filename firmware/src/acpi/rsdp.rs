@@ -6,20 +6,82 @@
 //! checksum over the whole structure. An OS uses the XSDT when there is one, else the RSDT
 //! (ACPI 6.5, 5.2.5.3 and 5.2.7).
 
-use super::{sig8, sum, AcpiError};
-use crate::bytes::{array, u32_at, u64_at, u8_at};
+use core::mem::size_of;
+
+use zerocopy::little_endian::{U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+use super::{sum, AcpiError};
 
 /// The RSDP signature.
 pub const RSDP_SIGNATURE: &[u8; 8] = b"RSD PTR ";
-/// Bytes covered by the ACPI 1.0 checksum.
-pub const RSDP_V1_SIZE: usize = 20;
-/// Size of the ACPI 2.0+ RSDP, covered by the extended checksum.
-pub const RSDP_V2_SIZE: usize = 36;
+/// Bytes covered by the ACPI 1.0 checksum ([`RawRsdpV1`]).
+pub const RSDP_V1_SIZE: usize = size_of::<RawRsdpV1>();
+/// Size of the ACPI 2.0+ RSDP, covered by the extended checksum ([`RawRsdp`]).
+pub const RSDP_V2_SIZE: usize = size_of::<RawRsdp>();
+// ACPI 6.5, Table 5.3.
+const _: () = assert!(RSDP_V1_SIZE == 20 && RSDP_V2_SIZE == 36);
 /// The RSDP is found on a 16-byte boundary when scanning (ACPI 6.5, 5.2.5.1).
 pub const RSDP_ALIGN: usize = 16;
 
 /// The first RSDP revision with the extended fields (length, XSDT address, extended checksum).
 pub const RSDP_REVISION_ACPI_2: u8 = 2;
+
+/// The ACPI 1.0 part of the RSDP (the first 20 bytes of Table 5.3), covered by `checksum`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct RawRsdpV1 {
+    /// [`RSDP_SIGNATURE`].
+    pub signature: [u8; 8],
+    /// Makes these 20 bytes sum to zero.
+    pub checksum: u8,
+    /// [`Rsdp::oem_id`].
+    pub oem_id: [u8; 6],
+    /// [`Rsdp::revision`].
+    pub revision: u8,
+    /// [`Rsdp::rsdt_addr`].
+    pub rsdt_address: U32,
+}
+
+/// The whole ACPI 2.0+ RSDP (Table 5.3), covered by `extended_checksum`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct RawRsdp {
+    /// The ACPI 1.0 fields.
+    pub v1: RawRsdpV1,
+    /// Length of the whole structure.
+    pub length: U32,
+    /// [`Rsdp::xsdt_addr`].
+    pub xsdt_address: U64,
+    /// Makes the whole structure sum to zero.
+    pub extended_checksum: u8,
+    /// Reserved (0).
+    pub reserved: [u8; 3],
+}
 
 /// A validated RSDP, ACPI 1.0 (revision 0) or 2.0+ (revision 2 or later).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,47 +112,45 @@ impl Rsdp {
     /// length and the extended checksum over [`RSDP_V2_SIZE`] bytes. A revision 0 RSDP needs
     /// only [`RSDP_V1_SIZE`] bytes in `bytes`.
     pub fn parse(bytes: &[u8]) -> Result<Self, AcpiError> {
-        let head = bytes.get(..RSDP_V1_SIZE).ok_or(AcpiError::Truncated {
+        let (v1, _) = RawRsdpV1::ref_from_prefix(bytes).map_err(|_| AcpiError::Truncated {
             needed: RSDP_V1_SIZE,
             available: bytes.len(),
         })?;
-        let signature: [u8; 8] = array(head, 0).unwrap_or_default();
-        if &signature != RSDP_SIGNATURE {
+        if &v1.signature != RSDP_SIGNATURE {
             return Err(AcpiError::BadSignature {
                 expected: *RSDP_SIGNATURE,
-                found: sig8(&signature),
+                found: v1.signature,
             });
         }
-        if sum(head) != 0 {
+        if sum(v1.as_bytes()) != 0 {
             return Err(AcpiError::BadChecksum { what: "RSDP" });
         }
-        let revision = u8_at(head, 15).unwrap_or(0);
         let mut rsdp = Self {
-            oem_id: array(head, 9).unwrap_or_default(),
-            revision,
-            rsdt_addr: u32_at(head, 16).unwrap_or(0),
+            oem_id: v1.oem_id,
+            revision: v1.revision,
+            rsdt_addr: v1.rsdt_address.get(),
             xsdt_addr: 0,
         };
-        if revision < RSDP_REVISION_ACPI_2 {
+        if v1.revision < RSDP_REVISION_ACPI_2 {
             return Ok(rsdp);
         }
-        let full = bytes.get(..RSDP_V2_SIZE).ok_or(AcpiError::Truncated {
+        let (full, _) = RawRsdp::ref_from_prefix(bytes).map_err(|_| AcpiError::Truncated {
             needed: RSDP_V2_SIZE,
             available: bytes.len(),
         })?;
-        let length = u32_at(full, 20).unwrap_or(0) as usize;
+        let length = full.length.get() as usize;
         if length < RSDP_V2_SIZE {
             return Err(AcpiError::BadLength {
                 what: "RSDP",
                 length,
             });
         }
-        if sum(full) != 0 {
+        if sum(full.as_bytes()) != 0 {
             return Err(AcpiError::BadChecksum {
                 what: "RSDP extended",
             });
         }
-        rsdp.xsdt_addr = u64_at(full, 24).unwrap_or(0);
+        rsdp.xsdt_addr = full.xsdt_address.get();
         Ok(rsdp)
     }
 

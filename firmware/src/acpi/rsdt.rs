@@ -2,22 +2,28 @@
 //! 1.0 firmware (a revision 0 RSDP, as QEMU's pc and q35 machines have) offers only this one;
 //! later firmware may offer it next to the XSDT, which then takes precedence.
 
+use core::mem::size_of;
+
+use zerocopy::little_endian::U32;
+use zerocopy::FromBytes;
+
 use super::sdt::{validate, SDT_HEADER_SIZE};
 use super::AcpiError;
-use crate::bytes::u32_at;
 
 /// RSDT signature.
 pub const RSDT_SIGNATURE: &[u8; 4] = b"RSDT";
-/// Size of one table pointer in the RSDT.
-pub const RSDT_ENTRY_SIZE: usize = 4;
+/// Size of one table pointer in the RSDT: a little-endian 32-bit address.
+pub const RSDT_ENTRY_SIZE: usize = size_of::<U32>();
 
 /// Validates an RSDT (signature, length, checksum) and returns an iterator over the table
 /// addresses it lists, widened to 64 bits. A trailing partial entry is ignored.
 pub fn entries(bytes: &[u8]) -> Result<impl Iterator<Item = u64> + '_, AcpiError> {
     let (_, table) = validate(bytes, RSDT_SIGNATURE)?;
     let body = &table[SDT_HEADER_SIZE..];
-    Ok((0..body.len() / RSDT_ENTRY_SIZE)
-        .filter_map(move |i| u32_at(body, i * RSDT_ENTRY_SIZE).map(u64::from)))
+    Ok(body
+        .chunks_exact(RSDT_ENTRY_SIZE)
+        .filter_map(|e| U32::read_from_bytes(e).ok())
+        .map(|addr| u64::from(addr.get())))
 }
 
 #[cfg(test)]

@@ -1,10 +1,52 @@
 //! The common System Description Table header (ACPI 6.5, 5.2.6, Table 5.4).
 
-use super::{sig8, sum, AcpiError};
-use crate::bytes::{array, u32_at, u8_at};
+use core::mem::size_of;
 
-/// Size of the SDT header.
-pub const SDT_HEADER_SIZE: usize = 36;
+use zerocopy::little_endian::U32;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+use super::{sig8, sum, AcpiError};
+
+/// Size of the SDT header ([`RawSdtHeader`]).
+pub const SDT_HEADER_SIZE: usize = size_of::<RawSdtHeader>();
+// ACPI 6.5, Table 5.4.
+const _: () = assert!(SDT_HEADER_SIZE == 36);
+
+/// The SDT header as ACPI lays it out (Table 5.4): little endian, unaligned.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct RawSdtHeader {
+    /// [`SdtHeader::signature`].
+    pub signature: [u8; 4],
+    /// [`SdtHeader::length`].
+    pub length: U32,
+    /// [`SdtHeader::revision`].
+    pub revision: u8,
+    /// Makes the whole table sum to zero.
+    pub checksum: u8,
+    /// [`SdtHeader::oem_id`].
+    pub oem_id: [u8; 6],
+    /// The manufacturer's name for this table.
+    pub oem_table_id: [u8; 8],
+    /// The manufacturer's revision of this table.
+    pub oem_revision: U32,
+    /// Vendor ID of the utility that created the table.
+    pub creator_id: [u8; 4],
+    /// Revision of that utility.
+    pub creator_revision: U32,
+}
 
 /// A decoded SDT header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,20 +64,16 @@ pub struct SdtHeader {
 impl SdtHeader {
     /// Decodes the header at the start of `bytes` without checking the table body.
     pub fn parse(bytes: &[u8]) -> Result<Self, AcpiError> {
-        let truncated = AcpiError::Truncated {
+        let (raw, _) = RawSdtHeader::ref_from_prefix(bytes).map_err(|_| AcpiError::Truncated {
             needed: SDT_HEADER_SIZE,
             available: bytes.len(),
-        };
-        let h = Self {
-            signature: array(bytes, 0).ok_or(truncated)?,
-            length: u32_at(bytes, 4).ok_or(truncated)?,
-            revision: u8_at(bytes, 8).ok_or(truncated)?,
-            oem_id: array(bytes, 10).ok_or(truncated)?,
-        };
-        if bytes.len() < SDT_HEADER_SIZE {
-            return Err(truncated);
-        }
-        Ok(h)
+        })?;
+        Ok(Self {
+            signature: raw.signature,
+            length: raw.length.get(),
+            revision: raw.revision,
+            oem_id: raw.oem_id,
+        })
     }
 }
 

@@ -4,7 +4,7 @@
 //! [`parse_header`], then reads exactly `length` bytes).
 
 use super::*;
-use crate::bytes::{u16_at, u32_at, u64_at, u8_at};
+use zerocopy::FromBytes;
 
 /// Why a report was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -66,46 +66,34 @@ pub struct Header {
     pub length: u32,
 }
 
-/// Checks the 16-byte header at the start of `buf`.
+/// Checks the [`HEADER_SIZE`]-byte header at the start of `buf`.
 pub fn parse_header(buf: &[u8]) -> Result<Header, ReportError> {
-    let truncated = ReportError::Truncated {
+    let (h, _) = RawHeader::read_from_prefix(buf).map_err(|_| ReportError::Truncated {
         needed: HEADER_SIZE,
         available: buf.len(),
-    };
-    let magic = u32_at(buf, 0).ok_or(truncated)?;
-    if buf.len() < HEADER_SIZE {
-        return Err(truncated);
+    })?;
+    if h.magic != REPORT_MAGIC {
+        return Err(ReportError::BadMagic(h.magic));
     }
-    if magic != REPORT_MAGIC {
-        return Err(ReportError::BadMagic(magic));
+    if h.version != REPORT_VERSION {
+        return Err(ReportError::BadVersion(h.version));
     }
-    let version = u16_at(buf, 4).unwrap_or(0);
-    if version != REPORT_VERSION {
-        return Err(ReportError::BadVersion(version));
-    }
-    let raw_kind = u16_at(buf, 6).unwrap_or(0);
-    let kind = Kind::from_u16(raw_kind).ok_or(ReportError::BadKind(raw_kind))?;
-    let length = u32_at(buf, 8).unwrap_or(0);
+    let kind = Kind::from_u16(h.kind).ok_or(ReportError::BadKind(h.kind))?;
     let min = match kind {
         Kind::Boot => BOOT_RECORDS_OFFSET + SCENARIO_HEADER_SIZE,
         Kind::Fault => FAULT_REPORT_SIZE,
         Kind::Panic => HEADER_SIZE,
     };
-    if (length as usize) < min || length > REPORT_MAX_LEN {
+    if (h.length as usize) < min || h.length > REPORT_MAX_LEN {
         return Err(ReportError::BadLength {
-            kind: kind_name(kind),
-            length,
+            kind: kind.name(),
+            length: h.length,
         });
     }
-    Ok(Header { kind, length })
-}
-
-fn kind_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Boot => "boot",
-        Kind::Fault => "fault",
-        Kind::Panic => "panic",
-    }
+    Ok(Header {
+        kind,
+        length: h.length,
+    })
 }
 
 /// A structurally valid report.
@@ -135,6 +123,13 @@ pub struct BootReport<'a> {
     violations: &'a [u8],
 }
 
+/// The `T`s that `bytes` holds, in order (a trailing partial one is ignored).
+fn entries<T: FromBytes>(bytes: &[u8]) -> impl Iterator<Item = T> + '_ {
+    bytes
+        .chunks_exact(core::mem::size_of::<T>())
+        .filter_map(|e| T::read_from_bytes(e).ok())
+}
+
 impl BootReport<'_> {
     /// Number of CPU records.
     pub fn len(&self) -> usize {
@@ -154,63 +149,31 @@ impl BootReport<'_> {
 
     /// All CPU records in order.
     pub fn cpus(&self) -> impl Iterator<Item = CpuRecord> + '_ {
-        (0..self.len()).filter_map(|i| self.cpu(i))
+        entries(self.records)
     }
 
     /// The scenario's rounds in order.
     pub fn rounds(&self) -> impl Iterator<Item = Round> + '_ {
-        self.rounds.chunks_exact(ROUND_SIZE).map(|r| Round {
-            up_cycles: u64_at(r, 0).unwrap_or(0),
-            down_cycles: u64_at(r, 8).unwrap_or(0),
-        })
+        entries(self.rounds)
     }
 
     /// The last teardown's records in order.
     pub fn teardown(&self) -> impl Iterator<Item = TeardownRecord> + '_ {
-        self.teardown
-            .chunks_exact(TEARDOWN_RECORD_SIZE)
-            .map(|t| TeardownRecord {
-                apic_id: u32_at(t, 0).unwrap_or(0),
-                flags: u32_at(t, 4).unwrap_or(0),
-                request: u64_at(t, 8).unwrap_or(0),
-                ack: u64_at(t, 16).unwrap_or(0),
-                parked: u64_at(t, 24).unwrap_or(0),
-                init: u64_at(t, 32).unwrap_or(0),
-            })
+        entries(self.teardown)
     }
 
     /// The recorded violations in order (each kind checked by [`parse`]).
     pub fn violations(&self) -> impl Iterator<Item = Violation> + '_ {
-        self.violations
-            .chunks_exact(VIOLATION_SIZE)
-            .map(|v| Violation {
-                op: u32_at(v, 0).unwrap_or(0),
-                apic_id: u32_at(v, 4).unwrap_or(0),
-                reader_apic_id: u32_at(v, 8).unwrap_or(0),
-                kind: u32_at(v, 12).unwrap_or(0),
-                tsc: u64_at(v, 16).unwrap_or(0),
-            })
+        entries(self.violations)
     }
 }
 
-/// Decodes one CPU record from its [`CPU_RECORD_SIZE`] bytes (fields only: the caller checks
-/// the state, phase and flags).
+/// Decodes one CPU record from the first [`CPU_RECORD_SIZE`] bytes of `r` (fields only: the
+/// caller checks the state, phase and flags).
 pub fn cpu_record(r: &[u8]) -> Option<CpuRecord> {
-    let mut stamps = [0u64; STAMP_SLOTS];
-    for (i, s) in stamps.iter_mut().enumerate() {
-        *s = u64_at(r, 16 + i * 8)?;
-    }
-    Some(CpuRecord {
-        apic_id: u32_at(r, 0)?,
-        acpi_uid: u32_at(r, 4)?,
-        state: u8_at(r, 8)?,
-        last_phase: u8_at(r, 9)?,
-        retries: u16_at(r, 10)?,
-        flags: u32_at(r, 12)?,
-        stamps,
-        tsc_warp: u64_at(r, 80)?,
-        tsc_adjust: u64_at(r, 88)?,
-    })
+    CpuRecord::read_from_prefix(r)
+        .ok()
+        .map(|(record, _)| record)
 }
 
 /// Decodes a whole report. `buf` must start with the header; bytes past its length are ignored.
@@ -221,23 +184,20 @@ pub fn parse(buf: &[u8]) -> Result<Report<'_>, ReportError> {
         needed: len,
         available: buf.len(),
     })?;
+    let bad_length = ReportError::BadLength {
+        kind: h.kind.name(),
+        length: h.length,
+    };
     match h.kind {
         Kind::Boot => parse_boot(body, h.length).map(Report::Boot),
-        Kind::Fault => Ok(Report::Fault(Fault {
-            apic_id: u32_at(body, 16).unwrap_or(0),
-            vector: u32_at(body, 20).unwrap_or(0),
-            error_code: u64_at(body, 24).unwrap_or(0),
-            rip: u64_at(body, 32).unwrap_or(0),
-            cr2: u64_at(body, 40).unwrap_or(0),
-            rsp: u64_at(body, 48).unwrap_or(0),
-        })),
+        // parse_header checked that the length covers the whole fault report.
+        Kind::Fault => RawFaultReport::read_from_prefix(body)
+            .map(|(r, _)| Report::Fault(r.fault))
+            .map_err(|_| bad_length),
         Kind::Panic => {
             let msg = &body[HEADER_SIZE..];
             if msg.len() > PANIC_MESSAGE_MAX {
-                return Err(ReportError::BadLength {
-                    kind: "panic",
-                    length: h.length,
-                });
+                return Err(bad_length);
             }
             core::str::from_utf8(msg)
                 .map(Report::Panic)
@@ -247,43 +207,26 @@ pub fn parse(buf: &[u8]) -> Result<Report<'_>, ReportError> {
 }
 
 fn parse_boot(body: &[u8], length: u32) -> Result<BootReport<'_>, ReportError> {
-    let field = |off| u32_at(body, off).unwrap_or(0);
-    let cpu_count = field(36);
+    let bad_length = ReportError::BadLength {
+        kind: Kind::Boot.name(),
+        length,
+    };
+    // parse_header checked that the length covers the fixed part and a scenario block.
+    let (raw, _) = RawBootSummary::read_from_prefix(body).map_err(|_| bad_length)?;
+    let cpu_count = raw.cpu_count;
     if cpu_count > MAX_CPUS {
         return Err(ReportError::TooManyCpus(cpu_count));
     }
-    let record_size = field(40);
-    if record_size as usize != CPU_RECORD_SIZE {
-        return Err(ReportError::BadRecordSize(record_size));
+    if raw.record_size as usize != CPU_RECORD_SIZE {
+        return Err(ReportError::BadRecordSize(raw.record_size));
     }
-    let bad_length = ReportError::BadLength {
-        kind: "boot",
-        length,
-    };
     // The scenario block follows the records; its counts say how long the report is.
     let records_end = encode::boot_report_len(cpu_count as usize);
-    let sc = body
-        .get(records_end..records_end + SCENARIO_HEADER_SIZE)
+    let (sc, _) = body
+        .get(records_end..)
+        .and_then(|rest| RawScenarioSummary::read_from_prefix(rest).ok())
         .ok_or(bad_length)?;
-    let sc_u32 = |off| u32_at(sc, off).unwrap_or(0);
-    let scenario = ScenarioSummary {
-        scenario: u8_at(sc, 0).unwrap_or(0),
-        teardown: u8_at(sc, 1).unwrap_or(0),
-        rounds: sc_u32(4),
-        ops: sc_u32(8),
-        violations: sc_u32(12),
-        round_count: sc_u32(16),
-        teardown_count: sc_u32(20),
-        teardown_start: u64_at(sc, 24).unwrap_or(0),
-        teardown_end: u64_at(sc, 32).unwrap_or(0),
-        concurrency: sc_u32(40),
-        violation_count: sc_u32(44),
-        seed: u64_at(sc, 48).unwrap_or(0),
-        duration_cycles: u64_at(sc, 56).unwrap_or(0),
-        latency_p50: u64_at(sc, 64).unwrap_or(0),
-        latency_p99: u64_at(sc, 72).unwrap_or(0),
-        latency_max: u64_at(sc, 80).unwrap_or(0),
-    };
+    let scenario = sc.summary();
     if scenario.round_count > MAX_ROUNDS
         || scenario.teardown_count > MAX_CPUS
         || scenario.violation_count > MAX_VIOLATIONS
@@ -305,33 +248,11 @@ fn parse_boot(body: &[u8], length: u32) -> Result<BootReport<'_>, ReportError> {
     let rounds_at = records_end + SCENARIO_HEADER_SIZE;
     let teardown_at = rounds_at + nr * ROUND_SIZE;
     let violations_at = teardown_at + nt * TEARDOWN_RECORD_SIZE;
-    let flags = field(24);
-    if flags & !FLAGS_KNOWN != 0 {
-        return Err(ReportError::BadFlags(flags));
+    if raw.flags & !FLAGS_KNOWN != 0 {
+        return Err(ReportError::BadFlags(raw.flags));
     }
-    let mut bsp_stamps = [0u64; STAMP_SLOTS];
-    for (i, s) in bsp_stamps.iter_mut().enumerate() {
-        *s = u64_at(body, 48 + i * 8).unwrap_or(0);
-    }
-    let summary = BootSummary {
-        bsp_apic_id: field(16),
-        tsc_khz: field(20),
-        flags,
-        madt_cpus: field(28),
-        bringup: u8_at(body, 32).unwrap_or(0),
-        kick: u8_at(body, 33).unwrap_or(0),
-        tsc_sync: u8_at(body, 34).unwrap_or(0),
-        cpu_count,
-        status: field(44),
-        bsp_stamps,
-        tsc: TscSyncSummary {
-            cycles: u64_at(body, 112).unwrap_or(0),
-            max_warp: u64_at(body, 120).unwrap_or(0),
-            warps: field(128),
-        },
-    };
     let report = BootReport {
-        summary,
+        summary: raw.summary(),
         scenario,
         records: &body[BOOT_RECORDS_OFFSET..records_end],
         rounds: &body[rounds_at..teardown_at],

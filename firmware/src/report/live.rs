@@ -7,25 +7,54 @@
 //! CPU records it points to are the [`super::CpuRecord`]s every CPU stamps in place; the BSP
 //! stamps are its [`super::BspPhase`] slots. Every field is untrusted: [`decode`] checks them.
 //!
-//! ```text
-//! 0 magic "LIVE" u32 | 4 version u16 | 6 reserved u16 | 8 records_addr u64
-//! 16 cpu_count u32 | 20 record_size u32 | 24 bsp_stamps_addr u64
-//! 32 ops_done u32 | 36 rounds_done u32 | 40 reserved u64
-//! ```
+//! The block's layout is [`RawLiveState`].
+
+use core::mem::{offset_of, size_of};
+
+use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 
 use super::{CPU_RECORD_SIZE, MAX_CPUS, REPORT_ALIGN};
-use crate::bytes::{put_u16, put_u32, put_u64, u16_at, u32_at, u64_at};
 
 /// `"LIVE"` read as a little-endian u32.
 pub const LIVE_MAGIC: u32 = u32::from_le_bytes(*b"LIVE");
 /// The live-state version this crate speaks.
 pub const LIVE_VERSION: u16 = 1;
-/// Size of the block.
-pub const LIVE_STATE_SIZE: usize = 48;
+/// Size of the block ([`RawLiveState`]).
+pub const LIVE_STATE_SIZE: usize = size_of::<RawLiveState>();
 /// Offset of `ops_done`, which the guest updates in place.
-pub const LIVE_OPS_OFFSET: usize = 32;
+pub const LIVE_OPS_OFFSET: usize = offset_of!(RawLiveState, ops_done);
 /// Offset of `rounds_done`, which the guest updates in place.
-pub const LIVE_ROUNDS_OFFSET: usize = 36;
+pub const LIVE_ROUNDS_OFFSET: usize = offset_of!(RawLiveState, rounds_done);
+// The size of live-state version 1.
+const _: () = assert!(LIVE_STATE_SIZE == 48);
+
+/// The block as guest memory holds it.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct RawLiveState {
+    /// [`LIVE_MAGIC`] once the guest has written the block.
+    pub magic: u32,
+    /// [`LIVE_VERSION`].
+    pub version: u16,
+    /// Reserved (0).
+    pub reserved0: u16,
+    /// [`LiveState::records_addr`].
+    pub records_addr: u64,
+    /// [`LiveState::cpu_count`].
+    pub cpu_count: u32,
+    /// [`CPU_RECORD_SIZE`].
+    pub record_size: u32,
+    /// [`LiveState::bsp_stamps_addr`].
+    pub bsp_stamps_addr: u64,
+    /// [`LiveState::ops_done`], updated in place.
+    pub ops_done: u32,
+    /// [`LiveState::rounds_done`], updated in place.
+    pub rounds_done: u32,
+    /// Reserved (0).
+    pub reserved1: u64,
+}
 
 /// What the block says.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -61,39 +90,44 @@ pub enum LiveError {
 
 /// Writes `s` into `buf` (at least [`LIVE_STATE_SIZE`] bytes).
 pub fn encode(buf: &mut [u8], s: &LiveState) -> Option<()> {
-    put_u32(buf, 0, LIVE_MAGIC)?;
-    put_u16(buf, 4, LIVE_VERSION)?;
-    put_u16(buf, 6, 0)?;
-    put_u64(buf, 8, s.records_addr)?;
-    put_u32(buf, 16, s.cpu_count)?;
-    put_u32(buf, 20, CPU_RECORD_SIZE as u32)?;
-    put_u64(buf, 24, s.bsp_stamps_addr)?;
-    put_u32(buf, LIVE_OPS_OFFSET, s.ops_done)?;
-    put_u32(buf, LIVE_ROUNDS_OFFSET, s.rounds_done)?;
-    put_u64(buf, 40, 0)
+    let raw = RawLiveState {
+        magic: LIVE_MAGIC,
+        version: LIVE_VERSION,
+        reserved0: 0,
+        records_addr: s.records_addr,
+        cpu_count: s.cpu_count,
+        record_size: CPU_RECORD_SIZE as u32,
+        bsp_stamps_addr: s.bsp_stamps_addr,
+        ops_done: s.ops_done,
+        rounds_done: s.rounds_done,
+        reserved1: 0,
+    };
+    raw.write_to_prefix(buf).ok()
 }
 
 /// Reads and checks a block. The addresses are only checked for alignment: the caller checks
-/// that what they point to lies in guest memory before reading it.
+/// that what they point to lies in guest memory before reading it. A block shorter than
+/// [`LIVE_STATE_SIZE`] reads as zeros past its end.
 pub fn decode(buf: &[u8]) -> Result<LiveState, LiveError> {
-    if u32_at(buf, 0) != Some(LIVE_MAGIC) {
+    let mut raw = RawLiveState::new_zeroed();
+    let n = buf.len().min(LIVE_STATE_SIZE);
+    raw.as_mut_bytes()[..n].copy_from_slice(&buf[..n]);
+    if raw.magic != LIVE_MAGIC {
         return Err(LiveError::Absent);
     }
-    let version = u16_at(buf, 4).unwrap_or(0);
-    if version != LIVE_VERSION {
-        return Err(LiveError::BadVersion(version));
+    if raw.version != LIVE_VERSION {
+        return Err(LiveError::BadVersion(raw.version));
     }
-    let field = |off| u32_at(buf, off).unwrap_or(0);
-    let (count, size) = (field(16), field(20));
+    let (count, size) = (raw.cpu_count, raw.record_size);
     if count > MAX_CPUS || size as usize != CPU_RECORD_SIZE {
         return Err(LiveError::BadRecords { count, size });
     }
     let s = LiveState {
-        records_addr: u64_at(buf, 8).unwrap_or(0),
+        records_addr: raw.records_addr,
         cpu_count: count,
-        bsp_stamps_addr: u64_at(buf, 24).unwrap_or(0),
-        ops_done: field(LIVE_OPS_OFFSET),
-        rounds_done: field(LIVE_ROUNDS_OFFSET),
+        bsp_stamps_addr: raw.bsp_stamps_addr,
+        ops_done: raw.ops_done,
+        rounds_done: raw.rounds_done,
     };
     for addr in [s.records_addr, s.bsp_stamps_addr] {
         if addr % u64::from(REPORT_ALIGN) != 0 {

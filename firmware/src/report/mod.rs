@@ -6,32 +6,19 @@
 //! event inside a timed window. It then ends the VM with a 32-bit `out` of its exit status to
 //! [`crate::layout::EXIT_PORT`].
 //!
-//! Every report starts with a 16-byte [`Header`]; the body depends on [`Kind`]. All fields are
-//! little endian at fixed offsets. The VMM treats every byte as untrusted: see [`decode`].
+//! Every report starts with a [`RawHeader`]; the body depends on [`Kind`]. Each layout is
+//! defined once, by the `#[repr(C)]` structure named below: the guest's encoder ([`encode`])
+//! writes its bytes and the VMM's decoder ([`decode`]) reads them back. All fields are little
+//! endian, naturally aligned, and explicitly reserved where the layout would otherwise pad.
+//! The VMM treats every byte as untrusted: see [`decode`].
 //!
-//! ```text
-//! Header  0 magic "SIPI" | 4 version u16 | 6 kind u16 | 8 length u32 | 12 reserved u32
-//! Boot   16 bsp_apic_id u32 | 20 tsc_khz u32 | 24 flags u32 | 28 madt_cpus u32
-//!        32 bringup u8 | 33 kick u8 | 34 tsc_sync u8 | 35 reserved u8 | 36 cpu_count u32
-//!        40 record_size u32 | 44 status u32 | 48 bsp stamps [u64; 8]
-//!        112 tsc_sync_cycles u64 | 120 tsc_max_warp u64 | 128 tsc_warps u32 | 132 reserved u32
-//!        136 cpu records [CpuRecord; cpu_count]
-//! Record  0 apic_id u32 | 4 acpi_uid u32 | 8 state u8 | 9 last_phase u8 | 10 retries u16
-//!        12 flags u32 | 16 stamps [u64; 8] | 80 tsc_warp u64 | 88 tsc_adjust u64
-//! Scenario (version 3; at boot_report_len(cpu_count), after the records)
-//!        0 scenario u8 | 1 teardown u8 | 2 reserved u16 | 4 rounds u32 | 8 ops u32
-//!        12 violations u32 | 16 round_count u32 | 20 teardown_count u32
-//!        24 teardown_start u64 | 32 teardown_end u64
-//!        40 concurrency u32 | 44 violation_count u32 | 48 seed u64 | 56 duration_cycles u64
-//!        64 latency_p50 u64 | 72 latency_p99 u64 | 80 latency_max u64
-//!        88 rounds [Round; round_count] | then [TeardownRecord; teardown_count]
-//!        | then [Violation; violation_count]
-//! Round   0 up_cycles u64 | 8 down_cycles u64
-//! Teardown 0 apic_id u32 | 4 flags u32 | 8 request u64 | 16 ack u64 | 24 parked u64 | 32 init u64
-//! Violation 0 op u32 | 4 apic_id u32 | 8 reader_apic_id u32 | 12 kind u32 | 16 tsc u64
-//! Fault  16 apic_id u32 | 20 vector u32 | 24 error_code u64 | 32 rip u64 | 40 cr2 u64 | 48 rsp u64
-//! Panic  16 message bytes (UTF-8, at most PANIC_MESSAGE_MAX)
-//! ```
+//! - A boot report ([`Kind::Boot`]) is a [`RawBootSummary`] (header included), then
+//!   `cpu_count` [`CpuRecord`]s, then the scenario block: a [`RawScenarioSummary`] followed by
+//!   `round_count` [`Round`]s, `teardown_count` [`TeardownRecord`]s and `violation_count`
+//!   [`Violation`]s. The header's length covers all of it.
+//! - A fault report ([`Kind::Fault`]) is a [`RawFaultReport`]: the header, then a [`Fault`].
+//! - A panic report ([`Kind::Panic`]) is the header, then the message (UTF-8, at most
+//!   [`PANIC_MESSAGE_MAX`] bytes).
 //!
 //! Version 2 added the TSC synchronisation check: the [`ApPhase::TscSync`] stamp between
 //! PerCpuInit and Online (Online moved from slot 4 to slot 5), the `tsc_sync` strategy byte and
@@ -47,6 +34,12 @@
 //! the run's duration and per-operation latency percentiles in cycles) and the first
 //! [`MAX_VIOLATIONS`] invariant [`Violation`]s (`violations` counts them all).
 
+use core::mem::size_of;
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+use crate::word_enum::word_enum;
+
 pub mod decode;
 pub mod encode;
 pub mod live;
@@ -55,8 +48,8 @@ pub mod live;
 pub const REPORT_MAGIC: u32 = u32::from_le_bytes(*b"SIPI");
 /// The protocol version this crate speaks.
 pub const REPORT_VERSION: u16 = 4;
-/// Size of the common header.
-pub const HEADER_SIZE: usize = 16;
+/// Size of the common header ([`RawHeader`]).
+pub const HEADER_SIZE: usize = size_of::<RawHeader>();
 /// The largest report the VMM accepts; nothing larger is ever read or allocated.
 pub const REPORT_MAX_LEN: u32 = 1 << 20;
 /// Most CPU records in a boot report (KVM_MAX_VCPU_IDS on x86 is 4096).
@@ -64,183 +57,138 @@ pub const MAX_CPUS: u32 = 4096;
 /// Required alignment of the report address.
 pub const REPORT_ALIGN: u32 = 8;
 
-/// Offset of the CPU records in a boot report.
-pub const BOOT_RECORDS_OFFSET: usize = 136;
-/// Size of one CPU record.
-pub const CPU_RECORD_SIZE: usize = 96;
-/// Size of a fault report.
-pub const FAULT_REPORT_SIZE: usize = 56;
+/// Offset of the CPU records in a boot report: the size of its fixed part ([`RawBootSummary`]).
+pub const BOOT_RECORDS_OFFSET: usize = size_of::<RawBootSummary>();
+/// Size of one [`CpuRecord`].
+pub const CPU_RECORD_SIZE: usize = size_of::<CpuRecord>();
+/// Size of a fault report ([`RawFaultReport`]).
+pub const FAULT_REPORT_SIZE: usize = size_of::<RawFaultReport>();
 /// Most message bytes in a panic report.
 pub const PANIC_MESSAGE_MAX: usize = 1024;
-/// Size of the fixed part of the scenario block.
-pub const SCENARIO_HEADER_SIZE: usize = 88;
+/// Size of the fixed part of the scenario block ([`RawScenarioSummary`]).
+pub const SCENARIO_HEADER_SIZE: usize = size_of::<RawScenarioSummary>();
 /// Size of one [`Violation`].
-pub const VIOLATION_SIZE: usize = 24;
+pub const VIOLATION_SIZE: usize = size_of::<Violation>();
 /// Most [`Violation`] entries a scenario block carries (`violations` counts every one).
 pub const MAX_VIOLATIONS: u32 = 64;
 /// Size of one [`Round`].
-pub const ROUND_SIZE: usize = 16;
+pub const ROUND_SIZE: usize = size_of::<Round>();
 /// Size of one [`TeardownRecord`].
-pub const TEARDOWN_RECORD_SIZE: usize = 40;
+pub const TEARDOWN_RECORD_SIZE: usize = size_of::<TeardownRecord>();
 /// Most rounds a scenario block carries (and most `sipi.cycles`).
 pub const MAX_ROUNDS: u32 = 1024;
 /// Stamp slots per CPU record and for the BSP.
 pub const STAMP_SLOTS: usize = 8;
 
-/// What a report carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u16)]
-pub enum Kind {
-    /// The bringup result: summary, BSP stamps, one record per CPU.
-    Boot = 1,
-    /// A CPU took an exception it could not handle.
-    Fault = 2,
-    /// The guest panicked; the body is the message.
-    Panic = 3,
+// The sizes of protocol version 4; a change here is a protocol change (bump REPORT_VERSION).
+const _: () = assert!(HEADER_SIZE == 16);
+const _: () = assert!(BOOT_RECORDS_OFFSET == 136);
+const _: () = assert!(CPU_RECORD_SIZE == 96);
+const _: () = assert!(FAULT_REPORT_SIZE == 56);
+const _: () = assert!(SCENARIO_HEADER_SIZE == 88);
+const _: () = assert!(VIOLATION_SIZE == 24);
+const _: () = assert!(ROUND_SIZE == 16);
+const _: () = assert!(TEARDOWN_RECORD_SIZE == 40);
+
+/// The common header of every report.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct RawHeader {
+    /// [`REPORT_MAGIC`].
+    pub magic: u32,
+    /// [`REPORT_VERSION`].
+    pub version: u16,
+    /// A [`Kind`].
+    pub kind: u16,
+    /// Total length in bytes, header included.
+    pub length: u32,
+    /// Reserved (0).
+    pub reserved: u32,
 }
 
-impl Kind {
-    /// Decodes a kind field.
-    pub fn from_u16(v: u16) -> Option<Self> {
-        match v {
-            1 => Some(Self::Boot),
-            2 => Some(Self::Fault),
-            3 => Some(Self::Panic),
-            _ => None,
+impl RawHeader {
+    /// The header of a `kind` report of `length` bytes, in this crate's version.
+    pub const fn new(kind: Kind, length: u32) -> Self {
+        Self {
+            magic: REPORT_MAGIC,
+            version: REPORT_VERSION,
+            kind: kind as u16,
+            length,
+            reserved: 0,
         }
     }
 }
 
-/// The phases an AP goes through, in order; each is a stamp slot in its [`CpuRecord`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-#[repr(u8)]
-pub enum ApPhase {
-    /// The BSP sent this AP its INIT/SIPI (stamped by the BSP).
-    Kick = 0,
-    /// The AP's first trampoline instruction, in real mode.
-    Trampoline = 1,
-    /// The AP reached Rust in long mode.
-    LongMode = 2,
-    /// The AP's GDT, IDT and local APIC are set up.
-    PerCpuInit = 3,
-    /// The AP finished its TSC synchronisation check (only with `sipi.tsc_sync` other than
-    /// `none`): the phase includes waiting for its turn or for the others.
-    TscSync = 4,
-    /// The AP marked itself online.
-    Online = 5,
-}
-
-impl ApPhase {
-    /// Every AP phase in order.
-    pub const ALL: [ApPhase; 6] = [
-        Self::Kick,
-        Self::Trampoline,
-        Self::LongMode,
-        Self::PerCpuInit,
-        Self::TscSync,
-        Self::Online,
-    ];
-
-    /// Short name used in tables and JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Kick => "kick",
-            Self::Trampoline => "trampoline",
-            Self::LongMode => "long_mode",
-            Self::PerCpuInit => "percpu_init",
-            Self::TscSync => "tsc_sync",
-            Self::Online => "online",
-        }
+word_enum! {
+    /// What a report carries.
+    pub enum Kind: u16 {
+        /// The bringup result: summary, BSP stamps, one record per CPU.
+        Boot = 1 => "boot",
+        /// A CPU took an exception it could not handle.
+        Fault = 2 => "fault",
+        /// The guest panicked; the body is the message.
+        Panic = 3 => "panic",
     }
 }
 
-/// BSP stamps in the boot summary, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-#[repr(u8)]
-pub enum BspPhase {
-    /// First instruction of the kernel entry point.
-    Entry = 0,
-    /// First Rust instruction.
-    RustEntry = 1,
-    /// ACPI tables found and the MADT parsed.
-    AcpiParsed = 2,
-    /// AP bringup started.
-    BringupStart = 3,
-    /// Every AP online (or given up on).
-    AllOnline = 4,
-    /// Report written, just before the doorbell.
-    Report = 5,
-}
-
-impl BspPhase {
-    /// Every BSP phase in order.
-    pub const ALL: [BspPhase; 6] = [
-        Self::Entry,
-        Self::RustEntry,
-        Self::AcpiParsed,
-        Self::BringupStart,
-        Self::AllOnline,
-        Self::Report,
-    ];
-
-    /// Short name used in tables and JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Entry => "entry",
-            Self::RustEntry => "rust_entry",
-            Self::AcpiParsed => "acpi_parsed",
-            Self::BringupStart => "bringup_start",
-            Self::AllOnline => "all_online",
-            Self::Report => "report",
-        }
-    }
-
-    /// The phase named `name` (see [`Self::name`]).
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.name() == name)
+word_enum! {
+    /// The phases an AP goes through, in order; each is a stamp slot in its [`CpuRecord`].
+    #[derive(PartialOrd, Ord)]
+    pub enum ApPhase: u8 {
+        /// The BSP sent this AP its INIT/SIPI (stamped by the BSP).
+        Kick = 0 => "kick",
+        /// The AP's first trampoline instruction, in real mode.
+        Trampoline = 1 => "trampoline",
+        /// The AP reached Rust in long mode.
+        LongMode = 2 => "long_mode",
+        /// The AP's GDT, IDT and local APIC are set up.
+        PerCpuInit = 3 => "percpu_init",
+        /// The AP finished its TSC synchronisation check (only with `sipi.tsc_sync` other than
+        /// `none`): the phase includes waiting for its turn or for the others.
+        TscSync = 4 => "tsc_sync",
+        /// The AP marked itself online.
+        Online = 5 => "online",
     }
 }
 
-/// State of a CPU in a boot report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum CpuState {
-    /// Listed in the MADT, not started (bringup did not run).
-    Listed = 0,
-    /// Online.
-    Online = 1,
-    /// Kicked but never came online.
-    Missing = 2,
-    /// Came online, then was taken offline by the scenario (parked in wait-for-SIPI).
-    Offline = 3,
+word_enum! {
+    /// BSP stamps in the boot summary, in order.
+    #[derive(PartialOrd, Ord)]
+    pub enum BspPhase: u8 {
+        /// First instruction of the kernel entry point.
+        Entry = 0 => "entry",
+        /// First Rust instruction.
+        RustEntry = 1 => "rust_entry",
+        /// ACPI tables found and the MADT parsed.
+        AcpiParsed = 2 => "acpi_parsed",
+        /// AP bringup started.
+        BringupStart = 3 => "bringup_start",
+        /// Every AP online (or given up on).
+        AllOnline = 4 => "all_online",
+        /// Report written, just before the doorbell.
+        Report = 5 => "report",
+    }
 }
 
-impl CpuState {
-    /// Decodes a state byte.
-    pub fn from_u8(v: u8) -> Option<Self> {
-        match v {
-            0 => Some(Self::Listed),
-            1 => Some(Self::Online),
-            2 => Some(Self::Missing),
-            3 => Some(Self::Offline),
-            _ => None,
-        }
-    }
-
-    /// Name used in JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Listed => "listed",
-            Self::Online => "online",
-            Self::Missing => "missing",
-            Self::Offline => "offline",
-        }
+word_enum! {
+    /// State of a CPU in a boot report.
+    pub enum CpuState: u8 {
+        /// Listed in the MADT, not started (bringup did not run).
+        Listed = 0 => "listed",
+        /// Online.
+        Online = 1 => "online",
+        /// Kicked but never came online.
+        Missing = 2 => "missing",
+        /// Came online, then was taken offline by the scenario (parked in wait-for-SIPI).
+        Offline = 3 => "offline",
     }
 }
 
 /// Boot summary flag: the BSP runs its local APIC in x2APIC mode.
 pub const FLAG_X2APIC: u32 = 1 << 0;
-/// Boot summary flag: CPUID.(EAX=7,ECX=0):EBX[1] reports IA32_TSC_ADJUST, so the CPUs that took
+/// Boot summary flag: CPUID.(EAX=7,ECX=0):EBX\[1\] reports IA32_TSC_ADJUST, so the CPUs that took
 /// part in the TSC check read it.
 pub const FLAG_TSC_ADJUST: u32 = 1 << 1;
 /// Every boot summary flag this version defines.
@@ -264,7 +212,9 @@ pub const CPU_FLAGS_KNOWN: u32 = CPU_FLAG_BSP
 
 /// One CPU's record, in wire layout (`#[repr(C)]`, 96 bytes). The guest may keep these in
 /// memory and let each CPU stamp its own, so the report needs no copying.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct CpuRecord {
     /// APIC ID (x2APIC ID when above 254).
@@ -287,14 +237,6 @@ pub struct CpuRecord {
     /// With [`CPU_FLAG_TSC_ADJUST`]: IA32_TSC_ADJUST (a signed 64-bit value); 0 otherwise.
     pub tsc_adjust: u64,
 }
-
-const _: () = assert!(core::mem::size_of::<CpuRecord>() == CPU_RECORD_SIZE);
-// The in-memory record is the wire layout (see the module documentation).
-const _: () = assert!(core::mem::offset_of!(CpuRecord, flags) == 12);
-const _: () = assert!(core::mem::offset_of!(CpuRecord, stamps) == 16);
-const _: () = assert!(core::mem::offset_of!(CpuRecord, tsc_warp) == 80);
-const _: () = assert!(core::mem::offset_of!(CpuRecord, tsc_adjust) == 88);
-const _: () = assert!(BOOT_RECORDS_OFFSET == 48 + 8 * STAMP_SLOTS + 24);
 
 /// The result of the TSC synchronisation check, in the boot summary (all 0 when it did not run).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -335,8 +277,11 @@ pub struct BootSummary {
 }
 
 /// One round of a scenario: how long bringing the APs up and taking them down took, on the
-/// BSP's TSC.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// BSP's TSC. Wire layout.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
 pub struct Round {
     /// BringupStart to AllOnline (0 when the round did not bring CPUs up).
     pub up_cycles: u64,
@@ -346,7 +291,9 @@ pub struct Round {
 
 /// One AP's stamps in the last teardown, in wire layout (`#[repr(C)]`, 40 bytes); 0 means not
 /// reached. The BSP writes `request` and `init`, the AP `ack` and `parked`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct TeardownRecord {
     /// The AP's APIC ID.
@@ -362,7 +309,6 @@ pub struct TeardownRecord {
     /// The BSP sent it INIT (wait-for-SIPI).
     pub init: u64,
 }
-const _: () = assert!(core::mem::size_of::<TeardownRecord>() == TEARDOWN_RECORD_SIZE);
 
 /// The teardown phases of a [`TeardownRecord`], in order, with their names.
 pub const TEARDOWN_PHASES: [&str; 4] = ["request", "ack", "parked", "init"];
@@ -411,41 +357,23 @@ pub struct ScenarioSummary {
     pub latency_max: u64,
 }
 
-/// What a hotplug-torture invariant check caught.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-pub enum ViolationKind {
-    /// A reader handed work to a CPU that had already gone offline.
-    HandedToOffline = 1,
-    /// A read-side critical section ran on a CPU that was offline.
-    RanOnOffline = 2,
-    /// The final audit found reader work lost or duplicated.
-    WorkLost = 3,
-}
-
-impl ViolationKind {
-    /// Decodes a kind field.
-    pub fn from_u32(v: u32) -> Option<Self> {
-        match v {
-            1 => Some(Self::HandedToOffline),
-            2 => Some(Self::RanOnOffline),
-            3 => Some(Self::WorkLost),
-            _ => None,
-        }
-    }
-
-    /// Name used in tables and JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::HandedToOffline => "handed-to-offline",
-            Self::RanOnOffline => "ran-on-offline",
-            Self::WorkLost => "work-lost",
-        }
+word_enum! {
+    /// What a hotplug-torture invariant check caught.
+    pub enum ViolationKind: u32 {
+        /// A reader handed work to a CPU that had already gone offline.
+        HandedToOffline = 1 => "handed-to-offline",
+        /// A read-side critical section ran on a CPU that was offline.
+        RanOnOffline = 2 => "ran-on-offline",
+        /// The final audit found reader work lost or duplicated.
+        WorkLost = 3 => "work-lost",
     }
 }
 
-/// One invariant violation found by hotplug-torture.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// One invariant violation found by hotplug-torture, in wire layout.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
 pub struct Violation {
     /// The operation (numbered from 1 in the order started) that took the CPU offline; 0 if
     /// none is to blame.
@@ -460,8 +388,12 @@ pub struct Violation {
     pub tsc: u64,
 }
 
-/// A CPU exception that reached the guest's last-resort handler.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// A CPU exception that reached the guest's last-resort handler: the body of a fault report,
+/// in wire layout.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
 pub struct Fault {
     /// APIC ID of the CPU that faulted.
     pub apic_id: u32,
@@ -475,6 +407,198 @@ pub struct Fault {
     pub cr2: u64,
     /// Stack pointer at the fault.
     pub rsp: u64,
+}
+
+/// The fixed part of a boot report, header included: what [`BootSummary`] says, as the wire
+/// carries it. The CPU records follow at [`BOOT_RECORDS_OFFSET`], its size.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct RawBootSummary {
+    /// Kind [`Kind::Boot`]; the length covers the records and the scenario block.
+    pub header: RawHeader,
+    /// [`BootSummary::bsp_apic_id`].
+    pub bsp_apic_id: u32,
+    /// [`BootSummary::tsc_khz`].
+    pub tsc_khz: u32,
+    /// [`BootSummary::flags`].
+    pub flags: u32,
+    /// [`BootSummary::madt_cpus`].
+    pub madt_cpus: u32,
+    /// [`BootSummary::bringup`].
+    pub bringup: u8,
+    /// [`BootSummary::kick`].
+    pub kick: u8,
+    /// [`BootSummary::tsc_sync`].
+    pub tsc_sync: u8,
+    /// Reserved (0).
+    pub reserved0: u8,
+    /// [`BootSummary::cpu_count`].
+    pub cpu_count: u32,
+    /// [`CPU_RECORD_SIZE`], so that a decoder knows the records' layout.
+    pub record_size: u32,
+    /// [`BootSummary::status`].
+    pub status: u32,
+    /// [`BootSummary::bsp_stamps`].
+    pub bsp_stamps: [u64; STAMP_SLOTS],
+    /// [`TscSyncSummary::cycles`].
+    pub tsc_sync_cycles: u64,
+    /// [`TscSyncSummary::max_warp`].
+    pub tsc_max_warp: u64,
+    /// [`TscSyncSummary::warps`].
+    pub tsc_warps: u32,
+    /// Reserved (0).
+    pub reserved1: u32,
+}
+
+impl RawBootSummary {
+    /// The wire form of `s` in a report of `length` bytes.
+    pub fn new(s: &BootSummary, length: u32) -> Self {
+        Self {
+            header: RawHeader::new(Kind::Boot, length),
+            bsp_apic_id: s.bsp_apic_id,
+            tsc_khz: s.tsc_khz,
+            flags: s.flags,
+            madt_cpus: s.madt_cpus,
+            bringup: s.bringup,
+            kick: s.kick,
+            tsc_sync: s.tsc_sync,
+            reserved0: 0,
+            cpu_count: s.cpu_count,
+            record_size: CPU_RECORD_SIZE as u32,
+            status: s.status,
+            bsp_stamps: s.bsp_stamps,
+            tsc_sync_cycles: s.tsc.cycles,
+            tsc_max_warp: s.tsc.max_warp,
+            tsc_warps: s.tsc.warps,
+            reserved1: 0,
+        }
+    }
+
+    /// What the summary says (the header and `record_size` are the decoder's to check).
+    pub fn summary(&self) -> BootSummary {
+        BootSummary {
+            bsp_apic_id: self.bsp_apic_id,
+            tsc_khz: self.tsc_khz,
+            flags: self.flags,
+            madt_cpus: self.madt_cpus,
+            bringup: self.bringup,
+            kick: self.kick,
+            tsc_sync: self.tsc_sync,
+            cpu_count: self.cpu_count,
+            status: self.status,
+            bsp_stamps: self.bsp_stamps,
+            tsc: TscSyncSummary {
+                cycles: self.tsc_sync_cycles,
+                max_warp: self.tsc_max_warp,
+                warps: self.tsc_warps,
+            },
+        }
+    }
+}
+
+/// The fixed part of the scenario block: what [`ScenarioSummary`] says, as the wire carries
+/// it. Its rounds, teardown records and violations follow.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct RawScenarioSummary {
+    /// [`ScenarioSummary::scenario`].
+    pub scenario: u8,
+    /// [`ScenarioSummary::teardown`].
+    pub teardown: u8,
+    /// Reserved (0).
+    pub reserved: u16,
+    /// [`ScenarioSummary::rounds`].
+    pub rounds: u32,
+    /// [`ScenarioSummary::ops`].
+    pub ops: u32,
+    /// [`ScenarioSummary::violations`].
+    pub violations: u32,
+    /// [`ScenarioSummary::round_count`].
+    pub round_count: u32,
+    /// [`ScenarioSummary::teardown_count`].
+    pub teardown_count: u32,
+    /// [`ScenarioSummary::teardown_start`].
+    pub teardown_start: u64,
+    /// [`ScenarioSummary::teardown_end`].
+    pub teardown_end: u64,
+    /// [`ScenarioSummary::concurrency`].
+    pub concurrency: u32,
+    /// [`ScenarioSummary::violation_count`].
+    pub violation_count: u32,
+    /// [`ScenarioSummary::seed`].
+    pub seed: u64,
+    /// [`ScenarioSummary::duration_cycles`].
+    pub duration_cycles: u64,
+    /// [`ScenarioSummary::latency_p50`].
+    pub latency_p50: u64,
+    /// [`ScenarioSummary::latency_p99`].
+    pub latency_p99: u64,
+    /// [`ScenarioSummary::latency_max`].
+    pub latency_max: u64,
+}
+
+impl RawScenarioSummary {
+    /// The wire form of `s`.
+    pub fn new(s: &ScenarioSummary) -> Self {
+        Self {
+            scenario: s.scenario,
+            teardown: s.teardown,
+            reserved: 0,
+            rounds: s.rounds,
+            ops: s.ops,
+            violations: s.violations,
+            round_count: s.round_count,
+            teardown_count: s.teardown_count,
+            teardown_start: s.teardown_start,
+            teardown_end: s.teardown_end,
+            concurrency: s.concurrency,
+            violation_count: s.violation_count,
+            seed: s.seed,
+            duration_cycles: s.duration_cycles,
+            latency_p50: s.latency_p50,
+            latency_p99: s.latency_p99,
+            latency_max: s.latency_max,
+        }
+    }
+
+    /// What the block's fixed part says.
+    pub fn summary(&self) -> ScenarioSummary {
+        let s = self;
+        ScenarioSummary {
+            scenario: s.scenario,
+            teardown: s.teardown,
+            rounds: s.rounds,
+            ops: s.ops,
+            violations: s.violations,
+            round_count: s.round_count,
+            teardown_count: s.teardown_count,
+            teardown_start: s.teardown_start,
+            teardown_end: s.teardown_end,
+            concurrency: s.concurrency,
+            violation_count: s.violation_count,
+            seed: s.seed,
+            duration_cycles: s.duration_cycles,
+            latency_p50: s.latency_p50,
+            latency_p99: s.latency_p99,
+            latency_max: s.latency_max,
+        }
+    }
+}
+
+/// A whole fault report.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct RawFaultReport {
+    /// Kind [`Kind::Fault`], length [`FAULT_REPORT_SIZE`].
+    pub header: RawHeader,
+    /// The fault.
+    pub fault: Fault,
 }
 
 /// The mnemonic of an exception vector (Intel SDM Vol. 3A, Table 6-1).
