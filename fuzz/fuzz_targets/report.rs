@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let Some((&vcpus, bytes)) = data.split_first() else { return };
     let vcpus = u32::from(vcpus) + 1;
-    let topology = vmm::arch::x86_64::topology::Topology::new(vcpus);
+    let topology = vmm::config::Topology::new(vcpus);
     if let Ok(firmware::report::decode::Report::Boot(b)) = vmm::report::decode(bytes, topology) {
         let stats = vmm::report::stats::bringup_stats(&b);
         let _ = vmm::report::stats::render(&stats, 2_000_000, true, 5);

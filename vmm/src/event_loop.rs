@@ -11,7 +11,7 @@ use vmm_sys_util::timerfd::TimerFd;
 
 /// Why the loop returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wake {
+pub(crate) enum Wake {
     /// A vCPU recorded how the VM ended.
     VmExit,
     /// The timeout expired.
@@ -33,14 +33,14 @@ pub enum EventLoopError {
 
 /// SIGINT and SIGTERM, blocked in the calling thread (and so in threads it starts afterwards)
 /// and delivered through a signalfd. The previous signal mask is restored on drop.
-pub struct ShutdownSignals {
+pub(crate) struct ShutdownSignals {
     fd: OwnedFd,
     old_mask: libc::sigset_t,
 }
 
 impl ShutdownSignals {
     /// Blocks SIGINT and SIGTERM and opens a signalfd for them. Call before starting threads.
-    pub fn block() -> Result<Self, EventLoopError> {
+    pub(crate) fn block() -> Result<Self, EventLoopError> {
         let err = |what| move |e| EventLoopError::Create(what, e);
         // SAFETY: sigset_t is plain data; sigemptyset initialises it before any other use.
         let mut mask: libc::sigset_t = unsafe { std::mem::zeroed() };
@@ -129,7 +129,7 @@ impl MutEventSubscriber for Controller {
 }
 
 /// Waits until the VM exits, `timeout` passes, or a shutdown signal arrives.
-pub fn wait(
+pub(crate) fn wait(
     exit_evt: &EventFd,
     timeout: Option<Duration>,
     signals: &Arc<ShutdownSignals>,

@@ -17,7 +17,7 @@ pub enum FdError {
 
 /// Makes room for descriptors up to at least `count` by duplicating `fd` to that number and
 /// closing the copy.
-pub fn reserve(fd: &impl AsRawFd, count: usize) -> Result<(), FdError> {
+pub(crate) fn reserve(fd: &impl AsRawFd, count: usize) -> Result<(), FdError> {
     let target = libc::c_int::try_from(count).unwrap_or(libc::c_int::MAX);
     // SAFETY: F_DUPFD_CLOEXEC only creates a new descriptor; `fd` stays valid and unchanged.
     let dup = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, target) };

@@ -10,7 +10,10 @@
 //! 6. [`vm`]: a boot in three steps (create, run, conclude), and [`memslot_burst`];
 //! 7. [`cli`]: the command line.
 
-pub mod arch;
+// `pub` only for what the binary, tests, benches and fuzz targets use; the rest is pub(crate).
+#![warn(unreachable_pub)]
+
+pub(crate) mod arch;
 pub mod cli;
 pub mod config;
 pub mod devices;
@@ -25,7 +28,7 @@ pub(crate) mod output;
 pub mod report;
 pub mod seccomp;
 pub mod status;
-pub mod vcpu;
+pub(crate) mod vcpu;
 pub mod vm;
 
 pub use error_line::error_line;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// Why an output file cannot be written.
 #[derive(Debug, thiserror::Error)]
-pub enum OutputError {
+pub(crate) enum OutputError {
     /// The console file cannot be opened.
     #[error("cannot open console file {0}")]
     Console(String, #[source] std::io::Error),
@@ -17,7 +17,7 @@ pub enum OutputError {
 }
 
 /// The console sink: `path`, or stderr.
-pub fn console(path: Option<&Path>) -> Result<Box<dyn Write + Send>, OutputError> {
+pub(crate) fn console(path: Option<&Path>) -> Result<Box<dyn Write + Send>, OutputError> {
     match path {
         None => Ok(Box::new(std::io::stderr())),
         Some(p) => {
@@ -33,14 +33,14 @@ pub fn console(path: Option<&Path>) -> Result<Box<dyn Write + Send>, OutputError
 }
 
 /// A JSON report destination, checked for writability before the VM boots.
-pub struct JsonOutput {
+pub(crate) struct JsonOutput {
     path: PathBuf,
     tmp: PathBuf,
 }
 
 impl JsonOutput {
     /// Checks that `path` can be written (by creating and removing its temporary file).
-    pub fn prepare(path: &Path) -> Result<Self, OutputError> {
+    pub(crate) fn prepare(path: &Path) -> Result<Self, OutputError> {
         let shown = path.display().to_string();
         if path.is_dir() {
             let e = std::io::Error::new(std::io::ErrorKind::IsADirectory, "it is a directory");
@@ -58,7 +58,7 @@ impl JsonOutput {
     }
 
     /// Writes `value` to the temporary file and renames it into place.
-    pub fn write(&self, value: &impl serde::Serialize) -> Result<(), OutputError> {
+    pub(crate) fn write(&self, value: &impl serde::Serialize) -> Result<(), OutputError> {
         let shown = self.path.display().to_string();
         let err = |e| OutputError::Json(shown.clone(), e);
         let text = serde_json::to_string_pretty(value).map_err(|e| err(e.into()))?;

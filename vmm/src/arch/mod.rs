@@ -1,3 +1,3 @@
 //! What is specific to the guest's architecture. sipi boots x86-64 guests only.
 
-pub mod x86_64;
+pub(crate) mod x86_64;

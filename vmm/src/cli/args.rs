@@ -10,24 +10,24 @@ use firmware::report::{BspPhase, MAX_ROUNDS};
 use crate::config::{TscSkew, DEFAULT_KVM_DEVICE};
 
 /// The default guest memory size in MiB.
-pub const DEFAULT_MEMORY_MIB: u64 = 256;
+pub(super) const DEFAULT_MEMORY_MIB: u64 = 256;
 /// The smallest guest memory sipi accepts: low memory plus room for a kernel above 1 MiB.
-pub const MIN_MEMORY_MIB: u64 = 2;
+pub(super) const MIN_MEMORY_MIB: u64 = 2;
 /// The default vCPU count.
-pub const DEFAULT_VCPUS: u32 = 256;
+pub(super) const DEFAULT_VCPUS: u32 = 256;
 /// The default wall-clock limit for one boot, in seconds.
-pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+pub(super) const DEFAULT_TIMEOUT_SECS: u64 = 30;
 /// Hotplug-torture's default number of operations.
-pub const DEFAULT_TORTURE_OPS: u32 = 1000;
+pub(super) const DEFAULT_TORTURE_OPS: u32 = 1000;
 /// Hotplug-torture's largest number of operations.
-pub const MAX_TORTURE_OPS: u32 = 1_000_000;
+pub(super) const MAX_TORTURE_OPS: u32 = 1_000_000;
 /// Hotplug-torture's default concurrency (operations in flight at once).
-pub const DEFAULT_TORTURE_CONCURRENCY: u32 = 1;
+pub(super) const DEFAULT_TORTURE_CONCURRENCY: u32 = 1;
 /// Hotplug-torture's largest requested concurrency (the guest clamps it to its APs).
-pub const MAX_TORTURE_CONCURRENCY: u32 = 4096;
+pub(super) const MAX_TORTURE_CONCURRENCY: u32 = 4096;
 /// Hotplug-torture's fewest vCPUs: the BSP, an AP that stays online as the readers' target,
 /// and at least one AP to take offline.
-pub const MIN_TORTURE_VCPUS: u32 = 3;
+pub(super) const MIN_TORTURE_VCPUS: u32 = 3;
 /// Seeds drawn by `vmm` are below 2^53, so that JSON readers that hold numbers as doubles
 /// (jq, JavaScript) keep them exact.
 pub(super) const DRAWN_SEED_MASK: u64 = (1 << 53) - 1;

@@ -10,7 +10,7 @@ use crate::status::Status;
 use crate::vm;
 
 /// Boots as `args` say and returns the exit status.
-pub fn run(args: &BootArgs) -> Status {
+pub(super) fn run(args: &BootArgs) -> Status {
     let mut cfg = match args.resolve() {
         Ok(cfg) => cfg,
         Err(message) => return fail(Status::Usage, &message),

@@ -8,7 +8,7 @@ use crate::output::JsonOutput;
 use crate::status::Status;
 
 /// Runs the burst `args` describe and returns the exit status.
-pub fn run(args: &MemslotBurstArgs) -> Status {
+pub(super) fn run(args: &MemslotBurstArgs) -> Status {
     let json_out = match args.json.as_deref().map(JsonOutput::prepare).transpose() {
         Ok(j) => j,
         Err(e) => return fail(Status::Usage, &error_line(&e)),

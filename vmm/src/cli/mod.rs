@@ -3,7 +3,7 @@
 //! `vmm memslot-burst` ([`memslot_burst`]), which print their views of the outcome and return
 //! the exit status. The top of the VMM: nothing below imports it.
 
-pub mod args;
+mod args;
 mod boot;
 mod memslot_burst;
 mod resolve;

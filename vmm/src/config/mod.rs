@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use firmware::cmdline::GuestOptions;
 
+pub use crate::arch::x86_64::topology::Topology;
 pub use hooks::{TestHooks, TscSkew};
 
-use crate::arch::x86_64::topology::Topology;
 use crate::loader::EntryMode;
 
 /// The kernel to boot.

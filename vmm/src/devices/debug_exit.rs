@@ -59,7 +59,7 @@ fn read(data: &mut [u8]) {
 
 /// The process exit status for value `v`: `(v << 1) | 1`, truncated to the 8 bits a process
 /// status has (as QEMU's `exit()` is).
-pub fn exit_code(v: u32) -> u8 {
+pub(crate) fn exit_code(v: u32) -> u8 {
     ((v << 1) | 1) as u8
 }
 

@@ -26,11 +26,11 @@
 //! sizes it does not take (logging them once); unknown ports and MMIO are logged once each
 //! (bounded) and otherwise ignored; reads of nothing return all ones as on a PC bus.
 
-pub mod acpi_pm;
+pub(crate) mod acpi_pm;
 mod bus;
 pub(crate) mod cmos;
 pub mod console_port;
-pub mod debug_exit;
+pub(crate) mod debug_exit;
 mod fw_cfg;
 pub(crate) mod i8042;
 mod pci_config;

@@ -108,7 +108,7 @@ impl Layout {
 
 /// A parsed ELF kernel: its loadable segments (not yet checked against guest RAM) and notes.
 #[derive(Debug, Clone)]
-pub struct ElfImage {
+pub(super) struct ElfImage {
     /// 32 or 64 bit.
     pub class: Class,
     /// e_entry.
@@ -120,14 +120,14 @@ pub struct ElfImage {
 }
 
 /// True if `image` starts with the ELF magic.
-pub fn is_elf(image: &[u8]) -> bool {
+pub(super) fn is_elf(image: &[u8]) -> bool {
     image.starts_with(ELFMAG)
 }
 
 /// Parses and checks the file header and program headers of an ELF32 (i386) or ELF64 (x86-64)
 /// little-endian image. Nothing is allocated from a size in the file: the program header
 /// count is bounded by [`MAX_PHDRS`] before anything else.
-pub fn parse(image: &[u8]) -> Result<ElfImage, LoaderError> {
+pub(super) fn parse(image: &[u8]) -> Result<ElfImage, LoaderError> {
     let (class, layout) = match image.get(EI_CLASS).copied() {
         Some(ELFCLASS64) => (Class::Elf64, &LAYOUT64),
         Some(ELFCLASS32) => (Class::Elf32, &LAYOUT32),
@@ -226,7 +226,7 @@ impl ElfImage {
     /// The PVH entry point from a `XEN_ELFNOTE_PHYS32_ENTRY` note, if there is one. The
     /// descriptor is a 32-bit address, or a 64-bit one (Linux writes `_ASM_PTR`) that must
     /// fit in 32 bits. Every note of every PT_NOTE segment is bounds-checked.
-    pub fn pvh_entry(&self, image: &[u8]) -> Result<Option<u32>, LoaderError> {
+    pub(super) fn pvh_entry(&self, image: &[u8]) -> Result<Option<u32>, LoaderError> {
         for &(offset, size) in &self.notes {
             let segment = &image[offset..offset + size];
             let mut at = 0;

@@ -15,7 +15,7 @@ const SUPPORTED_REQUIRED_FLAGS: u32 =
     MULTIBOOT_PAGE_ALIGN | MULTIBOOT_MEMORY_INFO | MULTIBOOT_VIDEO_MODE;
 
 /// Refuses a header that requires a feature sipi lacks (flags 0-15 are requirements, 3.1.3).
-pub fn check_flags(header: &Header) -> Result<(), LoaderError> {
+pub(super) fn check_flags(header: &Header) -> Result<(), LoaderError> {
     let unsupported = header.flags & MULTIBOOT_REQUIRED_FLAGS & !SUPPORTED_REQUIRED_FLAGS;
     if unsupported != 0 {
         return Err(LoaderError::MultibootUnsupportedFlags(unsupported));
@@ -27,7 +27,7 @@ pub fn check_flags(header: &Header) -> Result<(), LoaderError> {
 /// offset minus (header_addr - load_addr), loaded at load_addr up to load_end_addr (0: the end
 /// of the file), then zeroed up to bss_end_addr (0: no bss); and the entry point, which must
 /// lie inside it.
-pub fn aout_segment(
+pub(super) fn aout_segment(
     image: &[u8],
     header: &Header,
     a: &AoutAddresses,

@@ -9,7 +9,7 @@ use super::workload::{self, Change};
 use vm_memory::MmapRegion;
 
 /// Applies the first `n` changes of the burst; returns the number of transactions committed.
-pub fn apply(
+pub(super) fn apply(
     map: &mut BurstMap,
     pool: &Arc<MmapRegion>,
     n: u64,

@@ -110,7 +110,7 @@ impl ExitHandler for Shared {
 }
 
 /// Running vCPU threads.
-pub struct GuestVcpus {
+pub(super) struct GuestVcpus {
     count: u32,
     threads: Vec<JoinHandle<VcpuFd>>,
     shared: Arc<Shared>,
@@ -119,7 +119,7 @@ pub struct GuestVcpus {
 impl GuestVcpus {
     /// Creates `count` vCPUs of `vm`, puts each at the start of the guest loop, and starts a
     /// thread running each, confined by `seccomp` when given.
-    pub fn start(
+    pub(super) fn start(
         vm: &VmFd,
         count: u32,
         seccomp: Option<&'static BpfProgram>,
@@ -159,12 +159,12 @@ impl GuestVcpus {
     }
 
     /// vCPUs started.
-    pub fn count(&self) -> u32 {
+    pub(super) fn count(&self) -> u32 {
         self.count
     }
 
     /// What went wrong so far.
-    pub fn failures(&self) -> Vec<GuestFailure> {
+    pub(super) fn failures(&self) -> Vec<GuestFailure> {
         self.shared
             .failures
             .lock()
@@ -173,7 +173,7 @@ impl GuestVcpus {
     }
 
     /// Stops and joins every thread; returns what went wrong.
-    pub fn stop(&mut self) -> Vec<GuestFailure> {
+    pub(super) fn stop(&mut self) -> Vec<GuestFailure> {
         self.shared.stop.store(true, Ordering::Release);
         drop(kick::stop_threads(std::mem::take(&mut self.threads)));
         self.failures()

@@ -54,7 +54,7 @@ fn check_tsc_record(
 }
 
 /// Reads the report the doorbell points at into a buffer of at most REPORT_MAX_LEN bytes.
-pub fn read(mem: &GuestMemoryMmap, addr: u32) -> Result<Vec<u8>, ReportCheckError> {
+pub(crate) fn read(mem: &GuestMemoryMmap, addr: u32) -> Result<Vec<u8>, ReportCheckError> {
     if !addr.is_multiple_of(REPORT_ALIGN) {
         return Err(ReportCheckError::Misaligned(addr));
     }
@@ -79,7 +79,7 @@ pub fn read(mem: &GuestMemoryMmap, addr: u32) -> Result<Vec<u8>, ReportCheckErro
 /// base: only their order among themselves is checked, not against the BSP's Kick stamp or
 /// bringup window. In hotplug-torture, which brings APs online again until it reports, the
 /// window extends to the report.
-pub fn check_boot(b: &BootReport<'_>, topology: Topology) -> Result<(), ReportCheckError> {
+pub(super) fn check_boot(b: &BootReport<'_>, topology: Topology) -> Result<(), ReportCheckError> {
     let vcpus = topology.vcpus();
     let s = &b.summary;
     if s.cpu_count > vcpus {
@@ -190,7 +190,7 @@ pub fn decode(buf: &[u8], topology: Topology) -> Result<Report<'_>, ReportCheckE
 
 /// [`decode`], then checks the scenario against the options the guest was given, see
 /// [`check_requested`].
-pub fn decode_for<'a>(
+pub(crate) fn decode_for<'a>(
     buf: &'a [u8],
     topology: Topology,
     requested: &GuestOptions,

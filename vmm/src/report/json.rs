@@ -9,7 +9,7 @@ use super::outcome::{BootOutcome, VmmPhasesUs};
 
 /// The JSON report: a view of a [`BootOutcome`] (field names are a stable interface).
 #[derive(Debug, Serialize)]
-pub struct JsonReport<'a> {
+pub(crate) struct JsonReport<'a> {
     /// ok, guest-failure, ... (see docs/json.md).
     status: &'static str,
     /// The process exit status.

@@ -4,23 +4,24 @@
 //! outcome of a boot ([`outcome`]) with its two views, JSON ([`json`]) and the human summary
 //! ([`text`]). The scenario block (what the guest did after bringup) is in [`scenario`].
 
-pub mod check;
+mod check;
 pub mod details;
-pub mod error;
-pub mod json;
+mod error;
+mod json;
 pub mod live;
-pub mod outcome;
+mod outcome;
 mod scenario;
 pub(crate) mod stamps;
 pub mod stats;
-pub mod text;
+mod text;
 
-pub use check::{decode, decode_for, read};
+pub use check::decode;
+pub(crate) use check::{decode_for, read};
 pub use error::ReportCheckError;
-pub use json::JsonReport;
+pub(crate) use json::JsonReport;
 pub use outcome::{BootOutcome, VmmPhasesUs};
-pub use scenario::scenario_failure;
-pub use text::render_summary;
+pub(crate) use scenario::scenario_failure;
+pub(crate) use text::render_summary;
 
 #[cfg(test)]
 mod tests;

@@ -15,11 +15,11 @@ pub(crate) fn ordered(stamps: impl Iterator<Item = u64>) -> bool {
 
 /// True if the guest found this CPU's TSC out of sync: its stamps are in another time base than
 /// the BSP's.
-pub fn tsc_out_of_sync(r: &CpuRecord) -> bool {
+pub(crate) fn tsc_out_of_sync(r: &CpuRecord) -> bool {
     r.flags & CPU_FLAG_TSC_OUT_OF_SYNC != 0
 }
 
 /// Cycles to microseconds.
-pub fn cycles_to_us(cycles: u64, tsc_khz: u32) -> Option<f64> {
+pub(crate) fn cycles_to_us(cycles: u64, tsc_khz: u32) -> Option<f64> {
     (tsc_khz > 0).then(|| cycles as f64 * 1000.0 / f64::from(tsc_khz))
 }

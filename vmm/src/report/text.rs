@@ -12,7 +12,7 @@ use super::stats;
 const SLOWEST_SHOWN: usize = 5;
 
 /// The human summary printed after a boot; `per_cpu` lists every CPU's phases.
-pub fn render_summary(j: &BootOutcome, per_cpu: bool) -> String {
+pub(crate) fn render_summary(j: &BootOutcome, per_cpu: bool) -> String {
     let mut out = String::new();
     let mhz = f64::from(j.tsc_khz) / 1000.0;
     match (&j.boot, j.exit_via) {

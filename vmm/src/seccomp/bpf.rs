@@ -115,7 +115,7 @@ struct Entry {
 }
 
 /// The program that allows what `allowlist` allows and traps every other system call.
-pub fn program(allowlist: &[(i64, Allow)]) -> Result<BpfProgram, ProgramError> {
+pub(super) fn program(allowlist: &[(i64, Allow)]) -> Result<BpfProgram, ProgramError> {
     let entries = entries(allowlist)?;
     let mut insns = vec![
         stmt(LD_ABS, ARCH_OFFSET),

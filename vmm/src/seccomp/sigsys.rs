@@ -40,7 +40,7 @@ const MESSAGE_CAP: usize = 160;
 const _: () = assert!(FORBIDDEN_HEAD.len() + 1 + MAX_DIGITS + FORBIDDEN_TAIL.len() <= MESSAGE_CAP);
 
 /// Registers the handler (process-wide; every signal is blocked while it runs).
-pub fn register() -> Result<(), vmm_sys_util::errno::Error> {
+pub(super) fn register() -> Result<(), vmm_sys_util::errno::Error> {
     vmm_sys_util::signal::register_signal_handler(libc::SIGSYS, handler)
 }
 

@@ -3,10 +3,10 @@
 //! held until every vCPU is ready, then run by the one run loop ([`run_loop`]) until the VM
 //! stops, and kicked out of KVM_RUN to stop ([`kick`]).
 
-pub mod kick;
-pub mod outcome;
-pub mod run_loop;
-pub mod set;
+pub(crate) mod kick;
+pub(crate) mod outcome;
+pub(crate) mod run_loop;
+pub(crate) mod set;
 
 use std::sync::Arc;
 
@@ -14,9 +14,9 @@ use kvm_bindings::CpuId;
 use kvm_ioctls::VcpuFd;
 use seccompiler::BpfProgram;
 
-pub use outcome::Outcome;
-pub use run_loop::ExitHandler;
-pub use set::VcpuSet;
+pub(crate) use outcome::Outcome;
+pub(crate) use run_loop::ExitHandler;
+pub(crate) use set::VcpuSet;
 
 use crate::arch::x86_64::cpuid::{self, CpuidParams};
 use crate::arch::x86_64::regs::{self, RegsError, StartState};
@@ -56,7 +56,7 @@ pub enum VcpuError {
 }
 
 /// How every vCPU of a boot starts: the same for all of them but the BSP's entry.
-pub struct BootVcpus {
+pub(crate) struct BootVcpus {
     /// The VM's topology.
     pub topology: Topology,
     /// The BSP's entry into the kernel.
@@ -72,7 +72,7 @@ pub struct BootVcpus {
 }
 
 /// One vCPU and what it is to be.
-pub struct Vcpu {
+pub(crate) struct Vcpu {
     fd: VcpuFd,
     index: u32,
     boot: Arc<BootVcpus>,
@@ -80,13 +80,8 @@ pub struct Vcpu {
 
 impl Vcpu {
     /// vCPU `index` of a boot, created by the caller.
-    pub fn new(fd: VcpuFd, index: u32, boot: Arc<BootVcpus>) -> Self {
+    pub(crate) fn new(fd: VcpuFd, index: u32, boot: Arc<BootVcpus>) -> Self {
         Self { fd, index, boot }
-    }
-
-    /// This vCPU's index (also its position in the topology).
-    pub fn index(&self) -> u32 {
-        self.index
     }
 
     /// The test-only TSC skew of this vCPU, if it has one.
@@ -101,7 +96,7 @@ impl Vcpu {
     /// thread unless a TSC write is still to come: the filter then goes on before the
     /// barrier, so the kernel's work to install it overlaps the other vCPUs' setup instead of
     /// delaying the boot (see [`seccomp`]).
-    pub fn configure(&self) -> Result<(), VcpuError> {
+    pub(crate) fn configure(&self) -> Result<(), VcpuError> {
         let i = self.index;
         let b = &self.boot;
         let mut cpuid = b.cpuid.clone();
@@ -135,7 +130,7 @@ impl Vcpu {
     /// Once every vCPU of the VM exists (KVM gives a vCPU created after a TSC write that
     /// write's offset) and before any runs: applies this vCPU's test-only TSC skew, then
     /// installs the seccomp filter that [`Vcpu::configure`] left out for the write.
-    pub fn before_run(&self) -> Result<(), VcpuError> {
+    pub(crate) fn before_run(&self) -> Result<(), VcpuError> {
         let Some(cycles) = self.tsc_skew() else {
             return Ok(());
         };
@@ -155,7 +150,7 @@ impl Vcpu {
     }
 
     /// Runs the vCPU until the VM stops.
-    pub fn run(&mut self, handler: &impl ExitHandler) {
+    pub(crate) fn run(&mut self, handler: &impl ExitHandler) {
         run_loop::run(&mut self.fd, self.index, handler);
     }
 }

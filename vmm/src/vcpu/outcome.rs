@@ -4,7 +4,7 @@ use crate::devices::DeviceEvent;
 
 /// The first terminal event of a VM, seen by vCPU `vcpu`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The guest ended the VM through a device: sipi's exit port, isa-debug-exit, a reset
     /// line or ACPI S5.
     Stop { vcpu: u32, event: DeviceEvent },

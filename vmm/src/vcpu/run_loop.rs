@@ -12,7 +12,7 @@ use super::outcome::Outcome;
 
 /// What a VM does with its vCPUs' exits. `Break` stops this vCPU's loop; a VM that ends
 /// stops every loop through [`ExitHandler::stopping`].
-pub trait ExitHandler: Sync {
+pub(crate) trait ExitHandler: Sync {
     /// True once the VM is stopping; checked before every KVM_RUN.
     fn stopping(&self) -> bool;
     /// vCPU `vcpu` is about to enter KVM_RUN for the first time.
@@ -31,7 +31,7 @@ pub trait ExitHandler: Sync {
 }
 
 /// Runs vCPU `index` until `handler` says the VM is stopping or breaks the loop.
-pub fn run(vcpu: &mut VcpuFd, index: u32, handler: &impl ExitHandler) {
+pub(crate) fn run(vcpu: &mut VcpuFd, index: u32, handler: &impl ExitHandler) {
     let _kicks = Running::enter(vcpu);
     handler.first_run(index);
     while !handler.stopping() {

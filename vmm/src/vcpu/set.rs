@@ -90,7 +90,7 @@ impl Gate {
 }
 
 /// The vCPU threads of a boot.
-pub struct VcpuSet {
+pub(crate) struct VcpuSet {
     threads: Vec<JoinHandle<Vcpu>>,
     gate: Arc<Gate>,
     tsc_khz: Option<u32>,
@@ -103,7 +103,7 @@ impl VcpuSet {
     /// before any thread exists: every vCPU has the same. Never fails here: a vCPU that cannot
     /// be created or started ends the creation, and [`VcpuSet::wait_configured`] returns its
     /// error.
-    pub fn spawn<H: ExitHandler + Send + Sync + 'static>(
+    pub(crate) fn spawn<H: ExitHandler + Send + Sync + 'static>(
         vm: &VmFd,
         mut boot: BootVcpus,
         handler: &Arc<H>,
@@ -168,13 +168,13 @@ impl VcpuSet {
     }
 
     /// The TSC frequency KVM gives the vCPUs, if it told.
-    pub fn tsc_khz(&self) -> Option<u32> {
+    pub(crate) fn tsc_khz(&self) -> Option<u32> {
         self.tsc_khz
     }
 
     /// Waits until every vCPU is configured and ready to run. On any vCPU's error, stops and
     /// joins them all and returns the first error.
-    pub fn wait_configured(self) -> Result<Self, VcpuError> {
+    pub(crate) fn wait_configured(self) -> Result<Self, VcpuError> {
         let n = self.threads.len();
         if let Some(e) = self.gate.wait_for(Stage::Configure, n) {
             self.abort();
@@ -189,7 +189,7 @@ impl VcpuSet {
     }
 
     /// Stops the vCPUs before they ran (for a failure elsewhere while they were configuring).
-    pub fn abort(self) {
+    pub(crate) fn abort(self) {
         self.gate.set(Stage::Abort);
         for t in self.threads {
             let _ = t.join();
@@ -197,7 +197,7 @@ impl VcpuSet {
     }
 
     /// Lets every vCPU run.
-    pub fn release(&self) {
+    pub(crate) fn release(&self) {
         self.gate.set(Stage::Run);
     }
 
@@ -206,7 +206,7 @@ impl VcpuSet {
     /// kvm_run area while hundreds of threads share the address space makes the kernel flush
     /// the TLB of every CPU running one of them, once per munmap, where the same munmaps from
     /// a lone thread need no such flush (docs/benchmarks.md has the teardown figures).
-    pub fn stop(self) {
+    pub(crate) fn stop(self) {
         drop(kick::stop_threads(self.threads));
     }
 }

@@ -3,20 +3,20 @@
 use std::time::{Duration, Instant};
 
 /// Microseconds in `d`, saturated.
-pub fn us(d: Duration) -> u64 {
+pub(super) fn us(d: Duration) -> u64 {
     d.as_micros().try_into().unwrap_or(u64::MAX)
 }
 
 /// Laps since the boot began.
 #[derive(Debug)]
-pub struct PhaseClock {
+pub(super) struct PhaseClock {
     start: Instant,
     last: Instant,
 }
 
 impl PhaseClock {
     /// Starts the clock.
-    pub fn start() -> Self {
+    pub(super) fn start() -> Self {
         let now = Instant::now();
         Self {
             start: now,
@@ -25,7 +25,7 @@ impl PhaseClock {
     }
 
     /// Microseconds since the previous lap (or the start), starting a new lap.
-    pub fn lap(&mut self) -> u64 {
+    pub(super) fn lap(&mut self) -> u64 {
         let now = Instant::now();
         let d = us(now - self.last);
         self.last = now;
@@ -33,7 +33,7 @@ impl PhaseClock {
     }
 
     /// Microseconds since the start.
-    pub fn total(&self) -> u64 {
+    pub(super) fn total(&self) -> u64 {
         us(self.start.elapsed())
     }
 }

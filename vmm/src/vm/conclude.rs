@@ -11,7 +11,7 @@ use crate::report::stats::{bringup_stats, online};
 use crate::report::{self, live, BootOutcome, VmmPhasesUs};
 
 /// The outcome of a VM that ran.
-pub fn conclude(ran: &Ran, cfg: &VmConfig, phases: VmmPhasesUs) -> BootOutcome {
+pub(super) fn conclude(ran: &Ran, cfg: &VmConfig, phases: VmmPhasesUs) -> BootOutcome {
     let (buf, read_error) = match ran.doorbell.map(|d| report::read(&ran.mem, d.addr)) {
         Some(Ok(buf)) => (Some(buf), None),
         Some(Err(e)) => (None, Some(e)),

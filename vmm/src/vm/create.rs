@@ -26,7 +26,7 @@ use crate::memory;
 use crate::report::VmmPhasesUs;
 
 /// A VM ready to get its vCPUs.
-pub struct CreatedVm {
+pub(super) struct CreatedVm {
     /// The KVM it was created on.
     pub host: KvmHost,
     /// The VM.
@@ -46,7 +46,7 @@ pub struct CreatedVm {
 }
 
 /// Creates the VM of `cfg`, timing its phases into `phases`.
-pub fn create(
+pub(super) fn create(
     cfg: &VmConfig,
     clock: &mut PhaseClock,
     phases: &mut VmmPhasesUs,

@@ -3,11 +3,11 @@
 //! report, the verdict, the statistics) into a [`BootOutcome`].
 
 mod clock;
-pub mod conclude;
-pub mod create;
-pub mod run;
-pub mod shared;
-pub mod verdict;
+mod conclude;
+mod create;
+mod run;
+mod shared;
+pub(crate) mod verdict;
 
 use clock::PhaseClock;
 

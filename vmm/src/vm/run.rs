@@ -24,7 +24,7 @@ use crate::vcpu::{BootVcpus, Outcome, VcpuSet};
 const FD_HEADROOM: usize = 64;
 
 /// How a VM that ran ended.
-pub struct Ran {
+pub(super) struct Ran {
     /// What woke the VM's thread.
     pub wake: Wake,
     /// The first terminal event the vCPUs saw.
@@ -44,7 +44,7 @@ pub struct Ran {
 }
 
 /// Runs the VM `created` until it ends, timing its phases into `phases`.
-pub fn run(
+pub(super) fn run(
     created: CreatedVm,
     cfg: &mut VmConfig,
     clock: &mut PhaseClock,

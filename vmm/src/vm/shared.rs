@@ -13,7 +13,7 @@ use crate::devices::Devices;
 use crate::vcpu::{ExitHandler, Outcome};
 
 /// State shared by a boot's vCPU threads and its VM thread.
-pub struct VmShared {
+pub(super) struct VmShared {
     /// Set once the VM must stop; every vCPU thread checks it before each KVM_RUN.
     stop: AtomicBool,
     /// Written when `outcome` is set, to wake the VM's thread.
@@ -28,7 +28,7 @@ pub struct VmShared {
 
 impl VmShared {
     /// New shared state around `devices`.
-    pub fn new(devices: Devices) -> std::io::Result<Self> {
+    pub(super) fn new(devices: Devices) -> std::io::Result<Self> {
         Ok(Self {
             stop: AtomicBool::new(false),
             exit_evt: EventFd::new(libc::EFD_NONBLOCK)?,
@@ -39,7 +39,7 @@ impl VmShared {
     }
 
     /// Records a terminal event (the first one wins) and stops the VM.
-    pub fn finish(&self, outcome: Outcome) {
+    pub(super) fn finish(&self, outcome: Outcome) {
         if let Ok(mut o) = self.outcome.lock() {
             if o.is_none() {
                 *o = Some(outcome);
@@ -51,17 +51,17 @@ impl VmShared {
     }
 
     /// Tells every vCPU thread to stop.
-    pub fn request_stop(&self) {
+    pub(super) fn request_stop(&self) {
         self.stop.store(true, Ordering::Release);
     }
 
     /// The first terminal event, if any.
-    pub fn outcome(&self) -> Option<Outcome> {
+    pub(super) fn outcome(&self) -> Option<Outcome> {
         self.outcome.lock().ok().and_then(|o| o.clone())
     }
 
     /// When the BSP first entered KVM_RUN, if it did.
-    pub fn first_run(&self) -> Option<Instant> {
+    pub(super) fn first_run(&self) -> Option<Instant> {
         self.first_run.get().copied()
     }
 }

@@ -16,7 +16,7 @@ use crate::status::Status;
 use crate::vcpu::Outcome;
 
 /// Everything the verdict depends on: how the VM ended and what the guest reported.
-pub struct Ending<'a> {
+pub(crate) struct Ending<'a> {
     /// What woke the main thread.
     pub wake: Wake,
     /// The first terminal event the vCPUs saw.
@@ -34,7 +34,7 @@ pub struct Ending<'a> {
 
 /// The outcome of a boot as `vmm` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     /// The exit status.
     pub status: Status,
     /// The one-line error, without the "error: " prefix (None for a clean end).
@@ -46,7 +46,7 @@ pub struct Verdict {
 }
 
 /// Decides the exit status, error line, `exit_via` and guest status of a boot.
-pub fn verdict(e: &Ending<'_>) -> Verdict {
+pub(crate) fn verdict(e: &Ending<'_>) -> Verdict {
     let ended_by_guest = matches!(e.wake, Wake::VmExit);
     let exit_via = match e.outcome {
         Some(Outcome::Stop { event, .. }) if ended_by_guest => Some(event.exit_via()),

@@ -20,7 +20,7 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestM
 use crate::loader::Entry;
 
 /// The boot loader name a multiboot kernel finds (`boot_loader_name`).
-pub const BOOT_LOADER_NAME: &str = concat!("sipi ", env!("CARGO_PKG_VERSION"));
+pub(crate) const BOOT_LOADER_NAME: &str = concat!("sipi ", env!("CARGO_PKG_VERSION"));
 /// The first word of a multiboot command line when the kernel has no file name.
 const UNNAMED_KERNEL: &str = "kernel";
 
@@ -43,7 +43,7 @@ pub enum BootInfoError {
 
 /// The PVH memory map for `mem`: low RAM, the reserved BIOS area holding the ACPI tables, and
 /// each RAM region above 1 MiB.
-pub fn memory_map(mem: &GuestMemoryMmap) -> Vec<MemmapEntry> {
+pub(crate) fn memory_map(mem: &GuestMemoryMmap) -> Vec<MemmapEntry> {
     let mut map = vec![
         MemmapEntry {
             addr: 0,
@@ -72,7 +72,7 @@ pub fn memory_map(mem: &GuestMemoryMmap) -> Vec<MemmapEntry> {
 
 /// The command line a multiboot kernel gets: its file name, then the user's words (those of
 /// `cmdline` that are not sipi's `sipi.*` options), as QEMU's `-kernel` passes them.
-pub fn multiboot_cmdline(kernel_name: Option<&str>, cmdline: &str) -> String {
+pub(crate) fn multiboot_cmdline(kernel_name: Option<&str>, cmdline: &str) -> String {
     let mut line = String::from(kernel_name.unwrap_or(UNNAMED_KERNEL));
     for word in cmdline
         .split_ascii_whitespace()
@@ -143,7 +143,7 @@ fn write_multiboot(mem: &GuestMemoryMmap, map: &[MemmapEntry]) -> Result<(), Boo
 /// multiboot information when the kernel is entered through multiboot. `cmdline` is the whole
 /// command line (sipi's options and the user's); a multiboot kernel gets
 /// [`multiboot_cmdline`] of it instead, with `kernel_name` as its first word.
-pub fn write(
+pub(crate) fn write(
     mem: &GuestMemoryMmap,
     cmdline: &str,
     entry: Entry,

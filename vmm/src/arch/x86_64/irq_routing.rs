@@ -16,15 +16,15 @@ use kvm_bindings::{
 use kvm_ioctls::VmFd;
 
 /// Pins of KVM's in-kernel IOAPIC.
-pub const IOAPIC_PINS: u32 = 24;
+pub(crate) const IOAPIC_PINS: u32 = 24;
 /// Lines wired to the two 8259s.
-pub const PIC_LINES: u32 = 16;
+pub(crate) const PIC_LINES: u32 = 16;
 /// The 8259 master's pin that cascades the slave.
-pub const PIC_CASCADE_PIN: u32 = 2;
+pub(crate) const PIC_CASCADE_PIN: u32 = 2;
 /// The ISA IRQ of the PIT, and the IOAPIC pin (GSI) it is wired to.
-pub const PIT_IRQ: u32 = 0;
+pub(crate) const PIT_IRQ: u32 = 0;
 /// The GSI of the PIT in the MADT's Interrupt Source Override.
-pub const PIT_GSI: u32 = 2;
+pub(crate) const PIT_GSI: u32 = 2;
 
 /// Why the routing could not be installed.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +49,7 @@ fn route(line: u32, irqchip: u32, pin: u32) -> kvm_irq_routing_entry {
 }
 
 /// The routing entries: (line, irqchip, pin).
-pub fn entries() -> Vec<(u32, u32, u32)> {
+pub(crate) fn entries() -> Vec<(u32, u32, u32)> {
     let mut v = Vec::new();
     for line in 0..PIC_LINES {
         match line {
@@ -69,7 +69,7 @@ pub fn entries() -> Vec<(u32, u32, u32)> {
 }
 
 /// Installs the routing on a VM with an in-kernel irqchip.
-pub fn install(vm: &VmFd) -> Result<(), IrqRoutingError> {
+pub(crate) fn install(vm: &VmFd) -> Result<(), IrqRoutingError> {
     let entries: Vec<kvm_irq_routing_entry> = entries()
         .into_iter()
         .map(|(line, chip, pin)| route(line, chip, pin))

@@ -65,7 +65,7 @@ pub enum RegsError {
 
 /// Writes the boot GDT and, for a long-mode entry, the identity page tables. Done once, before
 /// any vCPU runs.
-pub fn write_boot_structures(mem: &GuestMemoryMmap, entry: Entry) -> Result<(), RegsError> {
+pub(crate) fn write_boot_structures(mem: &GuestMemoryMmap, entry: Entry) -> Result<(), RegsError> {
     gdt::write(mem).map_err(RegsError::Memory)?;
     if let Entry::Long(_) = entry {
         paging::write_identity_map(mem).map_err(RegsError::Memory)?;
@@ -77,7 +77,7 @@ pub fn write_boot_structures(mem: &GuestMemoryMmap, entry: Entry) -> Result<(), 
 /// segments, interrupts off) or long mode on the VMM's identity map. RBX (and RSI) hold the
 /// start_info address; for multiboot, EAX holds the boot loader magic and EBX the multiboot
 /// information (Multiboot Specification 0.6.96, 3.2 "Machine state").
-pub fn setup_bsp(vcpu: &VcpuFd, entry: Entry) -> Result<(), RegsError> {
+pub(crate) fn setup_bsp(vcpu: &VcpuFd, entry: Entry) -> Result<(), RegsError> {
     let set = |what| move |source| RegsError::Set { what, source };
     let mut sregs: kvm_sregs = vcpu.get_sregs().map_err(set("special registers"))?;
     let data = segment(GDT_DATA, GDT_FLAGS[3], 0, 0xFFFF_FFFF);
@@ -139,7 +139,7 @@ const APIC_BASE_EN: u64 = 1 << 11;
 
 /// How a vCPU starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StartState {
+pub(crate) struct StartState {
     /// It is the bootstrap processor.
     pub bsp: bool,
     /// Hand it over with its local APIC in x2APIC mode, as firmware must when APIC IDs exceed
@@ -155,7 +155,7 @@ pub struct StartState {
 /// are hundreds of vCPUs. The APs keep the FPU state KVM gives a new vCPU, which is FNINIT's
 /// (FCW 0x37F) with MXCSR 0x1F80, the values set on the BSP: INIT leaves x87 and SSE state
 /// alone (Intel SDM Vol. 3A, Table 10-1), so that is the state an AP starts with.
-pub fn setup_common(vcpu: &VcpuFd, start: StartState) -> Result<(), RegsError> {
+pub(crate) fn setup_common(vcpu: &VcpuFd, start: StartState) -> Result<(), RegsError> {
     let set = |what| move |source| RegsError::Set { what, source };
     let base = firmware::layout::LAPIC_BASE | APIC_BASE_EN | APIC_BASE_EXTD;
     let entries = [

@@ -65,7 +65,7 @@ const TSC_PROBE_SKEW: u64 = 1 << 40;
 
 /// True if this KVM keeps a VMM's TSC write: probed on a throwaway VM with one vCPU. kvm_pvm
 /// does not (its guests read the host's TSC: every vCPU's TSC offset stays 0).
-pub fn kvm_keeps_tsc_writes(kvm: &Kvm) -> Result<bool, TscError> {
+pub(crate) fn kvm_keeps_tsc_writes(kvm: &Kvm) -> Result<bool, TscError> {
     let vm = kvm.create_vm().map_err(TscError::Probe)?;
     let vcpu = vm.create_vcpu(0).map_err(TscError::Probe)?;
     let before = read_tsc(&vcpu)?;
@@ -77,7 +77,7 @@ pub fn kvm_keeps_tsc_writes(kvm: &Kvm) -> Result<bool, TscError> {
 /// KVM_SET_MSRS; KVM adjusts this vCPU's TSC offset, the others keep theirs), then reads it back
 /// to check that KVM kept the write. Call it after every vCPU of the VM is created (KVM gives
 /// later vCPUs the offset of the last write) and before this one runs.
-pub fn skew_tsc(vcpu: &VcpuFd, cycles: u64) -> Result<(), TscError> {
+pub(crate) fn skew_tsc(vcpu: &VcpuFd, cycles: u64) -> Result<(), TscError> {
     let before = read_tsc(vcpu)?;
     let written = before.saturating_add(cycles);
     write_tsc(vcpu, written)?;

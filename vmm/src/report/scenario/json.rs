@@ -131,7 +131,7 @@ impl ViolationJson {
 }
 
 /// The scenario part of the JSON report.
-pub fn scenario_json(b: &BootReport<'_>, tsc_khz: u32) -> ScenarioJson {
+pub(crate) fn scenario_json(b: &BootReport<'_>, tsc_khz: u32) -> ScenarioJson {
     let sc = &b.scenario;
     let scenario = Scenario::from_u8(sc.scenario).unwrap_or(Scenario::Boot);
     let rounds: Vec<RoundJson> = b

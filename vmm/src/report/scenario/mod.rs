@@ -13,7 +13,7 @@ mod json;
 mod tests;
 
 pub(super) use json::render_scenario;
-pub use json::{scenario_json, ScenarioJson, ViolationJson};
+pub(super) use json::{scenario_json, ScenarioJson, ViolationJson};
 
 use super::error::ReportCheckError;
 use super::stamps::ordered;
@@ -216,7 +216,7 @@ fn check_torture(b: &BootReport<'_>) -> Result<(), ReportCheckError> {
 /// line, parsed as the guest parses it): hotplug-torture must have been asked for exactly when
 /// it ran, with the seed it was given, no more operations than asked for, no higher
 /// concurrency, and violations blaming operations that were asked for.
-pub fn check_requested(
+pub(super) fn check_requested(
     b: &BootReport<'_>,
     requested: &GuestOptions,
 ) -> Result<(), ReportCheckError> {
@@ -253,7 +253,7 @@ pub fn check_requested(
 /// The error line of a hotplug-torture run that found invariant violations (None when it
 /// found none, or for another scenario): how many, the seed to repeat the run with, and the
 /// first one.
-pub fn scenario_failure(b: &BootReport<'_>) -> Option<String> {
+pub(crate) fn scenario_failure(b: &BootReport<'_>) -> Option<String> {
     let sc = &b.scenario;
     if sc.scenario != Scenario::HotplugTorture as u8 || sc.violations == 0 {
         return None;

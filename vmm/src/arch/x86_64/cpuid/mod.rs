@@ -27,7 +27,7 @@ use leaf::*;
 
 /// What one vCPU's CPUID describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CpuidParams {
+pub(crate) struct CpuidParams {
     /// The vCPU's (x2)APIC ID.
     pub apic_id: u32,
     /// vCPUs in the VM (all in one package). 0 is treated as 1.
@@ -57,7 +57,7 @@ pub enum CpuidError {
 /// Entries the topology and hypervisor leaves need but KVM does not list are added first; if
 /// they do not fit, `cpuid` is left unchanged and [`CpuidError::Full`] is returned. Patching
 /// an already patched list again with the same parameters changes nothing.
-pub fn patch(cpuid: &mut CpuId, p: &CpuidParams) -> Result<(), CpuidError> {
+pub(crate) fn patch(cpuid: &mut CpuId, p: &CpuidParams) -> Result<(), CpuidError> {
     let missing = missing_entries(cpuid.as_slice(), p);
     let free = KVM_MAX_CPUID_ENTRIES.saturating_sub(cpuid.as_slice().len());
     let full = CpuidError::Full {
