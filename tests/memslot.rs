@@ -463,8 +463,8 @@ fn the_slot_limit_is_kvms_and_exceeding_it_is_a_clear_error() {
     assert_eq!((stats.ioctls, stats.moved), (1, 1));
     assert_vcpus_still_read_correct_memory(&vm);
     assert_eq!(vm.stop_vcpus(), vec![]);
-    // Tearing down deletes the 32764 slots one by one (~20 s on our hosts, where a delete
-    // among that many slots costs ~0.7 ms); this process ends soon, so leave them to it. The
+    // Tearing down deletes the 32764 slots one by one, which is slow with that many slots
+    // (docs/benchmarks.md, "Memory slots"); this process ends soon, so leave them to it. The
     // vCPU threads are already joined; the VM and its 3 MiB pool stay until the process exits.
     std::mem::forget(vm);
 }

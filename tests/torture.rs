@@ -71,8 +71,8 @@ fn skipping_the_grace_period_is_caught_by_the_invariant_check() {
     if !kvm_available() {
         return;
     }
-    // 2000 operations: a run finds ~5-12 violations per 1000 here, so none at all would be
-    // a check that cannot fail rather than bad luck.
+    // 2000 operations: a run finds several violations per 1000 (docs/benchmarks.md, "Hotplug
+    // torture"), so none at all would be a check that cannot fail rather than bad luck.
     let (code, j, stderr) = boot_json(
         8,
         &[

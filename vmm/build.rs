@@ -12,7 +12,8 @@ use std::process::Command;
 
 /// The only target installed on our machines; also the host.
 const GUEST_TARGET: &str = "x86_64-unknown-linux-gnu";
-/// Codegen flags for a freestanding kernel linked below 2 GiB (see ARCHITECTURE.md).
+/// Codegen flags for a freestanding kernel linked below 2 GiB (guest/build.rs has the link
+/// arguments).
 const GUEST_RUSTFLAGS: &[&str] = &["-Crelocation-model=static", "-Cno-redzone=yes"];
 
 fn main() {

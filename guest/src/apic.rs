@@ -8,10 +8,11 @@
 //! calls here.
 //!
 //! Sending IPIs: in x2APIC mode the ICR is MSR 0x830, which CPL-3 code reaches through a
-//! supervisor call (~70 us on kvm_pvm); [`LocalApic::kick`] and [`LocalApic::kick_all_but_self`]
-//! therefore send the INIT, STARTUP, STARTUP sequences of a whole list of APs, or the
-//! broadcast, in one call (~25 us per AP, see [`crate::supervisor`]). In xAPIC mode the ICR is
-//! MMIO that CPL-3 code writes directly (every page is user-accessible; ~32 us per access).
+//! supervisor call (see [`crate::supervisor`] for its cost); [`LocalApic::kick`] and
+//! [`LocalApic::kick_all_but_self`] therefore send the INIT, STARTUP, STARTUP sequences of a
+//! whole list of APs, or the broadcast, in one call. In xAPIC mode the ICR is MMIO that CPL-3
+//! code writes directly (every page is user-accessible). What each costs on kvm_pvm:
+//! guest/README.md, "Running on kvm_pvm", and docs/host.md, "Costs per operation".
 
 use core::sync::atomic::{AtomicU8, Ordering};
 

@@ -25,18 +25,18 @@
 //!
 //! # Why the Rust code runs at CPL 3
 //!
-//! On our hosts KVM is `kvm_pvm`, which cannot run a guest's CPL-0 code natively: it
-//! interprets it with KVM's instruction emulator (~2 us per instruction), which knows only part
-//! of the instruction set. The SSE code that the compiler and the prebuilt `core` emit
-//! (`xorps`, `pxor`, `movd`, `pinsrw`, ...) stops it with "KVM internal error, emulation
-//! failure". CPL-3 code runs natively there, so every line of Rust runs at CPL 3. IOPL 3 and the
-//! TSS's I/O bitmap keep port I/O available, RDTSC and CPUID work at any CPL (kvm_pvm traps
-//! CPUID and returns the guest's values); the few privileged operations left (MSRs, HLT) are
-//! supervisor calls (see [`crate::supervisor`]). Exceptions enter CPL 0 on the TSS's RSP0
-//! stack, and the exception stub returns to CPL 3 to run the Rust handler (see [`crate::idt`]).
-//! On a KVM with hardware virtualisation the same code runs the same way, at full speed.
-//! Interrupts stay masked, except inside [`crate::supervisor::wait_while`], the one place a CPU
-//! sleeps until another wakes it with an IPI.
+//! On our hosts KVM is `kvm_pvm`, which cannot run a guest's CPL-0 code natively: it interprets it
+//! with KVM's instruction emulator (slowly: guest/README.md, "Running on kvm_pvm"), which knows
+//! only part of the instruction set. The SSE code that the compiler and the prebuilt `core` emit
+//! (`xorps`, `pxor`, `movd`, `pinsrw`, ...) stops it with "KVM internal error, emulation failure".
+//! CPL-3 code runs natively there, so every line of Rust runs at CPL 3. IOPL 3 and the TSS's I/O
+//! bitmap keep port I/O available, RDTSC and CPUID work at any CPL (kvm_pvm traps CPUID and returns
+//! the guest's values); the few privileged operations left (MSRs, HLT) are supervisor calls (see
+//! [`crate::supervisor`]). Exceptions enter CPL 0 on the TSS's RSP0 stack, and the exception stub
+//! returns to CPL 3 to run the Rust handler (see [`crate::idt`]). On a KVM with hardware
+//! virtualisation the same code runs the same way, at full speed. Interrupts stay masked, except
+//! inside [`crate::supervisor::wait_while`], the one place a CPU sleeps until another wakes it with
+//! an IPI.
 //!
 //! # Memory that must not be written
 //!

@@ -29,24 +29,23 @@
 //! An AP "calls in" when its Trampoline stamp appears (floor: its present flag). While APs are
 //! outstanding the BSP keeps one deadline, restarted whenever any AP calls in or comes online: a
 //! base, plus a term per outstanding AP, plus a term per CPU in the VM (the figures are in
-//! [`crate::deadline`], shared with teardown and hotplug-torture). On this host APs share two
-//! cores: with hundreds in flight one may wait over a second for its first instruction while the
-//! others progress, hence the term per AP in flight, and progress postpones the deadline. And the
-//! VMM releases every vCPU thread at once, so the first APs kicked compete with the others' first
-//! KVM_RUN: the first AP of a serial bringup took up to ~125 ms from kick to first instruction at
-//! 1024 vCPUs (~5 ms at 64), hence the term per CPU. Otherwise, measured here with no AP lost on a
-//! quiet host: no progress for up to ~25 ms; the base is twice that. Other work on the host's two
-//! cores can stall the VM for longer: a re-kick it causes only re-INITs an AP that had not called
-//! in yet (counted in `retries`), and only eight deadlines of no progress at all make an AP
-//! missing.
+//! [`crate::deadline`], shared with teardown and hotplug-torture; what they are sized from:
+//! docs/host.md, "Bringup deadlines"). On this project's hosts APs share two cores: with hundreds
+//! in flight one may wait a long time for its first instruction while the others progress, hence
+//! the term per AP in flight, and progress postpones the deadline. And the VMM releases every vCPU
+//! thread at once, so the first APs kicked compete with the others' first KVM_RUN, which delays
+//! them in proportion to the vCPU count: hence the term per CPU. The base is twice the longest gap
+//! without progress seen on a quiet host with no AP lost. Other work on the host's two cores can
+//! stall the VM for longer: a re-kick it causes only re-INITs an AP that had not called in yet
+//! (counted in `retries`), and only eight deadlines of no progress at all make an AP missing.
 //!
 //! When the deadline passes with no progress, every AP that has not called in is kicked again
-//! (INIT, STARTUP, STARTUP; one batch for all of them), at most [`MAX_RETRIES`] times each,
-//! counted in its record's `retries`, and the next deadline is twice as patient as the last.
-//! An AP that has called in is never sent INIT again. When no AP is left to kick again, the BSP
-//! waits one last, most patient deadline (8x) and then gives up: every AP not online is
-//! reported missing with the last phase it reached, and the report's status is the number of
-//! missing CPUs. A lost AP costs 15 deadlines: ~0.8 s with 4 vCPUs, ~3.1 s with 1024.
+//! (INIT, STARTUP, STARTUP; one batch for all of them), at most [`MAX_RETRIES`] times each, counted
+//! in its record's `retries`, and the next deadline is twice as patient as the last. An AP that has
+//! called in is never sent INIT again. When no AP is left to kick again, the BSP waits one last,
+//! most patient deadline (8x) and then gives up: every AP not online is reported missing with the
+//! last phase it reached, and the report's status is the number of missing CPUs. A lost AP costs 15
+//! deadlines (what that comes to: docs/host.md, "Bringup deadlines").
 //!
 //! Kicks do get lost on KVM: with more than 256 vCPUs whose higher APIC IDs are still in xAPIC
 //! mode (not yet started), KVM's physical APIC map may give APIC ID `n` < 256 to the vCPU whose

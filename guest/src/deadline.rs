@@ -1,7 +1,7 @@
 //! How long the BSP waits for APs before it acts on their silence, and how often it tries
-//! again: the terms that bringup ([`crate::bringup`], whose module documentation says how they
-//! were measured), teardown ([`crate::teardown`]) and hotplug-torture ([`crate::torture`])
-//! share.
+//! again: the terms that bringup ([`crate::bringup`]), teardown ([`crate::teardown`]) and
+//! hotplug-torture ([`crate::torture`]) share. What each term is sized from, as measured on this
+//! project's hosts: docs/host.md, "Bringup deadlines".
 //!
 //! A deadline is [`BASE_US`], plus [`PER_AP_US`] per outstanding AP, plus [`PER_CPU_US`] per
 //! CPU in the VM ([`budget_us`]); each user restarts it on progress and doubles it when it
@@ -10,13 +10,14 @@
 use crate::cpus;
 
 /// The fixed part of the deadline: how long the BSP waits with no AP making progress (from the
-/// kick, or from the last progress). Twice the longest such gap measured here with no AP lost.
+/// kick, or from the last progress). Twice the longest such gap seen on a quiet host with no
+/// AP lost.
 const BASE_US: u64 = 50_000;
-/// The part of the deadline per outstanding AP: an AP takes ~1-2 ms of host CPU time from its
-/// kick to online in parallel bringup here, and APs share two cores.
+/// The part of the deadline per outstanding AP: the host CPU time an AP takes from its kick to
+/// online in parallel bringup, rounded up, since the APs share two host cores.
 const PER_AP_US: u64 = 2_000;
 /// The part of the deadline per CPU in the VM: the first KVM_RUN of every vCPU thread, all
-/// released together by the VMM, delays the first APs' start by ~0.12 ms per vCPU here.
+/// released together by the VMM, delays the first APs' start in proportion to the vCPU count.
 const PER_CPU_US: u64 = 150;
 
 /// How many times an AP that has not called in is kicked again.

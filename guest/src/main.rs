@@ -35,8 +35,7 @@
 //!    (teardown and reboot cycles after bringup), and this file.
 //!
 //! Built for the host target `x86_64-unknown-linux-gnu` with the flags in vmm/build.rs and the
-//! link arguments in build.rs; see ARCHITECTURE.md, "Building the guest with the host target
-//! only".
+//! link arguments in build.rs; vmm/build.rs says why the host target only.
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -242,8 +241,8 @@ struct Finished {
 }
 
 /// Prints the one-line summary on COM1 as `key=value` words (the benchmark reads them from
-/// QEMU's console), kept short: every byte is a VM exit (~50 us on kvm_pvm). CPUs listed but
-/// not started appear only when there are some.
+/// QEMU's console), kept short: every byte is a VM exit (guest/README.md, "Running on
+/// kvm_pvm", has the cost). CPUs listed but not started appear only when there are some.
 fn print_summary(s: &BootSummary, mode: Mode, options: &GuestOptions, o: &bringup::Outcome) {
     let mut out = Com1::new();
     let cycles = s.bsp_stamps[BspPhase::AllOnline as usize]

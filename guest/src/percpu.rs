@@ -7,14 +7,14 @@
 //! CPL 3, before it kicks an AP; the AP only reads its own (LGDT, LTR, IRETQ), except for the one
 //! byte that makes its restart safe (see below).
 //!
-//! **Why a GDT per AP.** LTR marks the TSS descriptor busy in the GDT, and a second LTR of a
-//! busy descriptor faults. With one shared GDT, the APs would have to patch one TSS descriptor
-//! and load it one at a time under a lock; in the trampoline that runs emulated on kvm_pvm, a
-//! waiting AP would spin at ~2 us per instruction on a host core the others need. A GDT per AP
-//! (64 bytes, the boot GDT's segments plus the AP's own TSS descriptor) needs no lock: nothing
-//! the APs write in the trampoline is shared. The trampoline rewrites its descriptor's access
-//! byte to "available" before LTR, so that an AP restarted by a re-kick that raced with its
-//! call-in loads its TSS again instead of faulting.
+//! **Why a GDT per AP.** LTR marks the TSS descriptor busy in the GDT, and a second LTR of a busy
+//! descriptor faults. With one shared GDT, the APs would have to patch one TSS descriptor and load
+//! it one at a time under a lock; in the trampoline that runs emulated on kvm_pvm, a waiting AP
+//! would spin, slowly emulated, on a host core the others need. A GDT per AP (64 bytes, the boot
+//! GDT's segments plus the AP's own TSS descriptor) needs no lock: nothing the APs write in the
+//! trampoline is shared. The trampoline rewrites its descriptor's access byte to "available" before
+//! LTR, so that an AP restarted by a re-kick that raced with its call-in loads its TSS again
+//! instead of faulting.
 //!
 //! **TSS.** Each AP's TSS has RSP0 (its kernel stack: exceptions and supervisor calls) and an
 //! I/O permission bitmap of its own allowing the same ports as the BSP's (see [`crate::gdt`]

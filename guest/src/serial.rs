@@ -1,12 +1,13 @@
 //! The console: COM1, a 16550-compatible UART at [`COM1_PORT`].
 //!
-//! Output only, by polling, through the 16-byte transmit FIFO as a 16550 driver uses it
-//! (PC16550D data sheet, "FIFO Polled Mode Operation"): the first output enables and clears the
-//! FIFOs, and then each chunk of up to [`TX_FIFO_SIZE`] bytes costs one read of the line status
-//! register, until the transmitter is empty, and one `rep outsb`. Every port access is a VM exit
-//! (~50 us on kvm_pvm), and a string write reaches the VMM as one exit, so a 110-byte line
-//! costs ~16 exits instead of ~220. The UART is not otherwise programmed (baud rate, line
-//! control): a virtual UART needs no timing. Nothing is printed inside a timed window.
+//! Output only, by polling, through the 16-byte transmit FIFO as a 16550 driver uses it (PC16550D
+//! data sheet, "FIFO Polled Mode Operation"): the first output enables and clears the FIFOs, and
+//! then each chunk of up to [`TX_FIFO_SIZE`] bytes costs one read of the line status register,
+//! until the transmitter is empty, and one `rep outsb`. Every port access is a VM exit (costly on
+//! kvm_pvm: guest/README.md, "Running on kvm_pvm"); where KVM hands a string write to the VMM as
+//! one exit, a 110-byte line costs ~16 exits instead of ~220 (kvm_pvm emulates it one byte per
+//! exit, see below). The UART is not otherwise programmed (baud rate, line control): a virtual
+//! UART needs no timing. Nothing is printed inside a timed window.
 //!
 //! With `sipi.console=port` (sipi's VMM asks for it) each line goes out through sipi's console
 //! doorbell instead ([`CONSOLE_PORT`]): one VM exit for the line where the UART takes one per

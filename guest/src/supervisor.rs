@@ -17,9 +17,10 @@
 //! target at CPL 3, while it delivers exceptions from CPL 3 to the IDT at CPL 0 as the
 //! architecture says. On hardware virtualisation all three work; the #UD path costs the same.
 //!
-//! Cost on kvm_pvm: a call is ~70 us (the exception, ~15 emulated instructions of the #UD entry
-//! at ~2 us each, IRETQ), so a loop over many items belongs inside one call, as in
-//! [`kick_x2apic`]. [`Function::Halt`] is dispatched first: every AP ends with it.
+//! Cost on kvm_pvm: a call is the exception, ~15 emulated instructions of the #UD entry and IRETQ
+//! (guest/README.md, "Running on kvm_pvm", has what that costs), so a loop over many items belongs
+//! inside one call, as in [`kick_x2apic`]. [`Function::Halt`] is dispatched first: every AP ends
+//! with it.
 
 use core::arch::asm;
 use core::sync::atomic::AtomicU32;
@@ -179,8 +180,8 @@ pub(crate) unsafe fn init_x2apic(apic_ids: &[u32], stamps: &mut [u64]) {
 /// Halts this CPU while `word` holds `value`: at CPL 0, with interrupts enabled only around
 /// the HLT, so that a wake-up IPI ([`crate::idt::vector::WAKE`]) from the CPU that changes
 /// `word` wakes it. Returns once `word` differs from `value` (it may have changed back since).
-/// Costs one supervisor call (~70 us on kvm_pvm) plus ~15 us per wake-up; the vCPU thread
-/// sleeps in KVM meanwhile.
+/// Costs one supervisor call plus the handling of each wake-up (docs/host.md, "Costs per
+/// operation"); the vCPU thread sleeps in KVM meanwhile.
 ///
 /// The CPU changing `word` must send the wake-up after its store (see
 /// [`crate::apic::LocalApic::send`] with [`crate::apic::Ipi::Fixed`]); a wake-up without a change

@@ -2,8 +2,9 @@
 //! [`TRAMPOLINE_ADDR`] (the STARTUP IPI's vector [`SIPI_VECTOR`] names that page), and the
 //! 64-bit CPL-0 entry that takes an AP from its first long-mode instruction to Rust at CPL 3.
 //!
-//! On kvm_pvm every instruction here is interpreted by KVM's instruction emulator (~2 us
-//! each), so the code is written for the fewest instructions: ~40 from the first to IRETQ.
+//! On kvm_pvm every instruction here is interpreted by KVM's instruction emulator (see
+//! guest/README.md, "Running on kvm_pvm", for the cost of each), so the code is written for the
+//! fewest instructions: ~40 from the first to IRETQ.
 //!
 //! # The full trampoline (serial and parallel bringup)
 //!

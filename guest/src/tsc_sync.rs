@@ -27,8 +27,8 @@
 //! takes one more reading. Every warp of a turn is blamed on its AP, as Linux does.
 //!
 //! Budget: 2 ms a turn, the window Linux gives each AP that has a sibling online in its package
-//! (20 ms for the first of a package), plus ~0.1-0.3 ms of handshake: the check grows linearly
-//! with the number of APs, by ~2.2 ms each.
+//! (20 ms for the first of a package), plus the handshake: the check grows linearly with the
+//! number of APs (docs/benchmarks.md, "TSC check", has the measured cost per AP).
 //!
 //! # parallel: one warp test of every CPU at once
 //!

@@ -20,8 +20,11 @@ pub(crate) trait PortDevice: Send + Sync {
     /// device.
     fn ports(&self) -> &[RangeInclusive<u16>];
 
-    /// A read of `data.len()` bytes at `port`: fills all of `data`.
-    fn read(&self, port: u16, data: &mut [u8], log: &UnknownAccessLog);
+    /// A read of `data.len()` bytes at `port`: fills all of `data`. A write-only device reads
+    /// as nothing: all ones, and logged once as an unknown access.
+    fn read(&self, port: u16, data: &mut [u8], log: &UnknownAccessLog) {
+        read_nothing(port, data, log);
+    }
 
     /// A write of `data` at `port` by vCPU `vcpu`; what it asks of the VMM, if anything.
     fn write(

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use firmware::layout::{CONSOLE_MAX_LEN, CONSOLE_PORT};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
-use super::bus::{as_u32, read_nothing, PortDevice};
+use super::bus::{as_u32, PortDevice};
 use super::serial::Serial;
 use super::unknown::UnknownAccessLog;
 use super::{lock, DeviceEvent};
@@ -80,10 +80,6 @@ impl ConsolePort {
 impl PortDevice for ConsolePort {
     fn ports(&self) -> &[RangeInclusive<u16>] {
         PORTS
-    }
-
-    fn read(&self, port: u16, data: &mut [u8], log: &UnknownAccessLog) {
-        read_nothing(port, data, log);
     }
 
     fn write(

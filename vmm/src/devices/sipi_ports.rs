@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use firmware::layout::{EXIT_PORT, REPORT_PORT};
 
-use super::bus::{as_u32, read_nothing, PortDevice};
+use super::bus::{as_u32, PortDevice};
 use super::unknown::UnknownAccessLog;
 use super::DeviceEvent;
 
@@ -77,10 +77,6 @@ impl PortDevice for ReportPort {
         REPORT_PORTS
     }
 
-    fn read(&self, port: u16, data: &mut [u8], log: &UnknownAccessLog) {
-        read_nothing(port, data, log);
-    }
-
     fn write(
         &self,
         vcpu: u32,
@@ -102,10 +98,6 @@ pub(crate) struct ExitPort;
 impl PortDevice for ExitPort {
     fn ports(&self) -> &[RangeInclusive<u16>] {
         EXIT_PORTS
-    }
-
-    fn read(&self, port: u16, data: &mut [u8], log: &UnknownAccessLog) {
-        read_nothing(port, data, log);
     }
 
     fn write(

@@ -6,7 +6,8 @@
 //! Each KVM_SET_USER_MEMORY_REGION that adds, deletes or moves a slot waits for an SRCU grace
 //! period (expedited) in the kernel, and with vCPUs running guest code some calls wait much
 //! longer. KVM has no batched form. A VMM that applies thousands of small region changes one
-//! at a time pays that thousands of times. The measured figures are in docs/memslots.md.
+//! at a time pays that thousands of times. The measured figures are in docs/benchmarks.md,
+//! "Memory slots".
 //!
 //! # The model
 //!

@@ -21,7 +21,8 @@ use crate::memory::{Backing, KvmMemslots, MapLimits, MemoryMap, Region, RegionFl
 /// Shadow-MMU pages KVM may use per vCPU of the burst VM (KVM_SET_NR_MMU_PAGES). KVM's
 /// default is 2% of the guest's memory and at least 64 pages: far too few for dozens of vCPUs
 /// on a 1 MiB guest when every slot change zaps the shadow pages and all vCPUs rebuild theirs
-/// at once (KVM_RUN fails with ENOSPC, seen here with 64 vCPUs). It is a cap, not an allocation.
+/// at once: KVM_RUN then fails with ENOSPC (docs/host.md, "KVM quirks"). It is a cap, not an
+/// allocation.
 const BURST_MMU_PAGES_PER_VCPU: u64 = 32;
 /// The cap for few vCPUs.
 const BURST_MMU_PAGES_MIN: u64 = 1024;

@@ -5,12 +5,12 @@
 //! it always allows, which later skip the filter (`seccomp_cache_prepare`, under a lock shared
 //! by the whole process, so the vCPU threads' installations are serialised). seccompiler lays
 //! a filter out as one test per system call after another, two instructions run for every
-//! number that does not match: for sipi's allowlist 121 instructions, up to 45 run per number,
-//! 100-200 us per installation here. This layout tests the number with a binary search
-//! instead: 45 instructions, at most 14 run, 45-75 us per installation (a one-instruction
-//! filter costs 20 us). seccompiler still installs the program; the tests check, for every
-//! system call number and every argument value that matters, that it decides exactly as
-//! seccompiler's own compilation of the same allowlist does.
+//! number that does not match: for sipi's allowlist 121 instructions, up to 45 run per number.
+//! This layout tests the number with a binary search instead: 45 instructions, at most 14 run
+//! (what each layout costs to install: docs/benchmarks.md, "Seccomp"). seccompiler still
+//! installs the program; the tests check, for every system call number and every argument value
+//! that matters, that it decides exactly as seccompiler's own compilation of the same allowlist
+//! does.
 //!
 //! The layout: the architecture check (another architecture kills the process, as with
 //! seccompiler), the load of the number, the search, whose leaves jump to ALLOW, to the

@@ -6,11 +6,11 @@
 //! is configured, before the barrier where the vCPUs wait for one another: from then on it
 //! only waits at the barriers and runs the vCPU. (The vCPU given a `--test-skew-tsc` installs
 //! it after that TSC write, which comes after the barrier.) Installing it there rather than
-//! after the barriers is what makes it cheap: the kernel's work per installation (45-75 us
-//! here) then overlaps the creation of the other vCPUs, whereas after the release it competes
-//! with the guest's boot (+30-50 ms at 256 vCPUs). For the same reason the program is laid out
-//! as a binary search on the system call number (bpf.rs). README.md, "Seccomp", has the
-//! measurements.
+//! after the barriers is what makes it cheap: the kernel's work per installation then overlaps
+//! the creation of the other vCPUs, whereas after the release it competes with the guest's
+//! boot. For the same reason the program is laid out as a binary search on the system call
+//! number (bpf.rs). docs/security.md, "Seccomp", describes the filter; docs/benchmarks.md,
+//! "Seccomp", has the measurements.
 //!
 //! [`ALLOWLIST`] says what a vCPU thread may still do and why. Its entries come from `strace -f`
 //! of boots of 16 to 256 vCPUs (sipi's guest, every test kernel, every way a VM ends, the

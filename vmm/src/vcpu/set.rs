@@ -205,7 +205,8 @@ impl VcpuSet {
     /// and joins them. The vCPUs close only after the last thread is gone: an munmap of a
     /// kvm_run area while hundreds of threads share the address space makes the kernel flush
     /// the TLB of every CPU running one of them, once per munmap, where the same munmaps from
-    /// a lone thread need no such flush (docs/benchmarks.md has the teardown figures).
+    /// a lone thread need no such flush (docs/benchmarks.md, "Where the time goes", has the
+    /// figures).
     pub(crate) fn stop(self) {
         drop(kick::stop_threads(self.threads));
     }

@@ -86,7 +86,7 @@ pub(super) fn run(
     };
     // One fd per vCPU (and its kvm_run mapping) is about to be created while threads exist.
     fds::reserve(&vm, cfg.topology.vcpus() as usize + FD_HEADROOM)?;
-    // Registering guest RAM with KVM takes under a different KVM lock than vCPU creation: do
+    // Registering guest RAM with KVM runs under a different KVM lock than vCPU creation: do
     // both at once. Dropping the map deletes the slots, so it lives until the vCPU threads are
     // joined.
     let (vcpus, registered) = std::thread::scope(|s| {

@@ -151,10 +151,11 @@ pub(crate) struct StartState {
 }
 
 /// Sets the MSRs every vCPU starts with (and IA32_APIC_BASE for x2APIC mode) in one
-/// KVM_SET_MSRS, and the BSP's FPU state: an ioctl costs tens of microseconds here and there
-/// are hundreds of vCPUs. The APs keep the FPU state KVM gives a new vCPU, which is FNINIT's
-/// (FCW 0x37F) with MXCSR 0x1F80, the values set on the BSP: INIT leaves x87 and SSE state
-/// alone (Intel SDM Vol. 3A, Table 10-1), so that is the state an AP starts with.
+/// KVM_SET_MSRS, and the BSP's FPU state: each such ioctl is costly (docs/host.md, "Costs per
+/// operation") and there are hundreds of vCPUs. The APs keep the FPU state KVM gives a new
+/// vCPU, which is FNINIT's (FCW 0x37F) with MXCSR 0x1F80, the values set on the BSP: INIT
+/// leaves x87 and SSE state alone (Intel SDM Vol. 3A, Table 10-1), so that is the state an AP
+/// starts with.
 pub(crate) fn setup_common(vcpu: &VcpuFd, start: StartState) -> Result<(), RegsError> {
     let set = |what| move |source| RegsError::Set { what, source };
     let base = firmware::layout::LAPIC_BASE | APIC_BASE_EN | APIC_BASE_EXTD;
