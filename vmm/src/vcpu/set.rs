@@ -36,11 +36,16 @@ struct State {
     errors: Vec<VcpuError>,
 }
 
-/// The VM's thread and the vCPU threads meet here.
+/// The VM's thread and the vCPU threads meet here. Two condition variables, so that an
+/// arrival wakes only the VM's thread and a new stage wakes only the vCPU threads: with one,
+/// each of hundreds of arrivals would wake every thread already waiting.
 #[derive(Debug)]
 struct Gate {
     state: Mutex<State>,
-    changed: Condvar,
+    /// The VM's thread waits here for arrivals.
+    arrived: Condvar,
+    /// The vCPU threads wait here for the next stage.
+    moved_on: Condvar,
 }
 
 impl Gate {
@@ -61,9 +66,9 @@ impl Gate {
             Stage::Configure => s.configured += 1,
             _ => s.prepared += 1,
         }
-        self.changed.notify_all();
+        self.arrived.notify_one();
         while s.stage == stage {
-            s = self.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+            s = self.moved_on.wait(s).unwrap_or_else(|e| e.into_inner());
         }
         s.stage
     }
@@ -79,13 +84,13 @@ impl Gate {
             if done >= count {
                 return (!s.errors.is_empty()).then(|| s.errors.remove(0));
             }
-            s = self.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+            s = self.arrived.wait(s).unwrap_or_else(|e| e.into_inner());
         }
     }
 
     fn set(&self, stage: Stage) {
         self.lock().stage = stage;
-        self.changed.notify_all();
+        self.moved_on.notify_all();
     }
 }
 
@@ -116,7 +121,8 @@ impl VcpuSet {
                 prepared: 0,
                 errors: Vec::new(),
             }),
-            changed: Condvar::new(),
+            arrived: Condvar::new(),
+            moved_on: Condvar::new(),
         });
         let mut set = Self {
             threads: Vec::with_capacity(count as usize),
