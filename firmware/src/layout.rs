@@ -4,7 +4,7 @@
 //!
 //! | range               | use                                                        |
 //! |---------------------|------------------------------------------------------------|
-//! | `0x0000..0x500`     | real-mode IVT and BIOS data area (left zero)               |
+//! | `0x0000..0x500`     | real-mode IVT and BIOS data area (left zero; no kernel may load here) |
 //! | `0x500..0x528`      | boot GDT for the BSP's entry state                         |
 //! | `0x6000..0x6400`    | PVH `hvm_start_info` and its memory map                    |
 //! | `0x6400..0x6800`    | multiboot information, its memory map and boot loader name (multiboot entry only) |
@@ -13,12 +13,18 @@
 //! | `0x8000..0x9000`    | AP real-mode trampoline (SIPI vector 0x08)                 |
 //! | `0x9000..0xF000`    | VMM-built identity page tables (long-mode entry only)      |
 //! | `0x10000..0x19000`  | AP floor table: first-instruction TSC and present flag per APIC ID, written by APs in real mode (floor bringup) |
+//! | `0x9FC00..0xA0000`  | where a BIOS keeps its extended data area (no kernel may load here) |
 //! | `0xA0000..0xE0000`  | legacy VGA/option-ROM hole: not RAM                         |
 //! | `0xE0000..0x100000` | BIOS area: RSDP (found by scanning) and the ACPI tables     |
 //! | `0x100000..`        | the kernel image, then free RAM                            |
 //!
 //! RAM above [`MMIO_HOLE_START`] is relocated above 4 GiB so that the IOAPIC and local APIC
 //! windows stay free.
+//!
+//! These addresses are the bundled guest's ABI. A foreign kernel may load anywhere in RAM
+//! outside [`IVT_BDA_END`], [`EBDA_START`]`..`[`BIOS_AREA_END`] and the MMIO hole; the VMM then
+//! moves the boot structures its entry needs out of the kernel's way (docs/boot.md, "Where
+//! the boot structures go").
 
 use core::mem::size_of;
 
@@ -35,7 +41,7 @@ pub const LARGE_PAGE_SIZE: u64 = 0x20_0000;
 const PAGE_TABLE_ENTRIES: u64 = 512;
 
 /// Size of a GDT entry (Intel SDM Vol. 3A, 3.4.5 "Segment Descriptors").
-const GDT_ENTRY_SIZE: u64 = 8;
+pub const GDT_ENTRY_SIZE: u64 = 8;
 /// Real mode addresses the first MiB (Intel SDM Vol. 3B, "8086 Emulation", "Address
 /// Translation in Real-Address Mode").
 const REAL_MODE_LIMIT: u64 = 0x10_0000;
@@ -44,11 +50,21 @@ const REAL_MODE_SEGMENT_SIZE: u64 = 0x1_0000;
 /// Real-mode segment bases are multiples of 16.
 const REAL_MODE_PARAGRAPH: u64 = 16;
 
+/// End of the real-mode interrupt vector table (256 four-byte vectors) and the BIOS data area
+/// after it (IBM PC convention): no kernel segment or boot structure goes below.
+pub const IVT_BDA_END: u64 = 0x500;
+/// Where a PC BIOS puts its extended BIOS data area, the last KiB of conventional memory
+/// (IBM PC convention; QEMU's SeaBIOS uses 0x9FC00): no kernel segment may load from here to
+/// [`BIOS_AREA_END`].
+pub const EBDA_START: u64 = 0x9_FC00;
+
 /// Guest-physical address of the boot GDT the VMM writes for the BSP's entry state (the same
 /// place Firecracker uses; the kernel loads its own GDT before relying on it).
 pub const BOOT_GDT_ADDR: u64 = 0x500;
 /// Entries in the boot GDT: null, 64-bit code, 32-bit code, data, TSS.
 pub const BOOT_GDT_ENTRIES: usize = 5;
+/// Bytes of the boot GDT.
+pub const BOOT_GDT_SIZE: u64 = BOOT_GDT_ENTRIES as u64 * GDT_ENTRY_SIZE;
 
 /// Guest-physical address of the PVH `hvm_start_info` structure handed to the kernel in EBX.
 pub const START_INFO_ADDR: u64 = 0x6000;
@@ -66,14 +82,22 @@ pub const MULTIBOOT_MMAP_ADDR: u64 = 0x6480;
 pub const MULTIBOOT_LOADER_NAME_ADDR: u64 = 0x6700;
 /// Guest-physical address of the (empty) multiboot module list (`mods_addr`).
 pub const MULTIBOOT_MODS_ADDR: u64 = 0x6780;
+/// The PVH hand-off block, [`START_INFO_ADDR`] up to [`MULTIBOOT_INFO_ADDR`]: start_info and
+/// its memory map, moved together (same offsets) when a foreign kernel occupies them.
+pub const PVH_HANDOFF_SIZE: u64 = MULTIBOOT_INFO_ADDR - START_INFO_ADDR;
+/// The multiboot hand-off block, [`MULTIBOOT_INFO_ADDR`] up to [`LIVE_STATE_ADDR`]: the
+/// information, its memory map, the boot loader name and the (empty) module list, moved
+/// together (same offsets) when a foreign kernel occupies them.
+pub const MULTIBOOT_HANDOFF_SIZE: u64 = LIVE_STATE_ADDR - MULTIBOOT_INFO_ADDR;
 /// Guest-physical address of the live-state block ([`crate::report::live`]): the bundled guest
 /// writes there where its CPU records and BSP stamps are, so that a VMM that ends the VM early
 /// can say what was reached. The VMM writes nothing there (guest memory starts zeroed).
 pub const LIVE_STATE_ADDR: u64 = 0x6800;
 /// Room for the NUL-terminated boot loader name at [`MULTIBOOT_LOADER_NAME_ADDR`].
-const MULTIBOOT_LOADER_NAME_ROOM: u64 = 0x80;
-/// Room for the module list at [`MULTIBOOT_MODS_ADDR`] (sipi's is empty).
-const MULTIBOOT_MODS_ROOM: u64 = 0x80;
+pub const MULTIBOOT_LOADER_NAME_ROOM: u64 = 0x80;
+/// Room for the module list at [`MULTIBOOT_MODS_ADDR`] (empty unless modules are given, and
+/// then the list is placed elsewhere).
+pub const MULTIBOOT_MODS_ROOM: u64 = 0x80;
 
 /// Guest-physical address of the NUL-terminated kernel command line.
 pub const CMDLINE_ADDR: u64 = 0x7000;
@@ -113,6 +137,9 @@ pub const PDPT_ADDR: u64 = 0xA000;
 pub const PD_ADDR: u64 = 0xB000;
 /// Page directories of the identity map; each maps 1 GiB with 2 MiB pages.
 pub const PD_COUNT: u64 = 4;
+/// Bytes of the identity map's tables: PML4, PDPT and page directories, contiguous in that
+/// order (moved together, page aligned, when a foreign kernel occupies them).
+pub const PAGE_TABLES_SIZE: u64 = PD_ADDR + PD_COUNT * PAGE_SIZE - PML4_ADDR;
 /// Bytes identity-mapped by the VMM-built page tables (1 GiB per page directory).
 pub const IDENTITY_MAP_SIZE: u64 = PD_COUNT * PAGE_TABLE_ENTRIES * LARGE_PAGE_SIZE;
 
@@ -131,7 +158,8 @@ pub const ACPI_TABLES_ADDR: u64 = RSDP_ADDR + RSDP_ROOM;
 /// End (exclusive) of the ACPI table area.
 pub const ACPI_TABLES_END: u64 = BIOS_AREA_END;
 
-/// Lowest address a kernel segment may be loaded at (the first byte above the BIOS area).
+/// Lowest address sipi's own guest is linked at (the first byte above the BIOS area), and
+/// where a multiboot kernel's `mem_upper` counts from. Foreign kernels may load lower.
 pub const KERNEL_MIN_ADDR: u64 = BIOS_AREA_END;
 
 /// Where KVM puts the three-page TSS it needs for real-mode emulation on Intel
@@ -217,6 +245,8 @@ pub const CONSOLE_MAX_LEN: u32 = 1024;
 
 // The fixed areas must fit where they are documented to be.
 const _: () = assert!(PD_ADDR + PD_COUNT * PAGE_SIZE <= LOW_RAM_END);
+const _: () = assert!(IVT_BDA_END <= BOOT_GDT_ADDR && EBDA_START < LOW_RAM_END);
+const _: () = assert!(PDPT_ADDR == PML4_ADDR + PAGE_SIZE && PD_ADDR == PDPT_ADDR + PAGE_SIZE);
 const _: () = assert!(BOOT_GDT_ADDR + BOOT_GDT_ENTRIES as u64 * GDT_ENTRY_SIZE <= START_INFO_ADDR);
 const _: () = assert!(START_INFO_ADDR + START_INFO_SIZE as u64 <= MEMMAP_ADDR);
 const _: () =

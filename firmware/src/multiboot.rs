@@ -234,6 +234,34 @@ impl Info {
     }
 }
 
+/// One entry of the module list at `mods_addr` (3.3): the module occupies `mod_start` up to
+/// `mod_end` (exclusive), and `string` is the physical address of its NUL-terminated string.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct ModuleEntry {
+    /// First byte of the module.
+    pub mod_start: u32,
+    /// First byte after the module.
+    pub mod_end: u32,
+    /// Physical address of the module's string (0: none).
+    pub string: u32,
+    /// Reserved (0).
+    pub reserved: u32,
+}
+
+impl ModuleEntry {
+    /// Encodes the entry in its wire layout.
+    pub fn to_bytes(&self) -> [u8; MULTIBOOT_MODULE_ENTRY_SIZE] {
+        zerocopy::transmute!(*self)
+    }
+}
+
+/// Size of one module-list entry.
+pub const MULTIBOOT_MODULE_ENTRY_SIZE: usize = size_of::<ModuleEntry>();
+const _: () = assert!(MULTIBOOT_MODULE_ENTRY_SIZE == 16);
+
 /// The boot information structure (3.3) up to and including the VBE fields, as the
 /// specification lays it out.
 #[derive(

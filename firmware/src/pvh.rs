@@ -20,7 +20,10 @@ pub const START_INFO_VERSION: u32 = 1;
 pub const START_INFO_SIZE: usize = size_of::<HvmStartInfo>();
 /// Size of one `hvm_memmap_table_entry`.
 pub const MEMMAP_ENTRY_SIZE: usize = size_of::<HvmMemmapTableEntry>();
+/// Size of one `hvm_modlist_entry`.
+pub const MODLIST_ENTRY_SIZE: usize = size_of::<HvmModlistEntry>();
 // The sizes `start_info.h` gives.
+const _: () = assert!(MODLIST_ENTRY_SIZE == 32);
 const _: () = assert!(START_INFO_SIZE == 56);
 const _: () = assert!(MEMMAP_ENTRY_SIZE == 24);
 
@@ -175,6 +178,29 @@ pub struct HvmMemmapTableEntry {
     pub kind: u32,
     /// Reserved (0).
     pub reserved: u32,
+}
+
+/// `struct hvm_modlist_entry` as `start_info.h` lays it out: one boot module.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct HvmModlistEntry {
+    /// Guest-physical address of the module.
+    pub paddr: u64,
+    /// Size of the module in bytes.
+    pub size: u64,
+    /// Guest-physical address of the module's NUL-terminated command line (0: none).
+    pub cmdline_paddr: u64,
+    /// Reserved (0).
+    pub reserved: u64,
+}
+
+impl HvmModlistEntry {
+    /// Encodes the entry in its wire layout.
+    pub fn to_bytes(&self) -> [u8; MODLIST_ENTRY_SIZE] {
+        zerocopy::transmute!(*self)
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,6 @@ fn mem() -> &'static GuestMemoryMmap {
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(k) = vmm::loader::load(data, mem()) {
-        assert!(k.start >= firmware::layout::KERNEL_MIN_ADDR && k.end <= 8 << 20, "loaded outside RAM: {k:?}");
+        assert!(k.start >= firmware::layout::IVT_BDA_END && k.end <= 8 << 20, "loaded outside RAM: {k:?}");
     }
 });

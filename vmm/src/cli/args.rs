@@ -179,9 +179,28 @@ pub struct BootArgs {
           value_parser = clap::value_parser!(u64).range(MIN_MEMORY_MIB..))]
     pub memory: u64,
 
-    /// Extra kernel command line, appended after sipi's own options.
-    #[arg(long, value_name = "STR", default_value = "")]
+    /// Extra kernel command line, appended after sipi's own options (may start with `-`).
+    #[arg(
+        long,
+        value_name = "STR",
+        default_value = "",
+        allow_hyphen_values = true
+    )]
     pub cmdline: String,
+
+    /// A boot module for a multiboot or PVH kernel, listed first, with its path as its string
+    /// (QEMU's -initrd for multiboot kernels).
+    #[arg(long, value_name = "PATH", allow_hyphen_values = true)]
+    pub initrd: Option<PathBuf>,
+
+    /// Another boot module (repeatable, up to 64 in all): its string is STRING, or PATH when
+    /// no comma follows it.
+    #[arg(
+        long = "module",
+        value_name = "PATH[,STRING]",
+        allow_hyphen_values = true
+    )]
+    pub modules: Vec<String>,
 
     /// Give up after this many seconds (0: never).
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TIMEOUT_SECS)]

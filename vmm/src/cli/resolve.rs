@@ -10,7 +10,8 @@ use firmware::cmdline::{
 use super::args::*;
 use crate::arch::x86_64::topology::Topology;
 use crate::config::{KernelSource, TestHooks, VmConfig};
-use crate::loader::EntryMode;
+use crate::loader::modules::MAX_MODULES;
+use crate::loader::{EntryMode, ModuleSpec};
 
 /// The options sipi's guest will act on: `options`, overridden by any `sipi.*` words the
 /// user put in `--cmdline` (the guest reads the whole line, and later words win). Words that
@@ -64,6 +65,7 @@ impl BootArgs {
             },
             guest: with_user_words(self.guest_options(), &self.cmdline),
             user_cmdline: self.cmdline.clone(),
+            modules: self.module_specs(),
             console: Box::new(std::io::stderr()),
             timeout: (self.timeout > 0).then(|| Duration::from_secs(self.timeout)),
             quiet: self.quiet,
@@ -73,6 +75,26 @@ impl BootArgs {
                 tsc_skew: self.test_skew_tsc,
             },
         })
+    }
+
+    /// The boot modules: `--initrd` (its path as its string), then each `--module PATH[,STRING]`
+    /// (split at the first comma; without one, the path is the string).
+    pub fn module_specs(&self) -> Vec<ModuleSpec> {
+        let initrd = self.initrd.iter().map(|p| ModuleSpec {
+            path: p.clone(),
+            string: p.to_string_lossy().into_owned(),
+        });
+        let modules = self.modules.iter().map(|m| match m.split_once(',') {
+            Some((path, string)) => ModuleSpec {
+                path: path.into(),
+                string: string.into(),
+            },
+            None => ModuleSpec {
+                path: m.into(),
+                string: m.clone(),
+            },
+        });
+        initrd.chain(modules).collect()
     }
 
     /// The options the guest reads from its command line.
@@ -140,6 +162,19 @@ impl BootArgs {
     /// Checks the options that depend on each other; the error is a sentence for the usage
     /// error line.
     pub fn validate(&self) -> Result<(), String> {
+        let modules = usize::from(self.initrd.is_some()) + self.modules.len();
+        if modules > MAX_MODULES {
+            return Err(format!(
+                "{modules} boot modules were given (--initrd, --module); sipi takes at most {MAX_MODULES}"
+            ));
+        }
+        if let Some(m) = self
+            .modules
+            .iter()
+            .find(|m| m.split(',').next() == Some(""))
+        {
+            return Err(format!("--module {m:?} names no file"));
+        }
         if self.scenario != ScenarioArg::HotplugTorture {
             let torture_only = [
                 ("--ops", self.ops.is_some()),

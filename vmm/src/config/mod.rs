@@ -12,7 +12,7 @@ use firmware::cmdline::GuestOptions;
 pub use crate::arch::x86_64::topology::Topology;
 pub use hooks::{TestHooks, TscSkew};
 
-use crate::loader::EntryMode;
+use crate::loader::{EntryMode, ModuleSpec};
 
 /// The kernel to boot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +37,8 @@ pub struct VmConfig {
     pub guest: GuestOptions,
     /// The user's own command-line words (`--cmdline`), after sipi's options.
     pub user_cmdline: String,
+    /// Boot modules (`--initrd`, then each `--module`), in the order the kernel lists them.
+    pub modules: Vec<ModuleSpec>,
     /// Where guest console output goes.
     pub console: Box<dyn Write + Send>,
     /// Wall-clock limit (None: none).
@@ -62,6 +64,7 @@ impl VmConfig {
             entry: EntryMode::Auto,
             guest: GuestOptions::default(),
             user_cmdline: String::new(),
+            modules: Vec::new(),
             console: Box::new(std::io::sink()),
             timeout: None,
             quiet: true,

@@ -17,24 +17,28 @@
 
 mod elf;
 mod entry;
+pub mod modules;
 mod multiboot;
+pub mod placement;
 #[cfg(test)]
 mod tests;
 
 use std::path::Path;
 
-use firmware::layout::KERNEL_MIN_ADDR;
+use firmware::layout::IVT_BDA_END;
 use firmware::multiboot::{find_header, HeaderError};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
 pub use elf::Class as ElfClass;
 pub use entry::{Entry, EntryMode};
+pub use modules::{ModuleError, ModuleSpec};
+pub use placement::{BootLayout, PlacementError, Span};
 
 /// Most program headers sipi reads: real kernels have a handful.
 pub const MAX_PHDRS: usize = 64;
 
 /// A kernel in guest memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadedKernel {
     /// PVH entry, if the image has a PVH note.
     pub pvh_entry: Option<u32>,
@@ -48,6 +52,9 @@ pub struct LoadedKernel {
     pub start: u64,
     /// First byte after the highest loaded segment.
     pub end: u64,
+    /// Every loaded segment (bss included), sorted by address: what the boot structures must
+    /// stay out of.
+    pub segments: Vec<Span>,
 }
 
 /// Why the kernel could not be loaded. Every variant is a problem with the input file.
@@ -113,9 +120,16 @@ pub enum LoaderError {
     /// filesz > memsz.
     #[error("kernel segment {0} has more file bytes than memory bytes")]
     SegmentFileExceedsMem(usize),
-    /// Into the reserved low area.
-    #[error("kernel segment {index} at {addr:#x} overlaps the VMM's reserved area below {KERNEL_MIN_ADDR:#x}")]
-    SegmentInReservedArea { index: usize, addr: u64 },
+    /// Into a range no kernel may occupy ([`placement::reserved`]).
+    #[error("kernel segment {index} ({start:#x}..{end:#x}) overlaps {owner} at {area_start:#x}..{area_end:#x}, which no kernel may occupy")]
+    SegmentInReservedArea {
+        index: usize,
+        start: u64,
+        end: u64,
+        owner: &'static str,
+        area_start: u64,
+        area_end: u64,
+    },
     /// Out of RAM.
     #[error("kernel segment {index} ({start:#x}..{end:#x}) lies outside guest RAM; more --memory may be needed")]
     SegmentOutsideRam { index: usize, start: u64, end: u64 },
@@ -209,17 +223,21 @@ pub fn read_image(path: &Path, mem_size: u64) -> Result<Vec<u8>, LoaderError> {
     std::fs::read(path).map_err(read_err)
 }
 
-/// Checks segments against `mem`: above the reserved low area, inside one RAM region, and not
-/// overlapping each other. Returns them sorted by address.
+/// Checks segments against `mem`: outside the ranges no kernel may occupy, inside one RAM
+/// region, and not overlapping each other. Returns them sorted by address.
 fn check_placement(
     mut segments: Vec<Segment>,
     mem: &GuestMemoryMmap,
 ) -> Result<Vec<Segment>, LoaderError> {
     for s in &segments {
-        if s.start < KERNEL_MIN_ADDR {
+        if let Some(r) = placement::reserved::overlapping(s.start, s.end) {
             return Err(LoaderError::SegmentInReservedArea {
                 index: s.index,
-                addr: s.start,
+                start: s.start,
+                end: s.end,
+                owner: r.owner,
+                area_start: r.start,
+                area_end: r.end,
             });
         }
         let in_ram = mem.iter().any(|r| {
@@ -267,7 +285,8 @@ fn load_elf64(
 ) -> Result<(), LoaderError> {
     use linux_loader::loader::elf::{Elf, PvhBootCapability};
     use linux_loader::loader::KernelLoader;
-    let highmem = Some(GuestAddress(firmware::layout::KERNEL_MIN_ADDR));
+    // Its lowest accepted address; the reserved ranges were already checked.
+    let highmem = Some(GuestAddress(IVT_BDA_END));
     let r = Elf::load(mem, None, &mut std::io::Cursor::new(image), highmem)
         .map_err(LoaderError::Load)?;
     let theirs = match r.pvh_boot_cap {
@@ -341,6 +360,7 @@ pub fn load(image: &[u8], mem: &GuestMemoryMmap) -> Result<LoadedKernel, LoaderE
             elf_class: Some(parsed.class),
             start: 0,
             end: 0,
+            segments: Vec::new(),
         };
         (segments, kernel, phdrs && parsed.class == ElfClass::Elf64)
     } else {
@@ -356,6 +376,7 @@ pub fn load(image: &[u8], mem: &GuestMemoryMmap) -> Result<LoadedKernel, LoaderE
             elf_class: None,
             start: 0,
             end: 0,
+            segments: Vec::new(),
         };
         (segments, kernel, false)
     };
@@ -367,6 +388,13 @@ pub fn load(image: &[u8], mem: &GuestMemoryMmap) -> Result<LoadedKernel, LoaderE
     Ok(LoadedKernel {
         start: segments.first().map_or(0, |s| s.start),
         end: segments.iter().map(|s| s.end).max().unwrap_or(0),
+        segments: segments
+            .iter()
+            .map(|s| Span {
+                start: s.start,
+                end: s.end,
+            })
+            .collect(),
         ..kernel
     })
 }

@@ -192,7 +192,9 @@ fn rejects_malformed_images() {
     let mut b = good.clone();
     b[54..56].copy_from_slice(&32u16.to_le_bytes());
     check(&b, "program header table");
-    check(&tiny_elf(0x8000, &[0xF4]), "reserved area");
+    check(&tiny_elf(0x400, &[0xF4]), "interrupt vector table");
+    check(&tiny_elf(0x9_FF00, &[0xF4]), "EBDA, VGA and BIOS area");
+    check(&tiny_elf(0xF_0000, &[0xF4]), "which no kernel may occupy");
     check(&tiny_elf(0x3F_FFFF, &[0xF4, 0xF4]), "outside guest RAM");
     let mut b = good.clone();
     let ph = ELF64_EHDR_SIZE;
@@ -436,14 +438,18 @@ fn the_aout_kludge_addresses_are_validated() {
         "bss_end_addr is below",
     );
     check([0x10_0000, 0x10_0000, 0, 0, 0x20_0000], "entry point");
-    check([0x8000, 0x8000, 0, 0, 0x8000], "reserved area");
+    check([0x4F0, 0x4F0, 0, 0, 0x4F0], "interrupt vector table");
+    check(
+        [0xA_0000, 0xA_0000, 0, 0, 0xA_0000],
+        "EBDA, VGA and BIOS area",
+    );
     check(
         [0x3F_FFF0, 0x3F_FFF0, 0, 0x40_0040, 0x3F_FFF0],
         "outside guest RAM",
     );
     check(
         [0xFFFF_FFF0, 0xFFFF_FFF0, 0, 0, 0xFFFF_FFF0],
-        "outside guest RAM",
+        "the MMIO hole",
     );
     // A multiboot header without address fields on a flat image cannot be loaded.
     let mut flat = mb_header(MULTIBOOT_MEMORY_INFO, 0, None);
@@ -474,4 +480,24 @@ fn read_image_bounds_size_before_reading() {
         read_image(&dir.path().join("nope"), 1024),
         Err(LoaderError::Read { .. })
     ));
+}
+
+#[test]
+fn low_segments_load_where_the_kernel_asks() {
+    // An ELF64 image at 0x8000 (through linux-loader) and its segments reported for placement.
+    let m = mem();
+    let k = load(&tiny_elf(0x8000, &[0xF4, 0x90]), &m).unwrap();
+    assert_eq!(
+        k.segments,
+        [Span {
+            start: 0x8000,
+            end: 0x8002
+        }]
+    );
+    let mut b = [0u8; 2];
+    m.read_slice(&mut b, GuestAddress(0x8000)).unwrap();
+    assert_eq!(b, [0xF4, 0x90]);
+    // The first byte a kernel may use, and the last below the EBDA.
+    assert!(load(&tiny_elf(0x500, &[0xF4]), &mem()).is_ok());
+    assert!(load(&tiny_elf(0x9_FBFF, &[0xF4]), &mem()).is_ok());
 }

@@ -23,7 +23,7 @@ use crate::arch::x86_64::regs::{self, RegsError, StartState};
 use crate::arch::x86_64::topology::Topology;
 use crate::arch::x86_64::tsc::{self, TscError};
 use crate::config::TscSkew;
-use crate::loader::Entry;
+use crate::loader::{BootLayout, Entry};
 use crate::seccomp::{self, SeccompError};
 
 /// Why a vCPU could not be set up.
@@ -61,6 +61,8 @@ pub(crate) struct BootVcpus {
     pub topology: Topology,
     /// The BSP's entry into the kernel.
     pub entry: Entry,
+    /// Where the BSP's GDT, page tables and hand-off are.
+    pub layout: BootLayout,
     /// KVM's supported CPUID, patched per vCPU.
     pub cpuid: CpuId,
     /// The TSC frequency KVM gives every vCPU (read once, from the BSP's vCPU).
@@ -119,7 +121,7 @@ impl Vcpu {
         };
         regs::setup_common(&self.fd, start).map_err(|e| VcpuError::Regs(i, e))?;
         if bsp {
-            regs::setup_bsp(&self.fd, b.entry).map_err(|e| VcpuError::Regs(i, e))?;
+            regs::setup_bsp(&self.fd, b.entry, &b.layout).map_err(|e| VcpuError::Regs(i, e))?;
         }
         match self.tsc_skew() {
             Some(_) => Ok(()),

@@ -21,7 +21,7 @@ use crate::arch::x86_64::acpi::AcpiTables;
 use crate::arch::x86_64::{boot_info, irq_routing, regs, tsc};
 use crate::config::{KernelSource, TscSkew, VmConfig};
 use crate::kvm::KvmHost;
-use crate::loader::{self, Entry};
+use crate::loader::{self, placement, BootLayout, Entry};
 use crate::memory;
 use crate::report::VmmPhasesUs;
 
@@ -35,6 +35,8 @@ pub(super) struct CreatedVm {
     pub mem: GuestMemoryMmap,
     /// How the BSP enters the kernel.
     pub entry: Entry,
+    /// Where the boot structures are.
+    pub layout: BootLayout,
     /// The kernel is sipi's own guest, which must report before it exits.
     pub sipi_guest: bool,
     /// The options the guest was given on its command line.
@@ -83,6 +85,10 @@ pub(super) fn create(
     // a file (`--kernel target/guest.elf`); another kernel has no report to send.
     let sipi_guest = *image == *crate::EMBEDDED_GUEST;
     drop(image);
+    let modules = loader::modules::read(&cfg.modules, cfg.memory)?;
+    let needs: Vec<_> = modules.iter().map(|m| m.need()).collect();
+    let ram = placement::ram_spans(&mem);
+    let plan = placement::plan(&kernel.segments, &ram, entry, sipi_guest, &needs)?;
     phases.load_kernel = clock.lap();
 
     let (guest, tsc_skew) = plan_tsc_skew(&host, cfg)?;
@@ -91,14 +97,21 @@ pub(super) fn create(
         KernelSource::Path(p) => Some(p.to_string_lossy()),
         KernelSource::Embedded => None,
     };
-    boot_info::write(&mem, &cfg.cmdline(&guest), entry, kernel_name.as_deref())?;
-    regs::write_boot_structures(&mem, entry)?;
+    let handoff = boot_info::Handoff {
+        cmdline: &cfg.cmdline(&guest),
+        entry,
+        kernel_name: kernel_name.as_deref(),
+    };
+    boot_info::write(&mem, &handoff, &plan, &modules)?;
+    drop(modules);
+    regs::write_boot_structures(&mem, entry, &plan.layout)?;
     phases.acpi = clock.lap();
     Ok(CreatedVm {
         host,
         vm,
         mem,
         entry,
+        layout: plan.layout,
         sipi_guest,
         guest,
         tsc_skew,

@@ -20,7 +20,7 @@ use crate::config::VmConfig;
 use crate::event_loop::EventLoopError;
 use crate::fds::FdError;
 use crate::kvm::KvmError;
-use crate::loader::LoaderError;
+use crate::loader::{LoaderError, ModuleError, PlacementError};
 use crate::memory::MemoryError;
 use crate::report::{BootOutcome, VmmPhasesUs};
 use crate::status::Status;
@@ -47,6 +47,12 @@ pub enum VmError {
     /// The kernel is unusable.
     #[error(transparent)]
     Loader(#[from] LoaderError),
+    /// A boot module is unusable.
+    #[error(transparent)]
+    Module(#[from] ModuleError),
+    /// The boot structures or modules do not fit around the kernel.
+    #[error(transparent)]
+    Placement(#[from] PlacementError),
     /// Boot information could not be written.
     #[error(transparent)]
     BootInfo(#[from] BootInfoError),
@@ -83,7 +89,11 @@ impl VmError {
     /// The exit status this error maps to.
     pub fn status(&self) -> Status {
         match self {
-            Self::TooManyVcpus { .. } | Self::Loader(_) | Self::BootInfo(_) => Status::Usage,
+            Self::TooManyVcpus { .. }
+            | Self::Loader(_)
+            | Self::Module(_)
+            | Self::Placement(_)
+            | Self::BootInfo(_) => Status::Usage,
             Self::Memory(
                 MemoryError::MoreThanHost { .. } | MemoryError::BeyondAddressWidth { .. },
             ) => Status::Usage,

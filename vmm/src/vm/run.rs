@@ -55,6 +55,7 @@ pub(super) fn run(
         vm,
         mem,
         entry,
+        layout,
         sipi_guest,
         guest,
         tsc_skew,
@@ -79,6 +80,7 @@ pub(super) fn run(
     let boot = BootVcpus {
         topology: cfg.topology,
         entry,
+        layout,
         cpuid: host.supported_cpuid.clone(),
         tsc_khz: None,
         tsc_skew,

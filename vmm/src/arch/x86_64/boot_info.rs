@@ -1,22 +1,25 @@
-//! The boot hand-off, written where firmware::layout says: the PVH `hvm_start_info` with its
-//! memory map, the command line, and for a multiboot kernel the multiboot information with its
-//! own memory map, boot loader name and (empty) module list.
+//! The boot hand-off, written where the boot plan says (firmware::layout's addresses unless a
+//! foreign kernel occupies them): the command line, and the PVH `hvm_start_info` with its
+//! memory map or, for a multiboot kernel, the multiboot information with its own memory map,
+//! boot loader name and module list; and the boot modules with their list and strings.
 
 use firmware::cmdline::SIPI_OPTION_PREFIX;
 use firmware::layout::{
-    BIOS_AREA_END, BIOS_AREA_START, CMDLINE_ADDR, CMDLINE_MAX, KERNEL_MIN_ADDR, LOW_RAM_END,
-    MEMMAP_ADDR, MEMMAP_MAX_ENTRIES, MULTIBOOT_INFO_ADDR, MULTIBOOT_LOADER_NAME_ADDR,
-    MULTIBOOT_MMAP_ADDR, MULTIBOOT_MODS_ADDR, RSDP_ADDR, START_INFO_ADDR,
+    BIOS_AREA_END, BIOS_AREA_START, CMDLINE_MAX, KERNEL_MIN_ADDR, LOW_RAM_END, MEMMAP_MAX_ENTRIES,
+    RSDP_ADDR,
 };
 use firmware::multiboot::{
     self, MULTIBOOT_INFO_BOOT_LOADER_NAME, MULTIBOOT_INFO_CMDLINE, MULTIBOOT_INFO_MEMORY,
     MULTIBOOT_INFO_MEM_MAP, MULTIBOOT_INFO_MODS, MULTIBOOT_MMAP_ENTRY_SIZE,
 };
 use firmware::pvh::{
-    memmap_type, MemmapEntry, StartInfo, START_INFO_VERSION, XEN_HVM_START_MAGIC_VALUE,
+    memmap_type, HvmModlistEntry, MemmapEntry, StartInfo, START_INFO_VERSION,
+    XEN_HVM_START_MAGIC_VALUE,
 };
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
+use crate::loader::modules::Module;
+use crate::loader::placement::{ModulePlan, Plan};
 use crate::loader::Entry;
 
 /// The boot loader name a multiboot kernel finds (`boot_loader_name`).
@@ -97,9 +100,37 @@ fn mem_upper_kib(mem: &GuestMemoryMmap) -> u32 {
         })
 }
 
+/// Writes each module and its NUL-terminated string where `plan` says; returns the module
+/// list's entries as (address, size, string address).
+fn write_modules(
+    mem: &GuestMemoryMmap,
+    plan: &ModulePlan,
+    modules: &[Module],
+) -> Result<Vec<(u64, u64, u64)>, BootInfoError> {
+    let mut string_at = plan.strings;
+    let mut listed = Vec::with_capacity(modules.len());
+    for (m, &at) in modules.iter().zip(&plan.addrs) {
+        mem.write_slice(&m.data, GuestAddress(at))
+            .map_err(BootInfoError::Write)?;
+        let mut string = m.string.as_bytes().to_vec();
+        string.push(0);
+        mem.write_slice(&string, GuestAddress(string_at))
+            .map_err(BootInfoError::Write)?;
+        listed.push((at, m.data.len() as u64, string_at));
+        string_at += string.len() as u64;
+    }
+    Ok(listed)
+}
+
 /// Writes the multiboot information, its memory map (the same regions as the PVH one), the
-/// boot loader name and the empty module list. The command line is at [`CMDLINE_ADDR`].
-fn write_multiboot(mem: &GuestMemoryMmap, map: &[MemmapEntry]) -> Result<(), BootInfoError> {
+/// boot loader name and the module list (`mods`: address and count).
+fn write_multiboot(
+    mem: &GuestMemoryMmap,
+    map: &[MemmapEntry],
+    plan: &Plan,
+    mods: (u64, usize),
+) -> Result<(), BootInfoError> {
+    let layout = &plan.layout;
     let mut mmap = Vec::with_capacity(map.len() * MULTIBOOT_MMAP_ENTRY_SIZE);
     for e in map {
         let kind = match e.kind {
@@ -122,33 +153,47 @@ fn write_multiboot(mem: &GuestMemoryMmap, map: &[MemmapEntry]) -> Result<(), Boo
             | MULTIBOOT_INFO_BOOT_LOADER_NAME,
         mem_lower: (LOW_RAM_END >> 10) as u32,
         mem_upper: mem_upper_kib(mem),
-        cmdline: CMDLINE_ADDR as u32,
-        mods_count: 0,
-        mods_addr: MULTIBOOT_MODS_ADDR as u32,
+        // The plan keeps every boot structure below the MMIO hole, so below 4 GiB.
+        cmdline: layout.cmdline as u32,
+        mods_count: mods.1 as u32,
+        mods_addr: mods.0 as u32,
         mmap_length: mmap.len() as u32,
-        mmap_addr: MULTIBOOT_MMAP_ADDR as u32,
-        boot_loader_name: MULTIBOOT_LOADER_NAME_ADDR as u32,
+        mmap_addr: layout.multiboot_mmap() as u32,
+        boot_loader_name: layout.multiboot_loader_name() as u32,
     };
     let mut name = BOOT_LOADER_NAME.as_bytes().to_vec();
     name.push(0);
-    mem.write_slice(&mmap, GuestAddress(MULTIBOOT_MMAP_ADDR))
+    mem.write_slice(&mmap, GuestAddress(layout.multiboot_mmap()))
         .map_err(BootInfoError::Write)?;
-    mem.write_slice(&name, GuestAddress(MULTIBOOT_LOADER_NAME_ADDR))
+    mem.write_slice(&name, GuestAddress(layout.multiboot_loader_name()))
         .map_err(BootInfoError::Write)?;
-    mem.write_slice(&info.to_bytes(), GuestAddress(MULTIBOOT_INFO_ADDR))
+    mem.write_slice(&info.to_bytes(), GuestAddress(layout.multiboot_info))
         .map_err(BootInfoError::Write)
 }
 
-/// Writes start_info, the memory map and the command line into guest memory, and the
-/// multiboot information when the kernel is entered through multiboot. `cmdline` is the whole
-/// command line (sipi's options and the user's); a multiboot kernel gets
-/// [`multiboot_cmdline`] of it instead, with `kernel_name` as its first word.
+/// What a boot hands the kernel: the command line, how it is entered, and the kernel's file
+/// name (the first word of a multiboot command line).
+pub(crate) struct Handoff<'a> {
+    /// The whole command line (sipi's options and the user's); a multiboot kernel gets
+    /// [`multiboot_cmdline`] of it instead.
+    pub cmdline: &'a str,
+    /// The entry.
+    pub entry: Entry,
+    /// The kernel's file name, if it came from a file.
+    pub kernel_name: Option<&'a str>,
+}
+
+/// Writes the command line, the modules (`modules`, placed by `plan.modules`), and start_info
+/// with its memory map, or the multiboot information when the kernel is entered through
+/// multiboot, where `plan` says.
 pub(crate) fn write(
     mem: &GuestMemoryMmap,
-    cmdline: &str,
-    entry: Entry,
-    kernel_name: Option<&str>,
+    handoff: &Handoff<'_>,
+    plan: &Plan,
+    modules: &[Module],
 ) -> Result<(), BootInfoError> {
+    let (cmdline, entry, kernel_name) = (handoff.cmdline, handoff.entry, handoff.kernel_name);
+    let layout = &plan.layout;
     let multiboot_line;
     let cmdline = match entry {
         Entry::Multiboot(_) => {
@@ -174,36 +219,105 @@ pub(crate) fn write(
     for e in &map {
         bytes.extend_from_slice(&e.to_bytes());
     }
+    let mut line = Vec::with_capacity(cmdline.len() + 1);
+    line.extend_from_slice(cmdline.as_bytes());
+    line.push(0);
+    mem.write_slice(&line, GuestAddress(layout.cmdline))
+        .map_err(BootInfoError::Write)?;
+    let listed = match &plan.modules {
+        Some(p) => write_modules(mem, p, modules)?,
+        None => Vec::new(),
+    };
+    if let Entry::Multiboot(_) = entry {
+        let mods = match &plan.modules {
+            Some(p) => {
+                let list: Vec<u8> = listed
+                    .iter()
+                    .flat_map(|&(at, size, string)| {
+                        // Below the MMIO hole: the plan keeps every module there.
+                        multiboot::ModuleEntry {
+                            mod_start: at as u32,
+                            mod_end: (at + size) as u32,
+                            string: string as u32,
+                            reserved: 0,
+                        }
+                        .to_bytes()
+                    })
+                    .collect();
+                mem.write_slice(&list, GuestAddress(p.list))
+                    .map_err(BootInfoError::Write)?;
+                (p.list, listed.len())
+            }
+            None => (layout.multiboot_mods(), 0),
+        };
+        return write_multiboot(mem, &map, plan, mods);
+    }
+    let modlist_paddr = match &plan.modules {
+        Some(p) => {
+            let list: Vec<u8> = listed
+                .iter()
+                .flat_map(|&(paddr, size, cmdline_paddr)| {
+                    HvmModlistEntry {
+                        paddr,
+                        size,
+                        cmdline_paddr,
+                        reserved: 0,
+                    }
+                    .to_bytes()
+                })
+                .collect();
+            mem.write_slice(&list, GuestAddress(p.list))
+                .map_err(BootInfoError::Write)?;
+            p.list
+        }
+        None => 0,
+    };
     let info = StartInfo {
         magic: XEN_HVM_START_MAGIC_VALUE,
         version: START_INFO_VERSION,
         flags: 0,
-        nr_modules: 0,
-        modlist_paddr: 0,
-        cmdline_paddr: CMDLINE_ADDR,
+        nr_modules: listed.len() as u32,
+        modlist_paddr,
+        cmdline_paddr: layout.cmdline,
         rsdp_paddr: RSDP_ADDR,
-        memmap_paddr: MEMMAP_ADDR,
+        memmap_paddr: layout.memmap(),
         memmap_entries: map.len() as u32,
     };
-    let mut line = Vec::with_capacity(cmdline.len() + 1);
-    line.extend_from_slice(cmdline.as_bytes());
-    line.push(0);
-    mem.write_slice(&bytes, GuestAddress(MEMMAP_ADDR))
+    mem.write_slice(&bytes, GuestAddress(layout.memmap()))
         .map_err(BootInfoError::Write)?;
-    mem.write_slice(&line, GuestAddress(CMDLINE_ADDR))
-        .map_err(BootInfoError::Write)?;
-    if let Entry::Multiboot(_) = entry {
-        write_multiboot(mem, &map)?;
-    }
-    mem.write_slice(&info.to_bytes(), GuestAddress(START_INFO_ADDR))
+    mem.write_slice(&info.to_bytes(), GuestAddress(layout.start_info))
         .map_err(BootInfoError::Write)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::loader::placement::{self, ModuleNeed, Span};
+    use crate::loader::BootLayout;
+    use firmware::layout::{
+        CMDLINE_ADDR, MEMMAP_ADDR, MULTIBOOT_INFO_ADDR, MULTIBOOT_MODS_ADDR, START_INFO_ADDR,
+    };
     use firmware::multiboot::{Info, MmapEntry as MbEntry, MULTIBOOT_INFO_SIZE};
-    use firmware::pvh::START_INFO_SIZE;
+    use firmware::pvh::{MODLIST_ENTRY_SIZE, START_INFO_SIZE};
+
+    /// Writes the hand-off on the fixed layout, without modules.
+    fn write(
+        mem: &GuestMemoryMmap,
+        cmdline: &str,
+        entry: Entry,
+        kernel_name: Option<&str>,
+    ) -> Result<(), BootInfoError> {
+        let plan = Plan {
+            layout: BootLayout::FIXED,
+            modules: None,
+        };
+        let handoff = Handoff {
+            cmdline,
+            entry,
+            kernel_name,
+        };
+        super::write(mem, &handoff, &plan, &[])
+    }
 
     fn read<const N: usize>(mem: &GuestMemoryMmap, addr: u64) -> [u8; N] {
         let mut b = [0u8; N];
@@ -334,11 +448,8 @@ mod tests {
             )
         );
         let pvh: [u8; START_INFO_SIZE] = read(&mem, START_INFO_ADDR);
-        assert_eq!(
-            StartInfo::from_bytes(&pvh).unwrap().cmdline_paddr,
-            u64::from(info.cmdline),
-            "both hand-offs share the command line"
-        );
+        assert_eq!(pvh, [0; START_INFO_SIZE], "no start_info for multiboot");
+        assert_eq!(u64::from(info.cmdline), CMDLINE_ADDR);
         assert_eq!(multiboot_cmdline(None, "sipi.x=1"), "kernel");
     }
 
@@ -360,5 +471,111 @@ mod tests {
             write(&mem, "", Entry::Multiboot(0x10_0000), Some(&name)),
             Err(BootInfoError::CmdlineTooLong { .. })
         ));
+    }
+
+    fn modules() -> Vec<Module> {
+        vec![
+            Module {
+                data: b"first".to_vec(),
+                string: "one a=1".into(),
+            },
+            Module {
+                data: vec![7; 5000],
+                string: String::new(),
+            },
+        ]
+    }
+
+    #[test]
+    fn lists_modules_for_multiboot_and_pvh() {
+        let kernel = [Span {
+            start: 0x10_0000,
+            end: 0x10_0800,
+        }];
+        let mods = modules();
+        let needs: Vec<ModuleNeed> = mods.iter().map(|m| m.need()).collect();
+        for entry in [Entry::Multiboot(0x10_0000), Entry::Pvh(0x10_0000)] {
+            let mem = GuestMemoryMmap::from_ranges(&crate::memory::ram_ranges(64 << 20)).unwrap();
+            let ram = placement::ram_spans(&mem);
+            let plan = placement::plan(&kernel, &ram, entry, false, &needs).unwrap();
+            let handoff = Handoff {
+                cmdline: "x",
+                entry,
+                kernel_name: Some("k"),
+            };
+            super::write(&mem, &handoff, &plan, &mods).unwrap();
+            let list: Vec<(u64, u64, u64)> = match entry {
+                Entry::Multiboot(_) => {
+                    let raw: [u8; MULTIBOOT_INFO_SIZE] = read(&mem, plan.layout.multiboot_info);
+                    let info = Info::from_bytes(&raw).unwrap();
+                    assert_ne!(info.flags & MULTIBOOT_INFO_MODS, 0);
+                    assert_eq!(info.mods_count, 2);
+                    (0..2)
+                        .map(|i| {
+                            let e: [u8; 16] = read(&mem, u64::from(info.mods_addr) + 16 * i);
+                            let w = |o: usize| {
+                                u64::from(u32::from_le_bytes(e[o..o + 4].try_into().unwrap()))
+                            };
+                            (w(0), w(4) - w(0), w(8))
+                        })
+                        .collect()
+                }
+                _ => {
+                    let raw: [u8; START_INFO_SIZE] = read(&mem, plan.layout.start_info);
+                    let info = StartInfo::from_bytes(&raw).unwrap();
+                    assert_eq!(info.nr_modules, 2);
+                    (0..2)
+                        .map(|i| {
+                            let e: [u8; MODLIST_ENTRY_SIZE] =
+                                read(&mem, info.modlist_paddr + (MODLIST_ENTRY_SIZE as u64) * i);
+                            let w = |o: usize| u64::from_le_bytes(e[o..o + 8].try_into().unwrap());
+                            (w(0), w(8), w(16))
+                        })
+                        .collect()
+                }
+            };
+            assert_eq!(
+                list[0].0, 0x10_1000,
+                "{entry:?}: page aligned after the kernel"
+            );
+            assert_eq!(list[0].1, 5);
+            assert_eq!(list[1], (0x10_2000, 5000, list[0].2 + 8));
+            assert_eq!(cstr(&mem, list[0].2), "one a=1");
+            assert_eq!(cstr(&mem, list[1].2), "");
+            let first: [u8; 5] = read(&mem, list[0].0);
+            assert_eq!(&first, b"first");
+        }
+    }
+
+    #[test]
+    fn moved_structures_are_where_the_hand_off_points() {
+        let mem = GuestMemoryMmap::from_ranges(&crate::memory::ram_ranges(64 << 20)).unwrap();
+        let layout = BootLayout {
+            multiboot_info: 0x2_0000,
+            cmdline: 0x3_0000,
+            ..BootLayout::FIXED
+        };
+        let plan = Plan {
+            layout,
+            modules: None,
+        };
+        let handoff = Handoff {
+            cmdline: "a",
+            entry: Entry::Multiboot(0x8000),
+            kernel_name: Some("k"),
+        };
+        super::write(&mem, &handoff, &plan, &[]).unwrap();
+        let raw: [u8; MULTIBOOT_INFO_SIZE] = read(&mem, 0x2_0000);
+        let info = Info::from_bytes(&raw).unwrap();
+        assert_eq!(info.cmdline, 0x3_0000);
+        assert_eq!(cstr(&mem, 0x3_0000), "k a");
+        assert_eq!(u64::from(info.mmap_addr), layout.multiboot_mmap());
+        assert_eq!(u64::from(info.mods_addr), layout.multiboot_mods());
+        assert_eq!(cstr(&mem, layout.multiboot_loader_name()), BOOT_LOADER_NAME);
+        let fixed: [u8; MULTIBOOT_INFO_SIZE] = read(&mem, MULTIBOOT_INFO_ADDR);
+        assert_eq!(
+            fixed, [0; MULTIBOOT_INFO_SIZE],
+            "nothing at the fixed place"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! The boot GDT (Intel SDM Vol. 3A, 3.4.5): flat 64-bit code, 32-bit code, data and a TSS,
-//! written once where firmware::layout says, and the hidden segment state KVM loads for each.
+//! written once where the boot plan says, and the hidden segment state KVM loads for each.
 
-use firmware::layout::{BOOT_GDT_ADDR, BOOT_GDT_ENTRIES};
+use firmware::layout::BOOT_GDT_ENTRIES;
 use kvm_bindings::kvm_segment;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryError, GuestMemoryMmap};
 
@@ -54,8 +54,8 @@ pub(crate) fn segment(selector: u16, flags: u16, base: u32, limit: u32) -> kvm_s
     }
 }
 
-/// Writes the boot GDT into guest memory.
-pub(crate) fn write(mem: &GuestMemoryMmap) -> Result<(), GuestMemoryError> {
+/// Writes the boot GDT into guest memory at `addr`.
+pub(crate) fn write(mem: &GuestMemoryMmap, addr: u64) -> Result<(), GuestMemoryError> {
     let mut gdt = [0u8; BOOT_GDT_ENTRIES * 8];
     for (i, flags) in GDT_FLAGS.iter().enumerate().skip(1) {
         let limit = if usize::from(GDT_TSS >> 3) == i {
@@ -65,7 +65,7 @@ pub(crate) fn write(mem: &GuestMemoryMmap) -> Result<(), GuestMemoryError> {
         };
         gdt[i * 8..i * 8 + 8].copy_from_slice(&gdt_entry(*flags, 0, limit).to_le_bytes());
     }
-    mem.write_slice(&gdt, GuestAddress(BOOT_GDT_ADDR))
+    mem.write_slice(&gdt, GuestAddress(addr))
 }
 
 #[cfg(test)]

@@ -2,9 +2,7 @@
 //! mode), the MSRs and FPU state every vCPU starts with, and the boot structures the entry
 //! state points at (GDT, identity page tables).
 
-use firmware::layout::{
-    BOOT_GDT_ADDR, BOOT_GDT_ENTRIES, MULTIBOOT_INFO_ADDR, PML4_ADDR, START_INFO_ADDR,
-};
+use firmware::layout::BOOT_GDT_SIZE;
 use firmware::multiboot::MULTIBOOT_BOOTLOADER_MAGIC;
 use kvm_bindings::{kvm_fpu, kvm_msr_entry, kvm_regs, kvm_sregs, Msrs};
 use kvm_ioctls::VcpuFd;
@@ -12,7 +10,7 @@ use vm_memory::GuestMemoryMmap;
 
 use super::gdt::{self, segment, GDT_CODE32, GDT_CODE64, GDT_DATA, GDT_FLAGS, GDT_TSS, TSS_LIMIT};
 use super::paging;
-use crate::loader::Entry;
+use crate::loader::{BootLayout, Entry};
 
 /// CR0.PE: protected mode (Intel SDM Vol. 3A, 2.5).
 const X86_CR0_PE: u64 = 1 << 0;
@@ -63,12 +61,16 @@ pub enum RegsError {
     MsrList,
 }
 
-/// Writes the boot GDT and, for a long-mode entry, the identity page tables. Done once, before
-/// any vCPU runs.
-pub(crate) fn write_boot_structures(mem: &GuestMemoryMmap, entry: Entry) -> Result<(), RegsError> {
-    gdt::write(mem).map_err(RegsError::Memory)?;
+/// Writes the boot GDT and, for a long-mode entry, the identity page tables, where `layout`
+/// says. Done once, before any vCPU runs.
+pub(crate) fn write_boot_structures(
+    mem: &GuestMemoryMmap,
+    entry: Entry,
+    layout: &BootLayout,
+) -> Result<(), RegsError> {
+    gdt::write(mem, layout.gdt).map_err(RegsError::Memory)?;
     if let Entry::Long(_) = entry {
-        paging::write_identity_map(mem).map_err(RegsError::Memory)?;
+        paging::write_identity_map(mem, layout).map_err(RegsError::Memory)?;
     }
     Ok(())
 }
@@ -76,8 +78,9 @@ pub(crate) fn write_boot_structures(mem: &GuestMemoryMmap, entry: Entry) -> Resu
 /// Puts the BSP in the entry state: PVH or multiboot (32-bit protected mode, paging off, flat
 /// segments, interrupts off) or long mode on the VMM's identity map. RBX (and RSI) hold the
 /// start_info address; for multiboot, EAX holds the boot loader magic and EBX the multiboot
-/// information (Multiboot Specification 0.6.96, 3.2 "Machine state").
-pub(crate) fn setup_bsp(vcpu: &VcpuFd, entry: Entry) -> Result<(), RegsError> {
+/// information (Multiboot Specification 0.6.96, 3.2 "Machine state"). `layout` says where the
+/// GDT, the page tables and the hand-off are.
+pub(crate) fn setup_bsp(vcpu: &VcpuFd, entry: Entry, layout: &BootLayout) -> Result<(), RegsError> {
     let set = |what| move |source| RegsError::Set { what, source };
     let mut sregs: kvm_sregs = vcpu.get_sregs().map_err(set("special registers"))?;
     let data = segment(GDT_DATA, GDT_FLAGS[3], 0, 0xFFFF_FFFF);
@@ -93,7 +96,7 @@ pub(crate) fn setup_bsp(vcpu: &VcpuFd, entry: Entry) -> Result<(), RegsError> {
         }
         Entry::Long(addr) => {
             sregs.cr0 = X86_CR0_PE | X86_CR0_ET | X86_CR0_PG;
-            sregs.cr3 = PML4_ADDR;
+            sregs.cr3 = layout.pml4;
             sregs.cr4 = X86_CR4_PAE;
             sregs.efer = EFER_LME | EFER_LMA;
             (segment(GDT_CODE64, GDT_FLAGS[1], 0, 0xFFFF_FFFF), addr)
@@ -106,22 +109,22 @@ pub(crate) fn setup_bsp(vcpu: &VcpuFd, entry: Entry) -> Result<(), RegsError> {
     sregs.gs = data;
     sregs.ss = data;
     sregs.tr = segment(GDT_TSS, GDT_FLAGS[4], 0, TSS_LIMIT);
-    sregs.gdt.base = BOOT_GDT_ADDR;
-    sregs.gdt.limit = (BOOT_GDT_ENTRIES * 8 - 1) as u16;
+    sregs.gdt.base = layout.gdt;
+    sregs.gdt.limit = (BOOT_GDT_SIZE - 1) as u16;
     vcpu.set_sregs(&sregs).map_err(set("special registers"))?;
     let regs = match entry {
         Entry::Multiboot(_) => kvm_regs {
             rflags: RFLAGS_RESERVED,
             rip,
             rax: u64::from(MULTIBOOT_BOOTLOADER_MAGIC),
-            rbx: MULTIBOOT_INFO_ADDR,
+            rbx: layout.handoff(entry),
             ..Default::default()
         },
         Entry::Pvh(_) | Entry::Long(_) => kvm_regs {
             rflags: RFLAGS_RESERVED,
             rip,
-            rbx: START_INFO_ADDR,
-            rsi: START_INFO_ADDR,
+            rbx: layout.handoff(entry),
+            rsi: layout.handoff(entry),
             ..Default::default()
         },
     };
