@@ -26,10 +26,12 @@ KERNEL_DIR := target/kernels
 KERNELS_ELF32 := mb_smp pvh_i8042 pvh_s5 pvh_start_info
 KERNELS_ELF64 := pvh_debug_exit pvh_sipi_exit pvh_triple_fault
 KERNELS_FLAT := mb_aout
+# ELF32 kernels with their own linker script, tests/kernels/NAME.ld (low-memory layouts).
+KERNELS_ELF32_LD := mb_low
 KERNEL_DEPS := $(KERNEL_SRC)/lib.inc $(KERNEL_SRC)/pvh.inc $(KERNEL_SRC)/kernel.ld
 KERNEL_LDFLAGS := -n --no-warn-rwx-segments -T $(KERNEL_SRC)/kernel.ld
 KERNEL_FILES := $(KERNELS_ELF32:%=$(KERNEL_DIR)/%.elf) $(KERNELS_ELF64:%=$(KERNEL_DIR)/%.elf) \
-	$(KERNELS_FLAT:%=$(KERNEL_DIR)/%.bin)
+	$(KERNELS_FLAT:%=$(KERNEL_DIR)/%.bin) $(KERNELS_ELF32_LD:%=$(KERNEL_DIR)/%.elf)
 
 kernels: $(KERNEL_FILES)
 
@@ -42,6 +44,11 @@ $(KERNELS_ELF64:%=$(KERNEL_DIR)/%.elf): $(KERNEL_DIR)/%.elf: $(KERNEL_SRC)/%.s $
 	@mkdir -p $(KERNEL_DIR)
 	as --64 -I $(KERNEL_SRC) -o $(KERNEL_DIR)/$*.o $<
 	ld -m elf_x86_64 $(KERNEL_LDFLAGS) -o $@ $(KERNEL_DIR)/$*.o
+
+$(KERNELS_ELF32_LD:%=$(KERNEL_DIR)/%.elf): $(KERNEL_DIR)/%.elf: $(KERNEL_SRC)/%.s $(KERNEL_SRC)/%.ld $(KERNEL_DEPS)
+	@mkdir -p $(KERNEL_DIR)
+	as --32 -I $(KERNEL_SRC) -o $(KERNEL_DIR)/$*.o $<
+	ld -m elf_i386 -n --no-warn-rwx-segments -T $(KERNEL_SRC)/$*.ld -o $@ $(KERNEL_DIR)/$*.o
 
 $(KERNELS_FLAT:%=$(KERNEL_DIR)/%.bin): $(KERNEL_DIR)/%.bin: $(KERNEL_SRC)/%.s $(KERNEL_DEPS)
 	@mkdir -p $(KERNEL_DIR)
