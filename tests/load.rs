@@ -1,13 +1,14 @@
 //! Kernels load where they ask (issue #15): a multiboot kernel over the places where sipi's
 //! boot structures would go boots with them moved elsewhere and its segments intact; kernels
 //! over what no kernel may occupy are refused with one error line; boot modules (--initrd,
-//! --module) reach a multiboot kernel; and --cmdline takes a value starting with '-'.
+//! --module) reach a multiboot kernel and a PVH one; and --cmdline takes a value starting
+//! with '-'.
 
 mod common;
 
 use common::*;
 
-/// mb_low's isa-debug-exit value when every check passed, and vmm's status for it.
+/// vmm's status when mb_low or pvh_modules passed every check (isa-debug-exit value 0x10).
 const MB_LOW_STATUS: i32 = 33;
 /// mb_low's status when its check 2 (the multiboot information outside its segments) fails:
 /// (0x42 << 1) | 1.
@@ -207,6 +208,49 @@ fn kernels_over_what_no_kernel_may_occupy_are_refused() {
         assert!(
             !stderr.contains("error: kernel"),
             "a kernel at 0x500 is not refused: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_pvh_kernel_reads_its_modlist() {
+    if !kvm_available() {
+        return;
+    }
+    let dir = tempdir();
+    let first = write_file(dir.path(), "initrd", b"initrd bytes\nmore\n");
+    let first = first.to_str().unwrap();
+    let module = format!("{first},-root=/dev/x");
+    let b = boot_kernel(
+        &test_kernel("pvh_modules.elf"),
+        &[
+            "--vcpus",
+            "1",
+            "--timeout",
+            "60",
+            "--initrd",
+            first,
+            "--module",
+            &module,
+        ],
+    );
+    assert_eq!(
+        b.code,
+        Some(MB_LOW_STATUS),
+        "console:\n{}\nstderr: {}",
+        b.console,
+        b.stderr
+    );
+    for line in [
+        "modules: 2\n".to_string(),
+        format!("module: {first} | initrd bytes\n"),
+        "module: -root=/dev/x | initrd bytes\n".to_string(),
+        "pvh-modules: PASS\n".to_string(),
+    ] {
+        assert!(
+            b.console.contains(&line),
+            "{line:?} missing in:\n{}",
+            b.console
         );
     }
 }
