@@ -352,3 +352,48 @@ fn memslot_burst_is_a_subcommand_with_its_own_options() {
     assert!(Cli::try_parse_from(["vmm", "memslot-burst", "--changes", "0"]).is_err());
     assert!(Cli::try_parse_from(["vmm", "--memory", "64", "memslot-burst"]).is_err());
 }
+
+#[test]
+fn guest_text_may_start_with_a_hyphen_and_modules_resolve_in_order() {
+    let parse = |args: &[&str]| {
+        let mut v = vec!["vmm"];
+        v.extend_from_slice(args);
+        Cli::try_parse_from(v).map(|c| c.boot)
+    };
+    let cli = parse(&["--cmdline", "-pause_filter_test -x", "--vcpus", "2"]).unwrap();
+    assert_eq!(cli.cmdline, "-pause_filter_test -x");
+    assert_eq!(cli.vcpus, 2, "the options after it still parse");
+    let cli = parse(&[
+        "--module",
+        "b.bin,-z arg,with comma",
+        "--initrd",
+        "-env",
+        "--module",
+        "c",
+    ])
+    .unwrap();
+    let specs: Vec<(String, String)> = cli
+        .module_specs()
+        .into_iter()
+        .map(|m| (m.path.to_string_lossy().into_owned(), m.string))
+        .collect();
+    assert_eq!(
+        specs,
+        [
+            ("-env".to_string(), "-env".to_string()),
+            ("b.bin".to_string(), "-z arg,with comma".to_string()),
+            ("c".to_string(), "c".to_string()),
+        ]
+    );
+    assert_eq!(cli.validate(), Ok(()));
+    let err = parse(&["--module", ",x"]).unwrap().validate().unwrap_err();
+    assert!(err.contains("names no file"), "{err}");
+    let mut many = Vec::new();
+    for _ in 0..64 {
+        many.extend(["--module", "m"]);
+    }
+    assert_eq!(parse(&many).unwrap().validate(), Ok(()));
+    many.extend(["--initrd", "i"]);
+    let err = parse(&many).unwrap().validate().unwrap_err();
+    assert!(err.contains("at most 64"), "{err}");
+}
