@@ -218,12 +218,38 @@ impl Allocator<'_> {
     }
 }
 
-/// A boot structure the entry needs: its name (for errors), fixed address, size, alignment.
-struct Block {
-    name: &'static str,
-    fixed: u64,
-    size: u64,
-    align: u64,
+/// The boot structures that move as one block each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Structure {
+    Gdt,
+    Cmdline,
+    Multiboot,
+    Pvh,
+    PageTables,
+}
+
+impl Structure {
+    /// Its name, for errors.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Gdt => "boot GDT",
+            Self::Cmdline => "command line",
+            Self::Multiboot => "multiboot information",
+            Self::Pvh => "PVH start_info",
+            Self::PageTables => "identity page tables",
+        }
+    }
+
+    /// Its fixed address, size and alignment.
+    fn block(self) -> (u64, u64, u64) {
+        match self {
+            Self::Gdt => (BOOT_GDT_ADDR, BOOT_GDT_SIZE, BLOCK_ALIGN),
+            Self::Cmdline => (CMDLINE_ADDR, CMDLINE_MAX as u64, BLOCK_ALIGN),
+            Self::Multiboot => (MULTIBOOT_INFO_ADDR, MULTIBOOT_HANDOFF_SIZE, BLOCK_ALIGN),
+            Self::Pvh => (START_INFO_ADDR, PVH_HANDOFF_SIZE, BLOCK_ALIGN),
+            Self::PageTables => (PML4_ADDR, PAGE_TABLES_SIZE, PAGE_SIZE),
+        }
+    }
 }
 
 /// Places the boot structures that `entry` needs and the `modules`, around the `kernel`'s
@@ -251,41 +277,13 @@ pub fn plan(
             modules: None,
         });
     }
-    let mut blocks = vec![
-        Block {
-            name: "boot GDT",
-            fixed: BOOT_GDT_ADDR,
-            size: BOOT_GDT_SIZE,
-            align: BLOCK_ALIGN,
-        },
-        Block {
-            name: "command line",
-            fixed: CMDLINE_ADDR,
-            size: CMDLINE_MAX as u64,
-            align: BLOCK_ALIGN,
-        },
-    ];
-    match entry {
-        Entry::Multiboot(_) => blocks.push(Block {
-            name: "multiboot information",
-            fixed: MULTIBOOT_INFO_ADDR,
-            size: MULTIBOOT_HANDOFF_SIZE,
-            align: BLOCK_ALIGN,
-        }),
-        Entry::Pvh(_) | Entry::Long(_) => blocks.push(Block {
-            name: "PVH start_info",
-            fixed: START_INFO_ADDR,
-            size: PVH_HANDOFF_SIZE,
-            align: BLOCK_ALIGN,
-        }),
-    }
+    let handoff = match entry {
+        Entry::Multiboot(_) => Structure::Multiboot,
+        Entry::Pvh(_) | Entry::Long(_) => Structure::Pvh,
+    };
+    let mut needed = vec![Structure::Gdt, Structure::Cmdline, handoff];
     if let Entry::Long(_) = entry {
-        blocks.push(Block {
-            name: "identity page tables",
-            fixed: PML4_ADDR,
-            size: PAGE_TABLES_SIZE,
-            align: PAGE_SIZE,
-        });
+        needed.push(Structure::PageTables);
     }
     let kernel_end = kernel.iter().map(|s| s.end).max().unwrap_or(0);
     let after_kernel = kernel_end.max(KERNEL_MIN_ADDR);
@@ -293,43 +291,33 @@ pub fn plan(
         ram,
         taken: kernel.to_vec(),
     };
-    // First every block whose fixed place the kernel leaves free, so that a moved block does
-    // not land on (and move) another's fixed place.
-    let mut at: Vec<Option<u64>> = Vec::with_capacity(blocks.len());
-    for b in &blocks {
-        let span = Span {
-            start: b.fixed,
-            end: b.fixed + b.size,
-        };
-        at.push(free.is_free(span).then_some(b.fixed));
+    let mut layout = BootLayout::FIXED;
+    // First every structure whose fixed place the kernel leaves free, so that a moved one
+    // does not land on (and move) another's fixed place.
+    let (stay, moved): (Vec<Structure>, Vec<Structure>) = needed.into_iter().partition(|s| {
+        let (fixed, size, _) = s.block();
+        free.is_free(Span {
+            start: fixed,
+            end: fixed + size,
+        })
+    });
+    for s in stay {
+        let (fixed, size, _) = s.block();
+        free.take(fixed, size);
     }
-    for (b, a) in blocks.iter().zip(&at) {
-        if a.is_some() {
-            free.take(b.fixed, b.size);
+    for s in moved {
+        let (_, size, align) = s.block();
+        let at = free
+            .place(size, align, after_kernel)
+            .ok_or(PlacementError::NoRoom(s.name()))?;
+        match s {
+            Structure::Gdt => layout.gdt = at,
+            Structure::Cmdline => layout.cmdline = at,
+            Structure::Multiboot => layout.multiboot_info = at,
+            Structure::Pvh => layout.start_info = at,
+            Structure::PageTables => layout.pml4 = at,
         }
     }
-    for (b, a) in blocks.iter().zip(at.iter_mut()) {
-        if a.is_none() {
-            *a = Some(
-                free.place(b.size, b.align, after_kernel)
-                    .ok_or(PlacementError::NoRoom(b.name))?,
-            );
-        }
-    }
-    let address = |name: &str| {
-        blocks
-            .iter()
-            .zip(&at)
-            .find(|(b, _)| b.name == name)
-            .and_then(|(_, a)| *a)
-    };
-    let layout = BootLayout {
-        gdt: address("boot GDT").unwrap_or(BOOT_GDT_ADDR),
-        cmdline: address("command line").unwrap_or(CMDLINE_ADDR),
-        multiboot_info: address("multiboot information").unwrap_or(MULTIBOOT_INFO_ADDR),
-        start_info: address("PVH start_info").unwrap_or(START_INFO_ADDR),
-        pml4: address("identity page tables").unwrap_or(PML4_ADDR),
-    };
     let modules = match modules.is_empty() {
         true => None,
         false => Some(plan_modules(&mut free, entry, modules, after_kernel)?),
