@@ -1,7 +1,8 @@
 //! Loading the guest kernel. The image is untrusted input: its headers are parsed with every
 //! offset and size checked against the file, its segments against guest RAM and each other,
 //! and nothing is allocated from a size read from the file. Then the segments are copied to
-//! their physical addresses.
+//! their physical addresses. A kernel may ask for any RAM outside [`placement::reserved`];
+//! [`placement`] then puts the boot structures and [`modules`] where the kernel is not.
 //!
 //! Three kinds of kernel boot:
 //! - an ELF64 (x86-64) or ELF32 (i386) image with a PVH entry note (`XEN_ELFNOTE_PHYS32_ENTRY`):
