@@ -1,7 +1,7 @@
 //! Loading the guest kernel. The image is untrusted input: its headers are parsed with every
 //! offset and size checked against the file, its segments against guest RAM and each other,
 //! and nothing is allocated from a size read from the file. Then the segments are copied to
-//! their physical addresses. A kernel may ask for any RAM outside [`placement::reserved`];
+//! their physical addresses. A kernel may ask for any RAM outside `placement::reserved`;
 //! [`placement`] then puts the boot structures and [`modules`] where the kernel is not.
 //!
 //! Three kinds of kernel boot:
@@ -121,7 +121,7 @@ pub enum LoaderError {
     /// filesz > memsz.
     #[error("kernel segment {0} has more file bytes than memory bytes")]
     SegmentFileExceedsMem(usize),
-    /// Into a range no kernel may occupy ([`placement::reserved`]).
+    /// Into a range no kernel may occupy (`placement::reserved`).
     #[error("kernel segment {index} ({start:#x}..{end:#x}) overlaps {owner} at {area_start:#x}..{area_end:#x}, which no kernel may occupy")]
     SegmentInReservedArea {
         index: usize,

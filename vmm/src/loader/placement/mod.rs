@@ -1,6 +1,6 @@
 //! Where the boot structures go. sipi's own guest gets the fixed addresses of
 //! [`firmware::layout`] (its ABI). A foreign kernel may load anywhere outside the
-//! [`reserved`] ranges, so for it each structure its entry needs keeps its fixed address when
+//! `reserved` ranges, so for it each structure its entry needs keeps its fixed address when
 //! the kernel leaves that free, and otherwise moves: first fit in low RAM (above the BIOS
 //! data area, below the EBDA), else first fit after the kernel image. Boot modules go page
 //! aligned after the kernel image, as QEMU places them. docs/boot.md, "Where the boot
@@ -253,7 +253,7 @@ impl Structure {
 }
 
 /// Places the boot structures that `entry` needs and the `modules`, around the `kernel`'s
-/// segments (already checked against the [`reserved`] ranges and inside `ram`). sipi's own
+/// segments (already checked against the `reserved` ranges and inside `ram`). sipi's own
 /// guest (`sipi_guest`) gets [`BootLayout::FIXED`] and no modules.
 pub fn plan(
     kernel: &[Span],
