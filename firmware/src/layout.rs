@@ -260,10 +260,7 @@ const _: () = assert!(RSDP_ADDR + RSDP_V2_SIZE as u64 <= ACPI_TABLES_ADDR);
 const _: () =
     assert!(TRAMPOLINE_ADDR.is_multiple_of(PAGE_SIZE) && TRAMPOLINE_ADDR < REAL_MODE_LIMIT);
 // The MMIO devices lie in the MMIO hole (above the IOAPIC), clear of the APICs, the TSS and each other.
-const _: () = assert!(
-    HPET_BASE >= IOAPIC_BASE + PAGE_SIZE
-        && HPET_BASE + HPET_LEN <= LAPIC_BASE
-);
+const _: () = assert!(HPET_BASE >= IOAPIC_BASE + PAGE_SIZE && HPET_BASE + HPET_LEN <= LAPIC_BASE);
 const _: () = assert!(
     PC_TESTDEV_IOMEM_BASE >= LAPIC_BASE + PAGE_SIZE
         && PC_TESTDEV_IOMEM_BASE + PC_TESTDEV_IOMEM_LEN <= KVM_TSS_ADDR

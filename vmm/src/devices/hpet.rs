@@ -150,9 +150,7 @@ impl State {
     fn read(&self, reg: u64) -> u64 {
         match reg {
             GENERAL_CAPABILITIES => CAPABILITIES,
-            GENERAL_CONFIGURATION => {
-                u64::from(self.counter.running_since.is_some()) * ENABLE_CNF
-            }
+            GENERAL_CONFIGURATION => u64::from(self.counter.running_since.is_some()) * ENABLE_CNF,
             GENERAL_INTERRUPT_STATUS => 0,
             MAIN_COUNTER => self.counter.now(),
             _ => match timer_register(reg) {
@@ -278,7 +276,10 @@ mod tests {
         let a = read64(&h, MAIN_COUNTER);
         let_time_pass(10_000);
         let b = read64(&h, MAIN_COUNTER);
-        assert!(a >= 1000 && b >= a + 1000, "10 us is 1000 ticks: {a} then {b}");
+        assert!(
+            a >= 1000 && b >= a + 1000,
+            "10 us is 1000 ticks: {a} then {b}"
+        );
         h.write(MAIN_COUNTER, &0u64.to_le_bytes());
         assert!(read64(&h, MAIN_COUNTER) >= b, "no writes while running");
         h.write(GENERAL_CONFIGURATION, &0u32.to_le_bytes());
@@ -297,7 +298,11 @@ mod tests {
         let t0 = TIMER_BASE;
         let t2 = TIMER_BASE + 2 * TIMER_STRIDE;
         assert_eq!(read64(&h, t0), (1 << 34) | (1 << 5) | (1 << 4));
-        assert_eq!(read64(&h, t2), (1 << 34) | (1 << 5), "only timer 0 is periodic");
+        assert_eq!(
+            read64(&h, t2),
+            (1 << 34) | (1 << 5),
+            "only timer 0 is periodic"
+        );
         h.write(t2, &u64::MAX.to_le_bytes());
         assert_eq!(read64(&h, t2), (1 << 34) | (1 << 5) | TIMER_WRITABLE);
         h.write(t2 + TIMER_COMPARATOR, &0x1234u64.to_le_bytes());

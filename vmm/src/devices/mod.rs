@@ -444,7 +444,11 @@ mod tests {
             .map(|row| {
                 let cells: Vec<&str> = row.split('|').map(str::trim).collect();
                 let (first, last) = cells[0].split_once('-').unwrap();
-                (parse(first), parse(last), cells[2].trim_matches('`').to_string())
+                (
+                    parse(first),
+                    parse(last),
+                    cells[2].trim_matches('`').to_string(),
+                )
             })
             .collect();
         assert_eq!(rows.len(), 2);

@@ -13,8 +13,8 @@ use firmware::acpi::{rsdt, sum, xsdt};
 use firmware::bytes::{u16_at, u32_at, u64_at, u8_at};
 use firmware::layout::{
     ACPI_PM1A_CNT_PORT, ACPI_PM1A_EVT_PORT, ACPI_SCI_IRQ, ACPI_SLP_TYP_S5, BIOS_AREA_END,
-    BIOS_AREA_START, CMOS_CENTURY_INDEX, I8042_CMD_RESET, I8042_COMMAND_PORT, IOAPIC_BASE,
-    HPET_BASE, IOAPIC_ID, LAPIC_BASE,
+    BIOS_AREA_START, CMOS_CENTURY_INDEX, HPET_BASE, I8042_CMD_RESET, I8042_COMMAND_PORT,
+    IOAPIC_BASE, IOAPIC_ID, LAPIC_BASE,
 };
 
 /// KVM_CAP_MAX_VCPU_ID on our machines: the most vCPUs a VM can have APIC IDs for.
