@@ -126,3 +126,45 @@ fn each_access<T>(
 fn rip(vcpu: &VcpuFd) -> u64 {
     vcpu.get_regs().map(|r| r.rip).unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_string_exit_reaches_the_handler_as_its_accesses_in_order() {
+        // `rep outsw` of three words: three 2-byte accesses.
+        let data = [1u8, 2, 3, 4, 5, 6];
+        let mut seen = Vec::new();
+        let flow = each_access(data.chunks(2), |d| {
+            seen.push(d.to_vec());
+            ControlFlow::Continue(())
+        });
+        assert_eq!(flow, ControlFlow::Continue(()));
+        assert_eq!(seen, [vec![1, 2], vec![3, 4], vec![5, 6]]);
+        // `rep insb` of four bytes: each read fills its own byte.
+        let mut buf = [0u8; 4];
+        let mut next = 0x10;
+        let _ = each_access(buf.chunks_mut(1), |d| {
+            d[0] = next;
+            next += 1;
+            ControlFlow::Continue(())
+        });
+        assert_eq!(buf, [0x10, 0x11, 0x12, 0x13]);
+    }
+
+    #[test]
+    fn an_access_that_stops_the_loop_ends_the_string() {
+        let data = [0u8; 8];
+        let mut calls = 0;
+        let flow = each_access(data.chunks(1), |_| {
+            calls += 1;
+            if calls == 3 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        assert_eq!((flow, calls), (ControlFlow::Break(()), 3));
+    }
+}
