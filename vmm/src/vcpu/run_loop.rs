@@ -41,7 +41,9 @@ pub(crate) fn run(vcpu: &mut VcpuFd, index: u32, handler: &impl ExitHandler) {
                 let size = io_size(vcpu);
                 // SAFETY: `data` is this exit's data area in the vCPU's kvm_run mapping, which
                 // lives as long as `vcpu` and which nothing else touches until the next
-                // KVM_RUN; reading the access size above did not touch it.
+                // KVM_RUN. Reading the access size above borrowed only the `kvm_run` struct at
+                // the start of the mapping; KVM puts port I/O data on the page after it
+                // (KVM_PIO_PAGE_OFFSET), so the two never overlap.
                 let data = unsafe { &*data };
                 each_access(data.chunks(size), |d| handler.io_out(index, port, d))
             }
