@@ -61,6 +61,8 @@ pub(super) fn run(
         tsc_skew,
         mmap_us,
     } = created;
+    // Shared with the devices, whose pc-testdev sets interrupt lines from the vCPU threads.
+    let vm = Arc::new(vm);
     let signals = Arc::new(ShutdownSignals::block()?);
     let device_config = DeviceConfig {
         vcpus: cfg.topology.vcpus(),
@@ -69,8 +71,12 @@ pub(super) fn run(
     };
     let console = std::mem::replace(&mut cfg.console, Box::new(std::io::sink()));
     let shared = Arc::new(
-        VmShared::new(Devices::new(console, &device_config).with_memory(mem.clone()))
-            .map_err(VmError::ExitEvent)?,
+        VmShared::new(
+            Devices::new(console, &device_config)
+                .with_memory(mem.clone())
+                .with_irq_lines(vm.clone()),
+        )
+        .map_err(VmError::ExitEvent)?,
     );
     // Built here, on the VM's thread, once per process; shared by every vCPU thread.
     let seccomp = match cfg.seccomp {
