@@ -66,6 +66,7 @@ impl BootArgs {
             user_cmdline: self.cmdline.clone(),
             console: Box::new(std::io::stderr()),
             timeout: (self.timeout > 0).then(|| Duration::from_secs(self.timeout)),
+            wake_after: self.wake_after,
             quiet: self.quiet,
             kvm_device: self.kvm_device.clone(),
             seccomp: !crate::seccomp::disabled(),

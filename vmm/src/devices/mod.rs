@@ -10,7 +10,7 @@
 //! | 0x80 | POST code (I/O delay) | `post_code.rs` |
 //! | 0x92 | System Control Port A (A20, fast reset) | `system_control.rs` |
 //! | 0xCF8-0xCFF | PCI configuration mechanism #1, no devices; 0xCF9 reset control | `pci_config.rs` |
-//! | 0x600-0x601, 0x604-0x607 | ACPI PM1a control and event blocks (S5 powers off) | `acpi_pm.rs` |
+//! | 0x600-0x601, 0x604-0x607 | ACPI PM1a control and event blocks (S3 suspends, S5 powers off) | `acpi_pm.rs` |
 //! | 0x700 | sipi's report doorbell | `sipi_ports.rs` |
 //! | 0x704 | sipi's exit port | `sipi_ports.rs` |
 //! | 0x708 | sipi's console doorbell (a line per exit) | `console_port.rs` |
@@ -33,6 +33,7 @@ pub mod console_port;
 pub(crate) mod debug_exit;
 mod fw_cfg;
 pub(crate) mod i8042;
+pub(crate) mod irq;
 mod pci_config;
 mod post_code;
 mod serial;
@@ -42,6 +43,7 @@ mod unknown;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use bus::{PortBus, PortDevice};
 use console_port::ConsolePort;
@@ -61,7 +63,7 @@ pub enum ResetSource {
     ResetControl,
 }
 
-/// What a device access asks the VMM to do: each ends the VM.
+/// What a device access asks the VMM to do: each but [`DeviceEvent::Suspend`] ends the VM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceEvent {
     /// The guest wrote this status to sipi's exit port.
@@ -72,6 +74,8 @@ pub enum DeviceEvent {
     Reset(ResetSource),
     /// The guest entered ACPI S5 (soft off).
     PowerOff,
+    /// The guest entered ACPI S3 (suspend to RAM): the VM sleeps until a wake event.
+    Suspend,
 }
 
 impl DeviceEvent {
@@ -84,6 +88,7 @@ impl DeviceEvent {
             Self::Reset(ResetSource::Port92) => "port92-reset",
             Self::Reset(ResetSource::ResetControl) => "cf9-reset",
             Self::PowerOff => "acpi-s5",
+            Self::Suspend => "acpi-s3",
         }
     }
 }
@@ -109,6 +114,8 @@ pub struct Devices {
     serial: Arc<Mutex<Serial>>,
     /// The console doorbell, which needs guest memory.
     console: Arc<ConsolePort>,
+    /// The RTC, whose alarm wakes a suspended VM.
+    rtc: Arc<Mutex<cmos::Cmos>>,
     unknown: UnknownAccessLog,
 }
 
@@ -124,12 +131,13 @@ impl Devices {
         let serial = Arc::new(Mutex::new(Serial::new(console)));
         let console = Arc::new(ConsolePort::new(Arc::clone(&serial)));
         let report = ReportPort::default();
+        let rtc = Arc::new(Mutex::new(cmos::Cmos::new(cfg.memory, cfg.vcpus)));
         let on_bus: Vec<Arc<dyn PortDevice>> = vec![
             serial.clone(),
             Arc::new(Mutex::new(fw_cfg::FwCfg::new(cfg.vcpus, cfg.memory))),
             Arc::new(debug_exit::DebugExit),
             Arc::new(Mutex::new(i8042::I8042::default())),
-            Arc::new(Mutex::new(cmos::Cmos::new(cfg.memory, cfg.vcpus))),
+            rtc.clone(),
             Arc::new(post_code::PostCode),
             Arc::new(Mutex::new(system_control::SystemControlA::default())),
             Arc::new(Mutex::new(pci_config::PciConfig::default())),
@@ -143,6 +151,7 @@ impl Devices {
             bus: PortBus::new(on_bus).expect("sipi's devices claim disjoint ports"),
             serial,
             console,
+            rtc,
             unknown: UnknownAccessLog::new(cfg.quiet),
         }
     }
@@ -182,6 +191,16 @@ impl Devices {
     /// An MMIO write no device claims.
     pub fn mmio_write(&self, addr: u64) {
         self.unknown.mmio(addr, true);
+    }
+
+    /// When the RTC's alarm next matches, if register B's AIE is set.
+    pub(crate) fn rtc_next_alarm(&self) -> Option<Instant> {
+        lock(&self.rtc).next_alarm().map(|d| Instant::now() + d)
+    }
+
+    /// The RTC's alarm matched: true if IRQ 8 is to be raised.
+    pub(crate) fn rtc_alarm_fired(&self) -> bool {
+        lock(&self.rtc).alarm_fired()
     }
 
     /// Flushes the console.
@@ -272,6 +291,7 @@ mod tests {
             DeviceEvent::Reset(ResetSource::Port92),
             DeviceEvent::Reset(ResetSource::ResetControl),
             DeviceEvent::PowerOff,
+            DeviceEvent::Suspend,
         ]
         .map(DeviceEvent::exit_via);
         let mut unique = names.to_vec();

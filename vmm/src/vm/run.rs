@@ -10,10 +10,11 @@ use vm_memory::GuestMemoryMmap;
 use super::clock::{us, PhaseClock};
 use super::create::CreatedVm;
 use super::shared::VmShared;
+use super::suspend::{until, Sleeper};
 use super::VmError;
 use crate::config::VmConfig;
 use crate::devices::{DeviceConfig, Devices, Doorbell};
-use crate::event_loop::{self, ShutdownSignals, Wake};
+use crate::event_loop::{ShutdownSignals, Wake};
 use crate::fds;
 use crate::memory;
 use crate::report::VmmPhasesUs;
@@ -59,6 +60,7 @@ pub(super) fn run(
         guest,
         tsc_skew,
         mmap_us,
+        facs_addr,
     } = created;
     let signals = Arc::new(ShutdownSignals::block()?);
     let device_config = DeviceConfig {
@@ -117,7 +119,17 @@ pub(super) fn run(
     let released = Instant::now();
     vcpus.release();
 
-    let wake = event_loop::wait(&shared.exit_evt, cfg.timeout, &signals);
+    let deadline = cfg.timeout.map(|t| released + t);
+    let sleeper = Sleeper {
+        shared: &shared,
+        vcpus: &vcpus,
+        vm: &vm,
+        mem: &mem,
+        facs_addr,
+        wake_after: cfg.wake_after,
+        quiet: cfg.quiet,
+    };
+    let wake = wait(&sleeper, deadline, &signals);
     let t_stop = Instant::now();
     shared.request_stop();
     vcpus.stop();
@@ -142,4 +154,24 @@ pub(super) fn run(
         sipi_guest,
         guest,
     })
+}
+
+/// Waits until the VM ends, `deadline` passes or a shutdown signal arrives, carrying out each
+/// ACPI S3 suspend and resume the guest asks for on the way.
+fn wait(
+    sleeper: &Sleeper<'_>,
+    deadline: Option<Instant>,
+    signals: &Arc<ShutdownSignals>,
+) -> Result<Wake, VmError> {
+    loop {
+        let wake = until(sleeper.shared, deadline, signals)?;
+        if wake != Wake::VmExit || sleeper.shared.outcome().is_some() {
+            return Ok(wake);
+        }
+        if sleeper.shared.suspending() {
+            if let Some(end) = sleeper.sleep(deadline, signals)? {
+                return Ok(end);
+            }
+        }
+    }
 }
