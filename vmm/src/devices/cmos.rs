@@ -257,7 +257,7 @@ impl Cmos {
         if self.reg_b() & REG_B_24H != 0 {
             self.encode(h)
         } else {
-            let h12 = if h % 12 == 0 { 12 } else { h % 12 };
+            let h12 = if h.is_multiple_of(12) { 12 } else { h % 12 };
             self.encode(h12) | if h >= 12 { HOURS_PM } else { 0 }
         }
     }
