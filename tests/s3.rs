@@ -1,4 +1,4 @@
-//! The RTC's update-in-progress bit and ACPI S3 with test kernels of tests/kernels (built by
+//! The RTC's update-in-progress bit, its alarm interrupt, and ACPI S3 with test kernels of tests/kernels (built by
 //! `make kernels`; s3.inc is their shared body): a kernel that waits for an RTC update, kernels
 //! that arm the RTC alarm, suspend, and resume at their FACS waking vector in real mode (where
 //! they check WAK_STS and the alarm flag and report through isa-debug-exit), one that never
@@ -37,6 +37,25 @@ fn the_rtc_shows_an_update_in_progress_once_a_second() {
     if let Some(b) = boot("pvh_rtc_uip.elf", 1, &["--timeout", "60"], 67, "debug-exit") {
         assert!(
             b.console.contains("rtc-uip: the update started and ended"),
+            "{}",
+            b.console
+        );
+    }
+}
+
+#[test]
+fn the_rtc_alarm_raises_irq_8_while_the_vm_runs() {
+    // 0x22: IRQ 8 reached the slave 8259's IRR and register C showed AF | IRQF, then nothing;
+    // 0x42 if IRQ 8 never came.
+    if let Some(b) = boot(
+        "pvh_rtc_alarm.elf",
+        1,
+        &["--timeout", "60"],
+        69,
+        "debug-exit",
+    ) {
+        assert!(
+            b.console.contains("rtc-alarm: IRQ 8 and the alarm flag"),
             "{}",
             b.console
         );

@@ -7,8 +7,8 @@
 //! anything when its two top bits are set) and the update are compared at each second
 //! boundary; register C's flags (AF, UF and IRQF when an enabled flag is set) are worked out
 //! when it is read, and reading clears them. The VMM asks for the next alarm
-//! ([`Cmos::next_alarm`]) to wake a suspended VM and to raise IRQ 8 when register B's AIE is
-//! set ([`Cmos::alarm_fired`]). The periodic interrupt is not emulated (PF never sets). The
+//! ([`Cmos::next_alarm`]) to raise IRQ 8 when register B's AIE is set, while the VM runs and to
+//! wake a suspended VM ([`Cmos::alarm_fired`]). The periodic interrupt is not emulated (PF never sets). The
 //! memory-size bytes describe the VM's RAM as a BIOS would; the rest of the 128 bytes is plain
 //! RAM the guest may write.
 
@@ -20,6 +20,8 @@ use firmware::layout::{
     CMOS_CENTURY_INDEX as RTC_CENTURY, CMOS_DATA_PORT, CMOS_INDEX_PORT, KERNEL_MIN_ADDR,
     MMIO_HOLE_START,
 };
+
+use vmm_sys_util::eventfd::EventFd;
 
 use super::bus::PortDevice;
 use super::unknown::UnknownAccessLog;
@@ -184,6 +186,10 @@ pub(crate) struct Cmos {
     clock: Clock,
     /// The last second boundary (seconds since the epoch) register C's flags account for.
     flags_until: u64,
+    /// The second boundary of the last alarm the VMM fired (so it fires once).
+    last_alarm: u64,
+    /// Written when the next alarm may have moved.
+    alarm_changed: Option<EventFd>,
 }
 
 impl Cmos {
@@ -200,6 +206,8 @@ impl Cmos {
             ram: [0; CMOS_SIZE],
             clock,
             flags_until: clock().as_secs(),
+            last_alarm: 0,
+            alarm_changed: None,
         };
         let below_4g = ram.min(MMIO_HOLE_START);
         let above_4g = ram - below_4g;
@@ -234,8 +242,21 @@ impl Cmos {
             | RTC_MONTH | RTC_YEAR | RTC_CENTURY => {}
             RTC_REG_A => self.ram[usize::from(RTC_REG_A)] = v & !REG_A_UIP,
             RTC_REG_C | RTC_REG_D => {}
+            i @ (RTC_SECONDS_ALARM | RTC_MINUTES_ALARM | RTC_HOURS_ALARM | RTC_REG_B) => {
+                self.ram[usize::from(i)] = v;
+                // The next alarm may have moved: the VMM's thread waits for it.
+                if let Some(evt) = &self.alarm_changed {
+                    let _ = evt.write(1);
+                }
+            }
             i => self.ram[usize::from(i)] = v,
         }
+    }
+
+    /// Has `evt` written whenever the guest writes an alarm register or register B, so that
+    /// the VMM's thread, which waits for [`Cmos::next_alarm`], looks again.
+    pub(crate) fn notify_alarm_changes(&mut self, evt: EventFd) {
+        self.alarm_changed = Some(evt);
     }
 
     /// Register B.
@@ -315,13 +336,17 @@ impl Cmos {
             return None;
         }
         let now = (self.clock)();
-        let at = self.alarm_after(now.as_secs())?;
+        let at = self.alarm_after(now.as_secs().max(self.last_alarm))?;
         Some(Duration::from_secs(at).saturating_sub(now))
     }
 
     /// The alarm matched (the VMM waited for [`Cmos::next_alarm`]): sets AF, and IRQF when
     /// AIE enables it. Returns true if IRQ 8 is to be raised.
     pub(crate) fn alarm_fired(&mut self) -> bool {
+        // The boundary the VMM waited for: the nearest one (its timer and the wall clock may
+        // disagree by a little either way).
+        let now = (self.clock)();
+        self.last_alarm = (now + Duration::from_millis(500)).as_secs();
         self.update_flags();
         self.raise(REG_C_AF);
         self.reg_b() & REG_B_AIE != 0
@@ -502,6 +527,19 @@ mod tests {
         assert_eq!(read(&mut c, RTC_REG_C), REG_C_IRQF | REG_C_AF);
         write(&mut c, RTC_REG_C, 0xFF);
         assert_eq!(read(&mut c, RTC_REG_C), 0, "register C is read-only");
+        // An alarm fires once: the VMM's timer may wake a little before the wall clock's
+        // boundary, and the next alarm is then the one after it.
+        write(&mut c, RTC_SECONDS_ALARM, ALARM_DONT_CARE);
+        write(&mut c, RTC_MINUTES_ALARM, ALARM_DONT_CARE);
+        write(&mut c, RTC_HOURS_ALARM, ALARM_DONT_CARE);
+        set_now(Duration::from_secs(T + 1) - Duration::from_micros(10));
+        assert_eq!(c.next_alarm(), Some(Duration::from_micros(10)));
+        assert!(c.alarm_fired());
+        assert_eq!(
+            c.next_alarm(),
+            Some(Duration::from_secs(1) + Duration::from_micros(10)),
+            "not the boundary just fired"
+        );
     }
 
     fn read(c: &mut Cmos, reg: u8) -> u8 {

@@ -51,6 +51,7 @@ use serial::Serial;
 pub use sipi_ports::{Doorbell, ReportPort};
 use unknown::UnknownAccessLog;
 use vm_memory::GuestMemoryMmap;
+use vmm_sys_util::eventfd::EventFd;
 
 /// Which reset line the guest pulled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +197,11 @@ impl Devices {
     /// When the RTC's alarm next matches, if register B's AIE is set.
     pub(crate) fn rtc_next_alarm(&self) -> Option<Instant> {
         lock(&self.rtc).next_alarm().map(|d| Instant::now() + d)
+    }
+
+    /// Has `evt` written whenever the guest may have moved the RTC's next alarm.
+    pub(crate) fn notify_rtc_alarm_changes(&self, evt: EventFd) {
+        lock(&self.rtc).notify_alarm_changes(evt);
     }
 
     /// The RTC's alarm matched: true if IRQ 8 is to be raised.

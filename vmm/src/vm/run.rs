@@ -73,6 +73,9 @@ pub(super) fn run(
         VmShared::new(Devices::new(console, &device_config).with_memory(mem.clone()))
             .map_err(VmError::ExitEvent)?,
     );
+    shared
+        .devices
+        .notify_rtc_alarm_changes(shared.exit_evt.try_clone().map_err(VmError::ExitEvent)?);
     // Built here, on the VM's thread, once per process; shared by every vCPU thread.
     let seccomp = match cfg.seccomp {
         true => Some(crate::seccomp::vcpu_filter().map_err(crate::vcpu::VcpuError::from)?),
@@ -156,22 +159,39 @@ pub(super) fn run(
     })
 }
 
-/// Waits until the VM ends, `deadline` passes or a shutdown signal arrives, carrying out each
-/// ACPI S3 suspend and resume the guest asks for on the way.
+/// Waits until the VM ends, `deadline` passes or a shutdown signal arrives, raising the RTC's
+/// alarm interrupt when the guest enabled it and carrying out each ACPI S3 suspend and resume
+/// the guest asks for on the way.
 fn wait(
     sleeper: &Sleeper<'_>,
     deadline: Option<Instant>,
     signals: &Arc<ShutdownSignals>,
 ) -> Result<Wake, VmError> {
     loop {
-        let wake = until(sleeper.shared, deadline, signals)?;
-        if wake != Wake::VmExit || sleeper.shared.outcome().is_some() {
-            return Ok(wake);
-        }
-        if sleeper.shared.suspending() {
-            if let Some(end) = sleeper.sleep(deadline, signals)? {
-                return Ok(end);
+        let alarm = sleeper.shared.devices.rtc_next_alarm();
+        let next = match (deadline, alarm) {
+            (Some(d), Some(a)) => Some(d.min(a)),
+            (d, a) => d.or(a),
+        };
+        match until(sleeper.shared, next, signals)? {
+            Wake::Timeout if deadline.is_some_and(|d| Instant::now() >= d) => {
+                return Ok(Wake::Timeout)
             }
+            // The RTC alarm's time.
+            Wake::Timeout => {
+                if alarm.is_some_and(|a| Instant::now() >= a) {
+                    sleeper.rtc_alarm()?;
+                }
+            }
+            Wake::VmExit if sleeper.shared.outcome().is_none() => {
+                if sleeper.shared.suspending() {
+                    if let Some(end) = sleeper.sleep(deadline, signals)? {
+                        return Ok(end);
+                    }
+                }
+                // Otherwise the guest reprogrammed the RTC alarm: look again.
+            }
+            end => return Ok(end),
         }
     }
 }

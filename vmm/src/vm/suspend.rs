@@ -5,7 +5,8 @@
 //! the RTC's alarm flags are set (and IRQ 8 raised when AIE asks for it) and every vCPU
 //! resumes on its own thread, the BSP at the FACS waking vector in real mode and the APs
 //! waiting for SIPI. `--timeout` and SIGINT/SIGTERM end a sleeping VM as they end a running
-//! one; a VM with no wake event sleeps until then.
+//! one; a VM with no wake event sleeps until then. The RTC alarm of a running VM is raised
+//! here too ([`Sleeper::rtc_alarm`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -144,9 +145,8 @@ impl Sleeper<'_> {
                 }
             }
         };
-        if source == WakeSource::RtcAlarm && self.shared.devices.rtc_alarm_fired() {
-            irq::pulse(self.vm, RTC_IRQ)
-                .map_err(|e| VmError::VmIoctl("raise the RTC's interrupt line", e))?;
+        if source == WakeSource::RtcAlarm {
+            self.rtc_alarm()?;
         }
         let at = self.facs_addr + FACS_FIRMWARE_WAKING_VECTOR_OFFSET as u64;
         let vector: u32 = self
@@ -162,6 +162,15 @@ impl Sleeper<'_> {
         });
         self.shared.resume(vector);
         Ok(None)
+    }
+
+    /// The RTC alarm's time came: sets its flags and raises IRQ 8 if AIE asks for it.
+    pub(super) fn rtc_alarm(&self) -> Result<(), VmError> {
+        if self.shared.devices.rtc_alarm_fired() {
+            irq::pulse(self.vm, RTC_IRQ)
+                .map_err(|e| VmError::VmIoctl("raise the RTC's interrupt line", e))?;
+        }
+        Ok(())
     }
 
     /// Prints a suspend or resume line unless quiet.
