@@ -11,8 +11,17 @@ use super::regs::{
     RegsError, StartState, APIC_BASE_BSP, APIC_BASE_EN, APIC_BASE_EXTD, RFLAGS_RESERVED, X86_CR0_ET,
 };
 
+/// CR0.CD: caching disabled (Intel SDM Vol. 3A, 2.5).
+const X86_CR0_CD: u64 = 1 << 30;
+/// CR0.NW: not write-through.
+const X86_CR0_NW: u64 = 1 << 29;
 /// CR0 after INIT: CD and NW set, ET set (Intel SDM Vol. 3A, Table 10-1: 60000010H).
-const CR0_AFTER_INIT: u64 = (1 << 30) | (1 << 29) | X86_CR0_ET;
+const CR0_AFTER_INIT: u64 = X86_CR0_CD | X86_CR0_NW | X86_CR0_ET;
+/// Real-mode addresses are segment << 4 + offset (Intel SDM Vol. 3A, 21.1.1).
+const REAL_MODE_SEGMENT_SHIFT: u32 = 4;
+/// The offset bits of a waking vector: the low 4 (ACPI 6.5, Table 5.14, "Firmware Waking
+/// Vector").
+const WAKING_IP_MASK: u32 = (1 << REAL_MODE_SEGMENT_SHIFT) - 1;
 /// A real-mode segment's limit.
 const REAL_MODE_LIMIT: u32 = 0xFFFF;
 /// Segment type: code, execute/read, accessed.
@@ -78,9 +87,9 @@ fn sregs_after_init(cs_selector: u16, cs_base: u64, start: StartState) -> kvm_sr
 /// (which the OS must not give) still lands where it points.
 pub(crate) fn waking_cs_ip(waking_vector: u32) -> (u16, u64, u64) {
     (
-        (waking_vector >> 4) as u16,
-        u64::from(waking_vector & !0xF),
-        u64::from(waking_vector & 0xF),
+        (waking_vector >> REAL_MODE_SEGMENT_SHIFT) as u16,
+        u64::from(waking_vector & !WAKING_IP_MASK),
+        u64::from(waking_vector & WAKING_IP_MASK),
     )
 }
 
@@ -138,7 +147,7 @@ mod tests {
             x2apic: false,
         };
         let s = sregs_after_init(0x100, 0x1000, bsp);
-        assert_eq!(s.cr0 & 1, 0, "protected mode off");
+        assert_eq!(s.cr0, 0x6000_0010, "real mode, caches off, as after INIT");
         assert_eq!((s.cr4, s.efer, s.cr3), (0, 0, 0));
         assert_eq!(
             (s.cs.selector, s.cs.base, s.cs.limit),
