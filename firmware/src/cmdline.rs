@@ -80,6 +80,9 @@ word_enum! {
         /// `sipi.ops` random CPU offline and online operations, up to `sipi.concurrency` at
         /// once, while the online CPUs run reader work whose invariants are checked.
         HotplugTorture = 3 => "hotplug-torture",
+        /// `sipi.cycles` ACPI S3 suspends after bringup: after each resume, bring every AP
+        /// up again.
+        SuspendResume = 4 => "suspend-resume",
     }
 }
 
@@ -128,7 +131,8 @@ pub struct GuestOptions {
     pub scenario: Scenario,
     /// How to take the APs offline (teardown and reboot-cycles).
     pub teardown: Teardown,
-    /// Rounds of reboot-cycles (the first bringup is round 1's "up").
+    /// Rounds of reboot-cycles (the first bringup is round 1's "up"), or suspends of
+    /// suspend-resume.
     pub cycles: u32,
     /// Hotplug-torture: offline and online operations to run.
     pub ops: u32,

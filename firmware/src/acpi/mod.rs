@@ -8,6 +8,7 @@
 //! lacks ([`madt`] encoders); the guest, and the VMM's own tests, read them back with the
 //! decoders here, which validate lengths and checksums and never panic on hostile bytes.
 
+pub mod fadt;
 pub mod facs;
 pub mod hpet;
 pub mod madt;
@@ -41,6 +42,9 @@ pub enum AcpiError {
     /// A length field is smaller than the structure's own header.
     #[error("the ACPI {what} length {length} is invalid")]
     BadLength { what: &'static str, length: usize },
+    /// A field holds a value the reader cannot use.
+    #[error("the ACPI {what} {value:#x} is out of range")]
+    OutOfRange { what: &'static str, value: u64 },
 }
 
 /// Pads a 4-byte signature into the 8-byte form [`AcpiError::BadSignature`] carries.

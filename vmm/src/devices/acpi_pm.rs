@@ -36,12 +36,8 @@ const PORTS: &[RangeInclusive<u16>] = &[
 pub(crate) const PM1_STS_WAK: u16 = 1 << 15;
 /// PM1 control bit 0: SCI_EN, the system is in ACPI mode.
 pub(crate) const PM1_CNT_SCI_EN: u16 = 1 << 0;
-/// PM1 control bits 10-12: SLP_TYPx, the sleep state to enter.
-pub(crate) const PM1_CNT_SLP_TYP_SHIFT: u16 = 10;
-/// The SLP_TYPx field mask (after shifting).
-pub(crate) const PM1_CNT_SLP_TYP_MASK: u16 = 0x7;
-/// PM1 control bit 13: SLP_EN, enter the state in SLP_TYPx (write-only, reads 0).
-pub(crate) const PM1_CNT_SLP_EN: u16 = 1 << 13;
+/// The PM1 control fields a sleep writes, shared with the guest (firmware::acpi::fadt).
+pub(crate) use firmware::acpi::fadt::{PM1_CNT_SLP_EN, PM1_CNT_SLP_TYP_MASK, PM1_CNT_SLP_TYP_SHIFT};
 
 /// What a write asks of the VMM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
