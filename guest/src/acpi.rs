@@ -1,5 +1,5 @@
 //! Finding the processors: RSDP -> XSDT (or, with ACPI 1.0 firmware, RSDT) -> MADT, decoded in
-//! place with the firmware crate.
+//! place with the firmware crate; and, for an S3 suspend, the FADT's sleep controls.
 //!
 //! The tables are read where the firmware left them, through the identity map. Every address
 //! and length is checked before it is read (see [`crate::phys`]) and no table may claim more
@@ -8,6 +8,8 @@
 use core::fmt;
 
 use firmware::acpi::AcpiError;
+use firmware::acpi::facs::{FACS_LEN, FACS_SIGNATURE};
+use firmware::acpi::fadt::{self, FADT_SIGNATURE, SleepControl};
 use firmware::acpi::madt::{MADT_SIGNATURE, Madt};
 use firmware::acpi::rsdp::{RSDP_V1_SIZE, RSDP_V2_SIZE, RootTable, Rsdp};
 use firmware::acpi::sdt::{SDT_HEADER_SIZE, SdtHeader};
@@ -47,6 +49,10 @@ pub(crate) enum Error {
     NoRootTable,
     /// The root table (XSDT or RSDT) lists no MADT.
     NoMadt { root: &'static str, addr: u64 },
+    /// The root table lists no FADT.
+    NoFadt { root: &'static str, addr: u64 },
+    /// The FADT's FACS is unreadable or has the wrong signature.
+    BadFacs { addr: u64 },
 }
 
 impl fmt::Display for Error {
@@ -81,6 +87,12 @@ impl fmt::Display for Error {
             Self::NoMadt { root, addr } => {
                 write!(f, "the {root} at {addr:#x} lists no MADT (APIC table)")
             }
+            Self::NoFadt { root, addr } => {
+                write!(f, "the {root} at {addr:#x} lists no FADT (FACP table)")
+            }
+            Self::BadFacs { addr } => {
+                write!(f, "the FADT's FACS at {addr:#x} is unreadable or not a FACS")
+            }
         }
     }
 }
@@ -89,6 +101,49 @@ impl fmt::Display for Error {
 /// invalid: the BIOS area is scanned as ACPI 6.5, 5.2.5.1 describes), through the XSDT when
 /// the RSDP has one and the RSDT otherwise.
 pub(crate) fn find_madt(rsdp_hint: u64) -> Result<Madt<'static>, Error> {
+    let (addr, bytes) = find_table(rsdp_hint, MADT_SIGNATURE, "MADT")?
+        .ok_or_else(|| no_table(rsdp_hint, |root, addr| Error::NoMadt { root, addr }))?;
+    Madt::parse(bytes).map_err(|error| Error::Invalid {
+        what: "MADT",
+        addr,
+        error,
+    })
+}
+
+/// Finds the FADT as [`find_madt`] finds the MADT, and reads what an S3 suspend needs from it:
+/// the FACS (whose signature is checked) and the PM1a control port.
+pub(crate) fn find_sleep_control(rsdp_hint: u64) -> Result<SleepControl, Error> {
+    let (addr, bytes) = find_table(rsdp_hint, FADT_SIGNATURE, "FADT")?
+        .ok_or_else(|| no_table(rsdp_hint, |root, addr| Error::NoFadt { root, addr }))?;
+    let control = fadt::sleep_control(bytes).map_err(|error| Error::Invalid {
+        what: "FADT",
+        addr,
+        error,
+    })?;
+    let facs = phys::bytes(control.facs, FACS_LEN);
+    if facs.and_then(|f| f.get(..4)) != Some(FACS_SIGNATURE.as_slice()) {
+        return Err(Error::BadFacs { addr: control.facs });
+    }
+    Ok(control)
+}
+
+/// The error for a table the root table does not list (the root is found again: this is the
+/// rare path).
+fn no_table(rsdp_hint: u64, err: impl Fn(&'static str, u64) -> Error) -> Error {
+    match find_rsdp(rsdp_hint).ok().and_then(|r| r.root_table()) {
+        Some(RootTable::Xsdt(addr)) => err("XSDT", addr),
+        Some(RootTable::Rsdt(addr)) => err("RSDT", u64::from(addr)),
+        None => Error::NoRootTable,
+    }
+}
+
+/// The address and bytes (bounded, not yet validated) of the first table with `signature`
+/// that the root table lists, or None if it lists none.
+fn find_table(
+    rsdp_hint: u64,
+    signature: &[u8; 4],
+    what: &'static str,
+) -> Result<Option<(u64, &'static [u8])>, Error> {
     let rsdp = find_rsdp(rsdp_hint)?;
     match rsdp.root_table().ok_or(Error::NoRootTable)? {
         RootTable::Xsdt(addr) => {
@@ -97,7 +152,7 @@ pub(crate) fn find_madt(rsdp_hint: u64) -> Result<Madt<'static>, Error> {
                 addr,
                 error,
             })?;
-            madt_among(tables, "XSDT", addr)
+            table_among(tables, signature, what)
         }
         RootTable::Rsdt(addr) => {
             let addr = u64::from(addr);
@@ -106,35 +161,27 @@ pub(crate) fn find_madt(rsdp_hint: u64) -> Result<Madt<'static>, Error> {
                 addr,
                 error,
             })?;
-            madt_among(tables, "RSDT", addr)
+            table_among(tables, signature, what)
         }
     }
 }
 
-/// The first MADT among the tables a root table (`root` at `root_addr`) lists.
-fn madt_among(
+/// The first table with `signature` among the tables a root table lists.
+fn table_among(
     tables: impl Iterator<Item = u64>,
-    root: &'static str,
-    root_addr: u64,
-) -> Result<Madt<'static>, Error> {
+    signature: &[u8; 4],
+    what: &'static str,
+) -> Result<Option<(u64, &'static [u8])>, Error> {
     for addr in tables {
         let Some(header) = phys::bytes(addr, SDT_HEADER_SIZE) else {
             continue;
         };
-        if header.get(..4) != Some(MADT_SIGNATURE.as_slice()) {
+        if header.get(..4) != Some(signature.as_slice()) {
             continue;
         }
-        let bytes = table(addr, "MADT")?;
-        return Madt::parse(bytes).map_err(|error| Error::Invalid {
-            what: "MADT",
-            addr,
-            error,
-        });
+        return Ok(Some((addr, table(addr, what)?)));
     }
-    Err(Error::NoMadt {
-        root,
-        addr: root_addr,
-    })
+    Ok(None)
 }
 
 /// The RSDP at `hint`, else the first valid one in the BIOS area. An ACPI 1.0 RSDP is only

@@ -55,7 +55,8 @@ pub(crate) extern "sysv64" fn ap_main(slot: u32, apic_id: u32) -> ! {
     if scenario == Scenario::HotplugTorture as u8 {
         torture::ap(slot)
     }
-    if scenario != Scenario::Boot as u8 {
+    // Suspend-resume takes no AP offline: the S3 suspend stops them where they halt.
+    if scenario != Scenario::Boot as u8 && scenario != Scenario::SuspendResume as u8 {
         teardown::ap(slot)
     }
     supervisor::halt()

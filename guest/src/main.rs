@@ -31,8 +31,9 @@
 //!    torture: random offline/online operations under checked reader work), [`ap`] (an AP's
 //!    Rust code, and which of those it runs once online), [`trampoline`] (AP start-up code,
 //!    which enters [`ap`]).
-//! 6. The BSP's plan: [`bringup`] (bringup strategies, kicks and retries), [`scenario`]
-//!    (teardown and reboot cycles after bringup), and this file.
+//! 6. The BSP's plan: [`bringup`] (bringup strategies, kicks and retries), [`resume`] (ACPI
+//!    S3 suspend and the BSP's way back), [`scenario`] (teardown, reboot cycles and suspend
+//!    cycles after bringup), and this file.
 //!
 //! Built for the host target `x86_64-unknown-linux-gnu` with the flags in vmm/build.rs and the
 //! link arguments in build.rs; vmm/build.rs says why the host target only.
@@ -60,6 +61,7 @@ mod panic;
 mod percpu;
 mod phys;
 mod report;
+mod resume;
 mod rng;
 mod scenario;
 mod serial;
@@ -137,6 +139,10 @@ extern "sysv64" fn bsp_main(start_info_addr: u64, entry_tsc: u64) -> ! {
         options.scenario.name()
     );
     ap::set_scenario(options.scenario);
+    // Found before bringup, so that a VM that cannot suspend fails at once.
+    let sleep = (options.scenario == Scenario::SuspendResume).then(|| {
+        acpi::find_sleep_control(handoff.start_info.rsdp_paddr).unwrap_or_else(|e| panic!("{e}"))
+    });
     torture::prepare(options, tsc_khz);
     live::stamp(BspPhase::BringupStart);
     let outcome = bringup::run(options, apic, tsc::Tsc::new(tsc_khz), &handoff, bsp_slot);
@@ -167,14 +173,23 @@ extern "sysv64" fn bsp_main(start_info_addr: u64, entry_tsc: u64) -> ! {
             violations: t.logged,
         }
     } else {
-        let sc = scenario::run(options, apic, tsc, outcome.started, up, |begin, end| {
-            live::set(BspPhase::BringupStart, begin);
-            live::set(BspPhase::AllOnline, end);
-        });
+        let sc = scenario::run(
+            options,
+            apic,
+            tsc,
+            outcome.started,
+            up,
+            sleep,
+            |begin, end| {
+                live::set(BspPhase::BringupStart, begin);
+                live::set(BspPhase::AllOnline, end);
+            },
+        );
+        let no_teardown = matches!(options.scenario, Scenario::Boot | Scenario::SuspendResume);
         Finished {
             summary: ScenarioSummary {
                 scenario: options.scenario as u8,
-                teardown: if options.scenario == Scenario::Boot {
+                teardown: if no_teardown {
                     0
                 } else {
                     options.teardown as u8

@@ -77,3 +77,17 @@ pub(crate) fn c_string(addr: u64, max: usize) -> Option<&'static [u8]> {
     }
     bytes(addr, len)
 }
+
+/// Writes `value` to the firmware field at guest-physical `addr` (4 bytes, readable as
+/// [`bytes`] requires); false if that range may not be read. The one such field the kernel
+/// writes is the FACS's waking vector before an S3 suspend ([`crate::resume`]); it keeps no
+/// slice of the FACS from [`bytes`], which would see the write.
+pub(crate) fn write_u32(addr: u64, value: u32) -> bool {
+    if !readable(addr, 4) {
+        return false;
+    }
+    // SAFETY: the range is identity-mapped RAM outside everything the kernel writes at a fixed
+    // address (see `readable`), and no slice of it is alive (the contract above).
+    unsafe { core::ptr::write_volatile(addr as *mut u32, value) };
+    true
+}

@@ -274,6 +274,10 @@ pub(crate) enum Trampoline {
     Full { x2apic: bool },
     /// Stamp and present flag only; the AP with `lost_apic_id` (if any) parks at once.
     Floor { lost_apic_id: Option<u32> },
+    /// The full trampoline's real-mode part, jumping to `entry64` (64-bit, CPL 0, below 4 GiB)
+    /// instead of an AP's entry: the BSP's way back from S3 (see [`crate::resume`]), with the
+    /// TSC stamp of its first instruction in EDI (low half) and ESI (high half).
+    Resume { entry64: u64 },
 }
 
 /// The address of the CPL-3 code that an AP's IRETQ frame enters (see [`percpu::prepare`]).
@@ -299,6 +303,12 @@ pub(crate) fn install(which: Trampoline) {
                 entry,
             )
         }
+        Trampoline::Resume { entry64 } => (
+            &raw const ap_trampoline_start,
+            &raw const ap_trampoline_end,
+            &raw const ap_trampoline_entry64,
+            u32::try_from(entry64).expect("the kernel is below 4 GiB"),
+        ),
         Trampoline::Floor { lost_apic_id } => (
             &raw const ap_floor_start,
             &raw const ap_floor_end,

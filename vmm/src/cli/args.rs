@@ -90,6 +90,9 @@ pub enum ScenarioArg {
     /// --ops random CPU offline/online operations, up to --concurrency at once, while the
     /// online CPUs run reader work whose invariants are checked (needs 3 vCPUs or more).
     HotplugTorture,
+    /// --cycles ACPI S3 suspends (default 1), after each of which every AP comes up again;
+    /// wakes at once unless --wake-after says otherwise.
+    SuspendResume,
 }
 
 /// Teardown strategies as clap values.
@@ -266,7 +269,8 @@ pub struct BootArgs {
     #[arg(long, value_enum)]
     pub teardown: Option<TeardownArg>,
 
-    /// Rounds of --scenario reboot-cycles (1 to 1024).
+    /// Rounds of --scenario reboot-cycles (1 to 1024), or suspends of --scenario
+    /// suspend-resume (1 to 1023; default 1).
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_ROUNDS)))]
     pub cycles: Option<u32>,
 

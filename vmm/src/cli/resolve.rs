@@ -8,6 +8,7 @@ use firmware::cmdline::{
 };
 
 use super::args::*;
+use firmware::report::MAX_ROUNDS;
 use crate::arch::x86_64::topology::Topology;
 use crate::config::{KernelSource, TestHooks, VmConfig};
 use crate::loader::modules::MAX_MODULES;
@@ -68,7 +69,11 @@ impl BootArgs {
             modules: self.module_specs(),
             console: Box::new(std::io::stderr()),
             timeout: (self.timeout > 0).then(|| Duration::from_secs(self.timeout)),
-            wake_after: self.wake_after,
+            // suspend-resume needs a wake event: at once, unless --wake-after says when.
+            wake_after: match (self.wake_after, self.scenario) {
+                (None, ScenarioArg::SuspendResume) => Some(Duration::ZERO),
+                (w, _) => w,
+            },
             quiet: self.quiet,
             kvm_device: self.kvm_device.clone(),
             seccomp: !crate::seccomp::disabled(),
@@ -126,13 +131,14 @@ impl BootArgs {
                 ScenarioArg::Teardown => Scenario::Teardown,
                 ScenarioArg::RebootCycles => Scenario::RebootCycles,
                 ScenarioArg::HotplugTorture => Scenario::HotplugTorture,
+                ScenarioArg::SuspendResume => Scenario::SuspendResume,
             },
             teardown: match self.teardown {
                 None | Some(TeardownArg::Serial) => Teardown::Serial,
                 Some(TeardownArg::Parallel) => Teardown::Parallel,
             },
             cycles: match self.scenario {
-                ScenarioArg::RebootCycles => self.cycles.unwrap_or(1),
+                ScenarioArg::RebootCycles | ScenarioArg::SuspendResume => self.cycles.unwrap_or(1),
                 _ => 0,
             },
             ops: self.torture(self.ops.unwrap_or(DEFAULT_TORTURE_OPS)),
@@ -195,7 +201,7 @@ impl BootArgs {
                 );
             }
             ScenarioArg::Teardown if self.cycles.is_some() => {
-                return Err("--cycles needs --scenario reboot-cycles".into());
+                return Err("--cycles needs --scenario reboot-cycles or suspend-resume".into());
             }
             ScenarioArg::Teardown | ScenarioArg::RebootCycles => {
                 if self.teardown.is_none() {
@@ -214,7 +220,7 @@ impl BootArgs {
                     return Err("--teardown needs --scenario teardown or reboot-cycles".into());
                 }
                 if self.cycles.is_some() {
-                    return Err("--cycles needs --scenario reboot-cycles".into());
+                    return Err("--cycles needs --scenario reboot-cycles or suspend-resume".into());
                 }
                 self.check_scenario_bringup()?;
                 if self.vcpus < MIN_TORTURE_VCPUS {
@@ -224,6 +230,20 @@ impl BootArgs {
                         self.vcpus
                     ));
                 }
+            }
+            ScenarioArg::SuspendResume => {
+                if self.teardown.is_some() {
+                    return Err("--teardown needs --scenario teardown or reboot-cycles".into());
+                }
+                // Round 1 is the boot's bringup; each suspend adds a round.
+                if self.cycles.is_some_and(|k| k >= MAX_ROUNDS) {
+                    return Err(format!(
+                        "--scenario suspend-resume takes at most {} suspends (--cycles), not {}",
+                        MAX_ROUNDS - 1,
+                        self.cycles.unwrap_or(0)
+                    ));
+                }
+                self.check_scenario_bringup()?;
             }
             ScenarioArg::Boot => {}
         }

@@ -1,6 +1,8 @@
 //! The command line: parsing, the options that depend on each other, and the guest options
 //! they resolve to.
 
+use std::time::Duration;
+
 use clap::Parser;
 use firmware::cmdline::{Bringup, Console, GuestOptions, Kick, Scenario, Teardown, TscSync};
 
@@ -108,6 +110,50 @@ fn scenarios_and_their_combinations() {
     assert_eq!(cli.validate(), Ok(()));
     assert_eq!(cli.guest_options().cycles, 4);
     assert_eq!(cli.guest_options().scenario, Scenario::RebootCycles);
+    // suspend-resume: one suspend by default, woken at once unless --wake-after says when.
+    let cli = parse(&["--scenario", "suspend-resume"]).unwrap();
+    assert_eq!(cli.validate(), Ok(()));
+    assert_eq!(
+        (cli.guest_options().scenario, cli.guest_options().cycles),
+        (Scenario::SuspendResume, 1)
+    );
+    assert_eq!(cli.resolve().unwrap().wake_after, Some(Duration::ZERO));
+    let cli = parse(&[
+        "--scenario",
+        "suspend-resume",
+        "--cycles",
+        "3",
+        "--wake-after",
+        "0.5",
+    ])
+    .unwrap();
+    assert_eq!(cli.guest_options().cycles, 3);
+    assert_eq!(
+        cli.resolve().unwrap().wake_after,
+        Some(Duration::from_millis(500))
+    );
+    assert_eq!(parse(&[]).unwrap().resolve().unwrap().wake_after, None);
+    for (args, needle) in [
+        (
+            &["--scenario", "suspend-resume", "--teardown", "serial"][..],
+            "--teardown needs",
+        ),
+        (
+            &["--scenario", "suspend-resume", "--cycles", "1024"][..],
+            "at most 1023 suspends",
+        ),
+        (
+            &["--scenario", "suspend-resume", "--bringup", "floor"][..],
+            "--bringup serial or parallel",
+        ),
+        (
+            &["--scenario", "suspend-resume", "--tsc-sync", "serial"][..],
+            "cannot be combined with --tsc-sync",
+        ),
+    ] {
+        let e = parse(args).unwrap().validate().unwrap_err();
+        assert!(e.contains(needle), "{args:?}: {e}");
+    }
     for (args, needle) in [
         (&["--teardown", "serial"][..], "--scenario"),
         (&["--cycles", "3"][..], "--scenario"),
