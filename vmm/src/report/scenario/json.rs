@@ -14,18 +14,20 @@ use crate::report::stats::{self, PhaseStats};
 /// One round of a scenario in the JSON report.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct RoundJson {
-    /// Bringing every AP up, BSP cycles.
+    /// Bringing every AP up, BSP cycles (suspend-resume: from the resume's first instruction
+    /// after round 1).
     pub up_cycles: u64,
-    /// Taking every AP down, BSP cycles.
+    /// Taking every AP down, BSP cycles (suspend-resume: the suspend that ends the round to
+    /// the next resume; 0 in the last round).
     pub down_cycles: u64,
 }
 
 /// The scenario in the JSON report.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScenarioJson {
-    /// boot / teardown / reboot-cycles / hotplug-torture.
+    /// boot / teardown / reboot-cycles / hotplug-torture / suspend-resume.
     pub name: &'static str,
-    /// serial / parallel (null for boot and hotplug-torture).
+    /// serial / parallel (null for boot, hotplug-torture and suspend-resume).
     pub teardown: Option<&'static str>,
     /// Rounds completed (bring up, take down).
     pub rounds: u32,
@@ -145,7 +147,12 @@ pub(crate) fn scenario_json(b: &BootReport<'_>, tsc_khz: u32) -> ScenarioJson {
     if let Some(s) = stats::stats(rounds.iter().map(|r| r.up_cycles).collect()) {
         round_stats.insert("up", s);
     }
-    if let Some(s) = stats::stats(rounds.iter().map(|r| r.down_cycles).collect()) {
+    // Suspend-resume's last round does not suspend: its "down" is no measurement.
+    let downs = match scenario {
+        Scenario::SuspendResume => rounds.len().saturating_sub(1),
+        _ => rounds.len(),
+    };
+    if let Some(s) = stats::stats(rounds[..downs].iter().map(|r| r.down_cycles).collect()) {
         round_stats.insert("down", s);
     }
     let teardown_cycles = sc.teardown_end.saturating_sub(sc.teardown_start);
@@ -158,7 +165,10 @@ pub(crate) fn scenario_json(b: &BootReport<'_>, tsc_khz: u32) -> ScenarioJson {
     let us = |c| cycles_to_us(c, tsc_khz);
     ScenarioJson {
         name: scenario.name(),
-        teardown: (!matches!(scenario, Scenario::Boot | Scenario::HotplugTorture))
+        teardown: (!matches!(
+            scenario,
+            Scenario::Boot | Scenario::HotplugTorture | Scenario::SuspendResume
+        ))
             .then(|| Teardown::from_u8(sc.teardown).map_or("invalid", Teardown::name)),
         rounds: sc.rounds,
         ops: sc.ops,
@@ -189,6 +199,9 @@ pub(crate) fn scenario_json(b: &BootReport<'_>, tsc_khz: u32) -> ScenarioJson {
 pub(in crate::report) fn render_scenario(s: &ScenarioJson, tsc_khz: u32) -> Option<String> {
     if s.name == Scenario::HotplugTorture.name() {
         return Some(render_torture(s));
+    }
+    if s.name == Scenario::SuspendResume.name() {
+        return Some(render_suspend_resume(s, tsc_khz));
     }
     let teardown = s.teardown?;
     let us =
@@ -223,6 +236,28 @@ pub(in crate::report) fn render_scenario(s: &ScenarioJson, tsc_khz: u32) -> Opti
         out.push_str(&stats::render_rows(&s.teardown_phases, &keys, tsc_khz));
     }
     Some(out)
+}
+
+/// Suspend-resume's lines of the human summary: the rounds, then each round's bringup (round 1
+/// the boot's, later ones from the resume) and the suspend to resume that ends it.
+fn render_suspend_resume(s: &ScenarioJson, tsc_khz: u32) -> String {
+    let us =
+        |c: u64| cycles_to_us(c, tsc_khz).map_or_else(|| format!("{c}c"), |u| format!("{u:.1}"));
+    let mut out = format!(
+        "scenario suspend-resume: {} rounds ({} suspends), {} APs brought up after resumes\n",
+        s.rounds,
+        s.rounds.saturating_sub(1),
+        s.ops
+    );
+    for (i, r) in s.round_cycles.iter().enumerate() {
+        let from = if i == 0 { "bringup" } else { "resume to all online" };
+        out.push_str(&format!("  round {}: {from} {} us", i + 1, us(r.up_cycles)));
+        if r.down_cycles != 0 {
+            out.push_str(&format!(", suspend to resume {} us", us(r.down_cycles)));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Hotplug-torture's lines of the human summary: the run, its throughput and latency, and the

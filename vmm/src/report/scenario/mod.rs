@@ -51,6 +51,9 @@ pub(super) fn check_scenario(b: &BootReport<'_>) -> Result<(), ReportCheckError>
     if scenario == Scenario::HotplugTorture {
         return check_torture(b);
     }
+    if scenario == Scenario::SuspendResume {
+        return check_suspend_resume(b);
+    }
     if sc.violations != 0 || sc.violation_count != 0 {
         return bad("violations from a scenario that checks no invariants");
     }
@@ -130,6 +133,68 @@ pub(super) fn check_scenario(b: &BootReport<'_>) -> Result<(), ReportCheckError>
     // Each acknowledged record matched a distinct offline CPU above; any other is unexplained.
     if offline != b.teardown().filter(|t| t.ack != 0).count() {
         return bad("CPUs offline without a teardown record");
+    }
+    Ok(())
+}
+
+/// Checks a suspend-resume block: no teardown and none of hotplug-torture's results; round 1
+/// is the boot's bringup, each later round the bringup after a resume, so every round has an
+/// "up", every round but the last a "down" (its suspend to the next resume) and the last none;
+/// the last round's "up" is the bringup window of the BSP's stamps (which then starts at the
+/// resume); every AP that came online at boot came online again after each resume (the
+/// operations), and no CPU is offline.
+fn check_suspend_resume(b: &BootReport<'_>) -> Result<(), ReportCheckError> {
+    let sc = &b.scenario;
+    let bad = |what| Err(ReportCheckError::Scenario(what));
+    if sc.violations != 0 || sc.violation_count != 0 || torture_results(sc).iter().any(|v| *v != 0)
+    {
+        return bad("hotplug-torture results from suspend-resume");
+    }
+    if sc.teardown != 0 || sc.teardown_count != 0 || sc.teardown_start != 0 || sc.teardown_end != 0
+    {
+        return bad("a teardown from suspend-resume");
+    }
+    if sc.rounds == 0 || sc.rounds != sc.round_count {
+        return bad("the rounds completed do not match the rounds listed");
+    }
+    let rounds: Vec<_> = b.rounds().collect();
+    let last = rounds.len() - 1;
+    for (i, r) in rounds.iter().enumerate() {
+        if r.up_cycles == 0 {
+            return bad("a round without a bringup");
+        }
+        if (i < last) != (r.down_cycles != 0) {
+            return bad("a suspend missing before a resume, or one after the last round");
+        }
+    }
+    let bsp = |p: BspPhase| b.summary.bsp_stamps[p as usize];
+    let window = bsp(BspPhase::AllOnline).saturating_sub(bsp(BspPhase::BringupStart));
+    if last > 0 && rounds[last].up_cycles != window {
+        return bad("the last resume's bringup is not the report's bringup window");
+    }
+    let records: Vec<CpuRecord> = b.cpus().collect();
+    if records.iter().any(|r| r.state == CpuState::Offline as u8) {
+        return bad("CPUs offline after suspend-resume");
+    }
+    let aps = records
+        .iter()
+        .filter(|r| r.flags & CPU_FLAG_BSP == 0)
+        .count() as u64;
+    let resumes = last as u64;
+    if u64::from(sc.ops) > resumes * aps || (resumes > 0 && u64::from(sc.ops) % resumes != 0) {
+        return bad("operations that are not the same APs brought up after every resume");
+    }
+    // Every AP online at the end came up after the last resume (its stamps are checked against
+    // the bringup window with the others'), so it must be among those brought up again.
+    let online_aps = records
+        .iter()
+        .filter(|r| r.flags & CPU_FLAG_BSP == 0 && r.state == CpuState::Online as u8)
+        .count() as u64;
+    if resumes > 0 && online_aps > u64::from(sc.ops) / resumes {
+        return bad("more APs online than were brought up after the last resume");
+    }
+    if resumes > 0 && online_aps < u64::from(sc.ops) / resumes && b.summary.status == 0 {
+        return bad("an AP missing after a resume that the guest's verdict does not count");
     }
     Ok(())
 }
