@@ -13,7 +13,7 @@ use firmware::report::decode::Report;
 use firmware::report::encode::{
     write_boot_summary, write_cpu_record, write_scenario, ScenarioEntries,
 };
-use firmware::report::{BootSummary, Round, TeardownRecord, Violation};
+use firmware::report::{ApPhase, BootSummary, Round, TeardownRecord, Violation};
 
 /// A teardown report: BSP 0 online, AP 1 offline with `t` as its teardown record, the
 /// window 500..600 after the bringup window (AllOnline 400), the report at 700.
@@ -620,4 +620,138 @@ fn torture_results_must_match_what_was_asked_for() {
     .is_ok());
     let buf = teardown_report(parked_ap(), teardown_summary(), CpuState::Offline);
     assert!(decode_for(&buf, Topology::new(2), &boot).is_ok());
+}
+
+/// A suspend-resume report of 3 CPUs (BSP 0, APs 1 and 2 with `ap_states`): round 1 the boot,
+/// then one round per resume; the bringup window 50..400 is the last resume's. `status` is
+/// the guest's verdict.
+fn suspend_report(
+    sc: ScenarioSummary,
+    rounds: &[Round],
+    ap_states: [CpuState; 2],
+    status: u32,
+) -> Vec<u8> {
+    let mut buf = vec![0u8; 4096];
+    let mut s = BootSummary {
+        cpu_count: 3,
+        bringup: 2,
+        status,
+        ..Default::default()
+    };
+    s.bsp_stamps[BspPhase::BringupStart as usize] = 50;
+    s.bsp_stamps[BspPhase::AllOnline as usize] = 400;
+    s.bsp_stamps[BspPhase::Report as usize] = 700;
+    write_boot_summary(&mut buf, &s).unwrap();
+    write_cpu_record(&mut buf, 0, &cpu(0, true)).unwrap();
+    for (i, state) in ap_states.iter().enumerate() {
+        let mut ap = cpu(i as u32 + 1, false);
+        ap.state = *state as u8;
+        if *state != CpuState::Online {
+            ap.stamps[ApPhase::Online as usize] = 0;
+        }
+        write_cpu_record(&mut buf, i + 1, &ap).unwrap();
+    }
+    let entries = ScenarioEntries {
+        rounds,
+        teardown: &[],
+        violations: &[],
+    };
+    let len = write_scenario(&mut buf, 3, &sc, &entries).unwrap();
+    buf.truncate(len);
+    buf
+}
+
+/// Two suspends, each followed by both APs coming up again.
+fn suspend_summary() -> ScenarioSummary {
+    ScenarioSummary {
+        scenario: Scenario::SuspendResume as u8,
+        rounds: 3,
+        round_count: 3,
+        ops: 4,
+        ..Default::default()
+    }
+}
+
+/// Round 1 the boot (1000 cycles), then two resumes whose last is the bringup window (350).
+const SUSPEND_ROUNDS: [Round; 3] = [
+    Round {
+        up_cycles: 1000,
+        down_cycles: 80,
+    },
+    Round {
+        up_cycles: 300,
+        down_cycles: 90,
+    },
+    Round {
+        up_cycles: 350,
+        down_cycles: 0,
+    },
+];
+
+#[test]
+fn a_consistent_suspend_resume_is_accepted_and_summarised() {
+    let online = [CpuState::Online; 2];
+    let buf = suspend_report(suspend_summary(), &SUSPEND_ROUNDS, online, 0);
+    let Report::Boot(b) = decode(&buf, Topology::new(3)).unwrap() else {
+        panic!("not a boot report")
+    };
+    let j = scenario_json(&b, 1_000);
+    assert_eq!((j.name, j.teardown, j.rounds), ("suspend-resume", None, 3));
+    assert_eq!(j.round_stats["up"].count, 3);
+    assert_eq!(j.round_stats["down"].count, 2, "the last round does not suspend");
+    assert_eq!(j.round_stats["down"].max, 90);
+    let text = render_scenario(&j, 1_000).unwrap();
+    assert!(text.contains("round 3: resume to all online 350.0 us"), "{text}");
+    assert!(text.contains("suspend to resume 90.0 us"), "{text}");
+    // An AP missing after a resume, counted by the guest's verdict: a consistent report of a
+    // failed run.
+    let missing = [CpuState::Online, CpuState::Missing];
+    let buf = suspend_report(suspend_summary(), &SUSPEND_ROUNDS, missing, 1);
+    decode(&buf, Topology::new(3)).unwrap();
+}
+
+#[test]
+fn catches_suspend_resume_results_that_contradict_themselves() {
+    let online = [CpuState::Online; 2];
+    let err = |sc: ScenarioSummary, rounds: &[Round], states: [CpuState; 2], status: u32| {
+        decode(&suspend_report(sc, rounds, states, status), Topology::new(3))
+            .unwrap_err()
+            .to_string()
+    };
+    let sc = suspend_summary();
+    let r = SUSPEND_ROUNDS;
+    // An AP that did not come back after a resume, and a verdict that does not count it.
+    let missing = [CpuState::Online, CpuState::Missing];
+    assert!(err(sc, &r, missing, 0).contains("an AP missing after a resume"));
+    assert!(err(sc, &r, [CpuState::Online, CpuState::Offline], 0).contains("offline"));
+    let mut no_up = r;
+    no_up[1].up_cycles = 0;
+    assert!(err(sc, &no_up, online, 0).contains("a round without a bringup"));
+    let mut no_sleep = r;
+    no_sleep[0].down_cycles = 0;
+    assert!(err(sc, &no_sleep, online, 0).contains("suspend missing"));
+    let mut sleeps_last = r;
+    sleeps_last[2].down_cycles = 5;
+    assert!(err(sc, &sleeps_last, online, 0).contains("suspend missing"));
+    let mut other_window = r;
+    other_window[2].up_cycles = 200;
+    assert!(err(sc, &other_window, online, 0).contains("bringup window"));
+    let e = |sc: ScenarioSummary| err(sc, &r, online, 0);
+    assert!(e(ScenarioSummary { ops: 3, ..sc }).contains("same APs"));
+    assert!(e(ScenarioSummary { ops: 6, ..sc }).contains("same APs"));
+    assert!(e(ScenarioSummary { ops: 2, ..sc }).contains("more APs online"));
+    assert!(e(ScenarioSummary { teardown: 1, ..sc }).contains("teardown"));
+    assert!(e(ScenarioSummary {
+        teardown_start: 500,
+        teardown_end: 600,
+        ..sc
+    })
+    .contains("teardown"));
+    assert!(e(ScenarioSummary { seed: 3, ..sc }).contains("hotplug-torture"));
+    let two = ScenarioSummary {
+        rounds: 2,
+        round_count: 3,
+        ..sc
+    };
+    assert!(e(two).contains("rounds"));
 }
