@@ -1,6 +1,7 @@
 //! Scenarios after bringup on real KVM (`--scenario`): every AP taken offline serially or in
-//! parallel, each parked with its teardown stamps in order, and reboot cycles that bring the
-//! same APs online again through the same SIPI and trampoline path, at 8 and 64 vCPUs.
+//! parallel, each parked with its teardown stamps in order, reboot cycles that bring the
+//! same APs online again through the same SIPI and trampoline path, and ACPI S3 suspends after
+//! each of which every AP comes online again, at 8 and 64 vCPUs.
 
 mod common;
 
@@ -134,6 +135,111 @@ fn reboot_cycles_bring_the_same_aps_up_and_down_each_round() {
     }
 }
 
+/// The stamp `name` of a JSON stamps object, which must be there and nonzero.
+fn stamp(stamps: &Value, name: &str, what: &str) -> u64 {
+    let v = stamps[name].as_u64().unwrap_or(0);
+    assert!(v > 0, "{what}: no {name} stamp in {stamps}");
+    v
+}
+
+#[test]
+fn suspend_resume_brings_every_ap_online_again_after_each_resume() {
+    if !kvm_available() {
+        return;
+    }
+    for (vcpus, suspends) in [(8u32, 2u64), (64, 1)] {
+        for mode in ["serial", "parallel"] {
+            let what = format!("{vcpus} vCPUs, {mode} bringup, {suspends} suspends");
+            let k = suspends.to_string();
+            let j = run(
+                vcpus,
+                &[
+                    "--scenario",
+                    "suspend-resume",
+                    "--bringup",
+                    mode,
+                    "--cycles",
+                    &k,
+                ],
+            );
+            let s = &j["scenario"];
+            assert_eq!(s["name"], "suspend-resume", "{what}");
+            assert!(s["teardown"].is_null(), "{what}: {s}");
+            assert_eq!(s["rounds"], suspends + 1, "{what}: {s}");
+            let aps = u64::from(vcpus - 1);
+            assert_eq!(s["ops"], suspends * aps, "{what}: every AP after every resume");
+            assert_eq!(j["online"], vcpus, "{what}");
+            // Round 1 is the boot's bringup; each suspend ends a round (its "down" is the
+            // suspend to the resume) and the next round's "up" runs from the resume to every
+            // AP online again.
+            let rounds = s["round_cycles"].as_array().expect("round_cycles");
+            assert_eq!(rounds.len() as u64, suspends + 1, "{what}");
+            for (i, r) in rounds.iter().enumerate() {
+                assert!(r["up_cycles"].as_u64().unwrap_or(0) > 0, "{what}: {r}");
+                let down = r["down_cycles"].as_u64().unwrap_or(0);
+                assert_eq!(down > 0, i + 1 < rounds.len(), "{what}: round {}: {r}", i + 1);
+            }
+            // The bringup window is the last resume's: the BSP's stamps in order, and the
+            // last round's "up" is that window.
+            let b = &j["bsp_stamps"];
+            let order = [
+                "entry",
+                "rust_entry",
+                "acpi_parsed",
+                "bringup_start",
+                "all_online",
+                "report",
+            ]
+            .map(|p| stamp(b, p, &what));
+            assert!(order.windows(2).all(|w| w[0] < w[1]), "{what}: {b}");
+            let (resume, all_online) = (order[3], order[4]);
+            assert_eq!(
+                rounds.last().unwrap()["up_cycles"].as_u64(),
+                Some(all_online - resume),
+                "{what}"
+            );
+            // Every AP came up again after the last resume, through every phase, in order.
+            for c in j["cpus"].as_array().unwrap() {
+                assert_eq!(c["state"], "online", "{what}: {c}");
+                if c["bsp"] == true {
+                    continue;
+                }
+                let phases = ["kick", "trampoline", "long_mode", "percpu_init", "online"]
+                    .map(|p| stamp(&c["stamps"], p, &what));
+                assert!(
+                    phases.windows(2).all(|w| w[0] <= w[1]),
+                    "{what}: phases out of order: {c}"
+                );
+                assert!(
+                    resume <= phases[0] && phases[4] <= all_online,
+                    "{what}: not inside the resume's bringup: {c}"
+                );
+            }
+            for p in ["trampoline", "long_mode", "percpu_init", "online"] {
+                assert_eq!(j["phases"][p]["count"], aps, "{what}: {p}");
+            }
+        }
+    }
+}
+
+#[test]
+fn suspend_resume_sleeps_as_long_as_wake_after_says() {
+    if !kvm_available() {
+        return;
+    }
+    let j = run(
+        2,
+        &["--scenario", "suspend-resume", "--wake-after", "0.2"],
+    );
+    let s = &j["scenario"];
+    let khz = j["tsc_khz"].as_u64().unwrap_or(0);
+    let down = s["round_cycles"][0]["down_cycles"].as_u64().unwrap_or(0);
+    if khz > 0 {
+        assert!(down / khz >= 200, "slept {} ms: {s}", down / khz);
+    }
+    assert_eq!(j["online"], 2, "{s}");
+}
+
 #[test]
 fn the_default_boot_scenario_reports_no_scenario_results() {
     if !kvm_available() {
@@ -170,6 +276,10 @@ fn inconsistent_scenario_options_are_one_line_usage_errors() {
                 "none",
             ][..],
             "--bringup",
+        ),
+        (
+            &["--scenario", "suspend-resume", "--teardown", "serial"][..],
+            "--teardown",
         ),
     ] {
         let out = vmm(args);
