@@ -167,7 +167,11 @@ fn suspend_resume_brings_every_ap_online_again_after_each_resume() {
             assert!(s["teardown"].is_null(), "{what}: {s}");
             assert_eq!(s["rounds"], suspends + 1, "{what}: {s}");
             let aps = u64::from(vcpus - 1);
-            assert_eq!(s["ops"], suspends * aps, "{what}: every AP after every resume");
+            assert_eq!(
+                s["ops"],
+                suspends * aps,
+                "{what}: every AP after every resume"
+            );
             assert_eq!(j["online"], vcpus, "{what}");
             // Round 1 is the boot's bringup; each suspend ends a round (its "down" is the
             // suspend to the resume) and the next round's "up" runs from the resume to every
@@ -177,7 +181,12 @@ fn suspend_resume_brings_every_ap_online_again_after_each_resume() {
             for (i, r) in rounds.iter().enumerate() {
                 assert!(r["up_cycles"].as_u64().unwrap_or(0) > 0, "{what}: {r}");
                 let down = r["down_cycles"].as_u64().unwrap_or(0);
-                assert_eq!(down > 0, i + 1 < rounds.len(), "{what}: round {}: {r}", i + 1);
+                assert_eq!(
+                    down > 0,
+                    i + 1 < rounds.len(),
+                    "{what}: round {}: {r}",
+                    i + 1
+                );
             }
             // The bringup window is the last resume's: the BSP's stamps in order, and the
             // last round's "up" is that window.
@@ -227,15 +236,12 @@ fn suspend_resume_sleeps_as_long_as_wake_after_says() {
     if !kvm_available() {
         return;
     }
-    let j = run(
-        2,
-        &["--scenario", "suspend-resume", "--wake-after", "0.2"],
-    );
+    let j = run(2, &["--scenario", "suspend-resume", "--wake-after", "0.2"]);
     let s = &j["scenario"];
     let khz = j["tsc_khz"].as_u64().unwrap_or(0);
     let down = s["round_cycles"][0]["down_cycles"].as_u64().unwrap_or(0);
-    if khz > 0 {
-        assert!(down / khz >= 200, "slept {} ms: {s}", down / khz);
+    if let Some(ms) = down.checked_div(khz) {
+        assert!(ms >= 200, "slept {ms} ms: {s}");
     }
     assert_eq!(j["online"], 2, "{s}");
 }

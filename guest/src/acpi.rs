@@ -91,7 +91,10 @@ impl fmt::Display for Error {
                 write!(f, "the {root} at {addr:#x} lists no FADT (FACP table)")
             }
             Self::BadFacs { addr } => {
-                write!(f, "the FADT's FACS at {addr:#x} is unreadable or not a FACS")
+                write!(
+                    f,
+                    "the FADT's FACS at {addr:#x} is unreadable or not a FACS"
+                )
             }
         }
     }

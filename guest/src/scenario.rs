@@ -85,7 +85,15 @@ pub(crate) fn run(
     };
     if options.scenario == Scenario::SuspendResume {
         let control = sleep.expect("suspend-resume needs the FADT's sleep controls");
-        return suspend_resume(options, tsc, online, up_cycles, control, rounds_wanted, stamp_bringup);
+        return suspend_resume(
+            options,
+            tsc,
+            online,
+            up_cycles,
+            control,
+            rounds_wanted,
+            stamp_bringup,
+        );
     }
     let mut up = up_cycles;
     for round in 0..rounds_wanted {

@@ -62,7 +62,11 @@ pub fn sleep_control(bytes: &[u8]) -> Result<SleepControl, AcpiError> {
         value: u64::from(port),
     })?;
     Ok(SleepControl {
-        facs: if x_facs != 0 { x_facs } else { u64::from(facs32) },
+        facs: if x_facs != 0 {
+            x_facs
+        } else {
+            u64::from(facs32)
+        },
         pm1a_cnt,
     })
 }
@@ -91,8 +95,16 @@ mod tests {
     fn sleep_controls_prefer_the_64_bit_facs_and_refuse_bad_tables() {
         let c = sleep_control(&fadt(244, 0x1000, 0, 0x600)).unwrap();
         assert_eq!((c.facs, c.pm1a_cnt), (0x1000, 0x600));
-        assert_eq!(sleep_control(&fadt(244, 0x1000, 0x2000, 0x600)).unwrap().facs, 0x2000);
-        assert_eq!(sleep_control(&fadt(116, 0x1000, 0, 0x600)).unwrap().facs, 0x1000);
+        assert_eq!(
+            sleep_control(&fadt(244, 0x1000, 0x2000, 0x600))
+                .unwrap()
+                .facs,
+            0x2000
+        );
+        assert_eq!(
+            sleep_control(&fadt(116, 0x1000, 0, 0x600)).unwrap().facs,
+            0x1000
+        );
         assert!(sleep_control(&fadt(116, 0x1000, 0, 0x600)[..60]).is_err());
         let mut short = fadt(116, 0x1000, 0, 0x600);
         short.truncate(60);

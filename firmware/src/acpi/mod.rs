@@ -8,8 +8,8 @@
 //! lacks ([`madt`] encoders); the guest, and the VMM's own tests, read them back with the
 //! decoders here, which validate lengths and checksums and never panic on hostile bytes.
 
-pub mod fadt;
 pub mod facs;
+pub mod fadt;
 pub mod hpet;
 pub mod madt;
 pub mod rsdp;

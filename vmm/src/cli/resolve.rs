@@ -8,11 +8,11 @@ use firmware::cmdline::{
 };
 
 use super::args::*;
-use firmware::report::MAX_ROUNDS;
 use crate::arch::x86_64::topology::Topology;
 use crate::config::{KernelSource, TestHooks, VmConfig};
 use crate::loader::modules::MAX_MODULES;
 use crate::loader::{EntryMode, ModuleSpec};
+use firmware::report::MAX_ROUNDS;
 
 /// The options sipi's guest will act on: `options`, overridden by any `sipi.*` words the
 /// user put in `--cmdline` (the guest reads the whole line, and later words win). Words that

@@ -37,7 +37,9 @@ pub(crate) const PM1_STS_WAK: u16 = 1 << 15;
 /// PM1 control bit 0: SCI_EN, the system is in ACPI mode.
 pub(crate) const PM1_CNT_SCI_EN: u16 = 1 << 0;
 /// The PM1 control fields a sleep writes, shared with the guest (firmware::acpi::fadt).
-pub(crate) use firmware::acpi::fadt::{PM1_CNT_SLP_EN, PM1_CNT_SLP_TYP_MASK, PM1_CNT_SLP_TYP_SHIFT};
+pub(crate) use firmware::acpi::fadt::{
+    PM1_CNT_SLP_EN, PM1_CNT_SLP_TYP_MASK, PM1_CNT_SLP_TYP_SHIFT,
+};
 
 /// What a write asks of the VMM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -169,7 +169,7 @@ pub(crate) fn scenario_json(b: &BootReport<'_>, tsc_khz: u32) -> ScenarioJson {
             scenario,
             Scenario::Boot | Scenario::HotplugTorture | Scenario::SuspendResume
         ))
-            .then(|| Teardown::from_u8(sc.teardown).map_or("invalid", Teardown::name)),
+        .then(|| Teardown::from_u8(sc.teardown).map_or("invalid", Teardown::name)),
         rounds: sc.rounds,
         ops: sc.ops,
         violations: sc.violations,
@@ -250,7 +250,11 @@ fn render_suspend_resume(s: &ScenarioJson, tsc_khz: u32) -> String {
         s.ops
     );
     for (i, r) in s.round_cycles.iter().enumerate() {
-        let from = if i == 0 { "bringup" } else { "resume to all online" };
+        let from = if i == 0 {
+            "bringup"
+        } else {
+            "resume to all online"
+        };
         out.push_str(&format!("  round {}: {from} {} us", i + 1, us(r.up_cycles)));
         if r.down_cycles != 0 {
             out.push_str(&format!(", suspend to resume {} us", us(r.down_cycles)));

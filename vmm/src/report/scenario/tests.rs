@@ -698,10 +698,16 @@ fn a_consistent_suspend_resume_is_accepted_and_summarised() {
     let j = scenario_json(&b, 1_000);
     assert_eq!((j.name, j.teardown, j.rounds), ("suspend-resume", None, 3));
     assert_eq!(j.round_stats["up"].count, 3);
-    assert_eq!(j.round_stats["down"].count, 2, "the last round does not suspend");
+    assert_eq!(
+        j.round_stats["down"].count, 2,
+        "the last round does not suspend"
+    );
     assert_eq!(j.round_stats["down"].max, 90);
     let text = render_scenario(&j, 1_000).unwrap();
-    assert!(text.contains("round 3: resume to all online 350.0 us"), "{text}");
+    assert!(
+        text.contains("round 3: resume to all online 350.0 us"),
+        "{text}"
+    );
     assert!(text.contains("suspend to resume 90.0 us"), "{text}");
     // An AP missing after a resume, counted by the guest's verdict: a consistent report of a
     // failed run.
@@ -714,9 +720,12 @@ fn a_consistent_suspend_resume_is_accepted_and_summarised() {
 fn catches_suspend_resume_results_that_contradict_themselves() {
     let online = [CpuState::Online; 2];
     let err = |sc: ScenarioSummary, rounds: &[Round], states: [CpuState; 2], status: u32| {
-        decode(&suspend_report(sc, rounds, states, status), Topology::new(3))
-            .unwrap_err()
-            .to_string()
+        decode(
+            &suspend_report(sc, rounds, states, status),
+            Topology::new(3),
+        )
+        .unwrap_err()
+        .to_string()
     };
     let sc = suspend_summary();
     let r = SUSPEND_ROUNDS;
