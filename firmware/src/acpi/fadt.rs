@@ -57,10 +57,15 @@ pub fn sleep_control(bytes: &[u8]) -> Result<SleepControl, AcpiError> {
         .map(u64::from_le_bytes)
         .unwrap_or(0);
     let port = u32::from_le_bytes(read(fadt, FADT_PM1A_CNT_BLK_OFFSET)?);
-    let pm1a_cnt = u16::try_from(port).map_err(|_| AcpiError::OutOfRange {
-        what: "FADT PM1a_CNT_BLK port",
-        value: u64::from(port),
-    })?;
+    // Port 0 is no PM1a control block (ACPI 6.5, Table 5.9: the block is required, and 0 is
+    // the DMA controller's).
+    let pm1a_cnt = u16::try_from(port)
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or(AcpiError::OutOfRange {
+            what: "FADT PM1a_CNT_BLK port",
+            value: u64::from(port),
+        })?;
     Ok(SleepControl {
         facs: if x_facs != 0 {
             x_facs
@@ -113,6 +118,10 @@ mod tests {
         short[9] = crate::acpi::checksum(&short);
         assert!(sleep_control(&short).is_err(), "no PM1a_CNT_BLK");
         assert!(sleep_control(&fadt(244, 0x1000, 0, 0x1_0000)).is_err());
+        assert!(
+            sleep_control(&fadt(244, 0x1000, 0, 0)).is_err(),
+            "no PM1a_CNT_BLK"
+        );
         let mut bad = fadt(244, 0x1000, 0, 0x600);
         bad[20] ^= 1;
         assert!(sleep_control(&bad).is_err(), "a bad checksum");

@@ -278,8 +278,9 @@ fn check_torture(b: &BootReport<'_>) -> Result<(), ReportCheckError> {
 }
 
 /// Checks a checked report's scenario against the options the guest was given (its command
-/// line, parsed as the guest parses it): hotplug-torture must have been asked for exactly when
-/// it ran, with the seed it was given, no more operations than asked for, no higher
+/// line, parsed as the guest parses it): suspend-resume must have been asked for exactly when
+/// it ran, with no more suspends than asked for; hotplug-torture must have been asked for
+/// exactly when it ran, with the seed it was given, no more operations than asked for, no higher
 /// concurrency, and violations blaming operations that were asked for.
 pub(super) fn check_requested(
     b: &BootReport<'_>,
@@ -289,8 +290,17 @@ pub(super) fn check_requested(
     let bad = |what| Err(ReportCheckError::Scenario(what));
     let ran = Scenario::from_u8(sc.scenario);
     let torture = Scenario::HotplugTorture;
-    if (requested.scenario == torture || ran == Some(torture)) && ran != Some(requested.scenario) {
+    let checked = [torture, Scenario::SuspendResume];
+    if (checked.contains(&requested.scenario) || ran.is_some_and(|r| checked.contains(&r)))
+        && ran != Some(requested.scenario)
+    {
         return bad("the guest ran another scenario than the one asked for");
+    }
+    // Round 1 is the boot's bringup; each suspend asked for adds one.
+    if requested.scenario == Scenario::SuspendResume
+        && u64::from(sc.rounds) > u64::from(requested.cycles) + 1
+    {
+        return bad("more suspends than asked for");
     }
     if requested.scenario != torture {
         return Ok(());

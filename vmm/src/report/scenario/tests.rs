@@ -764,3 +764,24 @@ fn catches_suspend_resume_results_that_contradict_themselves() {
     };
     assert!(e(two).contains("rounds"));
 }
+
+#[test]
+fn suspend_resume_must_match_what_was_asked_for() {
+    let buf = suspend_report(suspend_summary(), &SUSPEND_ROUNDS, [CpuState::Online; 2], 0);
+    let asked = |scenario, cycles| GuestOptions {
+        scenario,
+        cycles,
+        ..GuestOptions::default()
+    };
+    let check = |o: GuestOptions| decode_for(&buf, Topology::new(3), &o).map(|_| ());
+    assert!(check(asked(Scenario::SuspendResume, 2)).is_ok());
+    let e = |o| check(o).unwrap_err().to_string();
+    assert!(e(asked(Scenario::SuspendResume, 1)).contains("more suspends than asked for"));
+    assert!(e(asked(Scenario::Boot, 0)).contains("another scenario"));
+    let boot = report(&[cpu(0, true), cpu(1, false)], 0);
+    let ran_boot = decode_for(&boot, Topology::new(2), &asked(Scenario::SuspendResume, 1));
+    assert!(ran_boot
+        .unwrap_err()
+        .to_string()
+        .contains("another scenario"));
+}
