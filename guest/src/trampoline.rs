@@ -1,6 +1,8 @@
 //! The AP start-up code: real-mode trampolines that the BSP copies to
 //! [`TRAMPOLINE_ADDR`] (the STARTUP IPI's vector [`SIPI_VECTOR`] names that page), and the
 //! 64-bit CPL-0 entry that takes an AP from its first long-mode instruction to Rust at CPL 3.
+//! The full trampoline's real-mode part also takes the BSP back from ACPI S3 (the FACS waking
+//! vector names the same page; [`Trampoline::Resume`]).
 //!
 //! On kvm_pvm every instruction here is interpreted by KVM's instruction emulator (see
 //! guest/README.md, "Running on kvm_pvm", for the cost of each), so the code is written for the

@@ -2,7 +2,8 @@
 //!
 //! The root of the tables is the RSDP ([`rsdp`]), which points to an XSDT ([`xsdt`], 64-bit
 //! pointers, ACPI 2.0+) or an RSDT ([`rsdt`], 32-bit pointers, ACPI 1.0); those list the other
-//! tables, among them the MADT ([`madt`]) and the HPET table ([`hpet`]).
+//! tables, among them the MADT ([`madt`]), the HPET table ([`hpet`]) and the FADT ([`fadt`],
+//! the sleep controls a guest reads; the FACS it points to is [`facs`]).
 //!
 //! The VMM builds the tables with the `acpi_tables` crate plus the MADT structures that crate
 //! lacks ([`madt`] encoders); the guest, and the VMM's own tests, read them back with the
