@@ -24,7 +24,7 @@
 
 use firmware::layout::{
     BIOS_STUB_ADDR, BIOS_STUB_ROOM, BIOS_STUB_SEGMENT, CMOS_DATA_PORT, CMOS_INDEX_PORT, IVT_ADDR,
-    IVT_VECTORS, REAL_MODE_PARAGRAPH,
+    IVT_BDA_END, IVT_VECTORS, REAL_MODE_PARAGRAPH,
 };
 use kvm_bindings::{kvm_irqchip, kvm_pic_state, KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE};
 use kvm_ioctls::VmFd;
@@ -138,40 +138,71 @@ const RTC_HANDLER: &[u8] = &[
     POP_AX,
     IRET,
 ];
-/// The handlers, in order, as they are laid out from [`BIOS_STUB_ADDR`].
-const HANDLERS: [&[u8]; 4] = [IRET_HANDLER, MASTER_HANDLER, SLAVE_HANDLER, RTC_HANDLER];
-const _: () = assert!(
-    (IRET_HANDLER.len() + MASTER_HANDLER.len() + SLAVE_HANDLER.len() + RTC_HANDLER.len()) as u64
-        <= BIOS_STUB_ROOM
-);
-/// The 8-bit port operands above are the ports' full numbers.
-const _: () = assert!(CMOS_INDEX_PORT <= 0xFF && CMOS_DATA_PORT <= 0xFF);
+/// The handlers, in the order they are laid out from [`BIOS_STUB_ADDR`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Handler {
+    Iret,
+    Master,
+    Slave,
+    Rtc,
+}
 
-/// The handler (index into [`HANDLERS`]) that interrupt `vector` gets.
-fn handler_of(vector: u8) -> usize {
-    let master = PIC_MASTER_BASE..PIC_MASTER_BASE + PIC_LINES;
-    let slave = PIC_SLAVE_BASE..PIC_SLAVE_BASE + PIC_LINES;
-    match vector {
-        v if v == RTC_IRQ_VECTOR => 3,
-        v if slave.contains(&v) => 2,
-        v if master.contains(&v) => 1,
-        _ => 0,
+impl Handler {
+    const ALL: [Handler; 4] = [Handler::Iret, Handler::Master, Handler::Slave, Handler::Rtc];
+
+    /// The handler's code.
+    const fn code(self) -> &'static [u8] {
+        match self {
+            Handler::Iret => IRET_HANDLER,
+            Handler::Master => MASTER_HANDLER,
+            Handler::Slave => SLAVE_HANDLER,
+            Handler::Rtc => RTC_HANDLER,
+        }
+    }
+
+    /// The handler interrupt `vector` gets.
+    fn of(vector: u8) -> Self {
+        let master = PIC_MASTER_BASE..PIC_MASTER_BASE + PIC_LINES;
+        let slave = PIC_SLAVE_BASE..PIC_SLAVE_BASE + PIC_LINES;
+        match vector {
+            v if v == RTC_IRQ_VECTOR => Handler::Rtc,
+            v if slave.contains(&v) => Handler::Slave,
+            v if master.contains(&v) => Handler::Master,
+            _ => Handler::Iret,
+        }
     }
 }
 
-/// The handlers' bytes and the 256 far pointers (offset, then segment) of the IVT.
+/// Bytes of all the handlers.
+const HANDLERS_SIZE: usize = {
+    let mut n = 0;
+    let mut i = 0;
+    while i < Handler::ALL.len() {
+        n += Handler::ALL[i].code().len();
+        i += 1;
+    }
+    n
+};
+const _: () = assert!(HANDLERS_SIZE as u64 <= BIOS_STUB_ROOM);
+/// The 8-bit port operands above are the ports' full numbers.
+const _: () = assert!(CMOS_INDEX_PORT <= 0xFF && CMOS_DATA_PORT <= 0xFF);
+/// A real-mode IVT entry: a 16-bit offset, then a 16-bit segment.
+const IVT_ENTRY_SIZE: usize = 4;
+const _: () = assert!((IVT_VECTORS * IVT_ENTRY_SIZE) as u64 <= IVT_BDA_END - IVT_ADDR);
+
+/// The handlers' bytes and the 256 far pointers of the IVT.
 fn build() -> (Vec<u8>, Vec<u8>) {
     let segment_base = u64::from(BIOS_STUB_SEGMENT) * REAL_MODE_PARAGRAPH;
-    let mut code = Vec::new();
-    let mut offsets = Vec::new();
-    for h in HANDLERS {
-        offsets.push((BIOS_STUB_ADDR + code.len() as u64 - segment_base) as u16);
-        code.extend_from_slice(h);
+    let mut code = Vec::with_capacity(HANDLERS_SIZE);
+    let mut offsets = [0u16; Handler::ALL.len()];
+    for h in Handler::ALL {
+        // In segment F000h by layout's assertion: the offset fits 16 bits.
+        offsets[h as usize] = (BIOS_STUB_ADDR + code.len() as u64 - segment_base) as u16;
+        code.extend_from_slice(h.code());
     }
-    let mut ivt = Vec::with_capacity(IVT_VECTORS * 4);
+    let mut ivt = Vec::with_capacity(IVT_VECTORS * IVT_ENTRY_SIZE);
     for vector in 0..=u8::MAX {
-        let offset = offsets[handler_of(vector)];
-        ivt.extend_from_slice(&offset.to_le_bytes());
+        ivt.extend_from_slice(&offsets[Handler::of(vector) as usize].to_le_bytes());
         ivt.extend_from_slice(&BIOS_STUB_SEGMENT.to_le_bytes());
     }
     (code, ivt)
@@ -239,7 +270,7 @@ mod tests {
 
     /// The far pointer of `vector` as (segment, offset).
     fn far(ivt: &[u8], vector: usize) -> (u16, u16) {
-        let e = &ivt[vector * 4..vector * 4 + 4];
+        let e = &ivt[vector * IVT_ENTRY_SIZE..(vector + 1) * IVT_ENTRY_SIZE];
         (
             u16::from_le_bytes([e[2], e[3]]),
             u16::from_le_bytes([e[0], e[1]]),
@@ -247,7 +278,7 @@ mod tests {
     }
 
     /// The handler bytes a far pointer reaches.
-    fn reached<'a>(code: &'a [u8], (seg, off): (u16, u16)) -> &'a [u8] {
+    fn reached(code: &[u8], (seg, off): (u16, u16)) -> &[u8] {
         let addr = u64::from(seg) * REAL_MODE_PARAGRAPH + u64::from(off);
         &code[(addr - BIOS_STUB_ADDR) as usize..]
     }
