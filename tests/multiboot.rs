@@ -1,7 +1,8 @@
 //! Third-party style multiboot v1 kernels (tests/kernels/, built by `make kernels`) boot
 //! unmodified: the ELF32 kernel that reads fw_cfg, drives the UART, pokes the legacy devices,
 //! takes IOAPIC interrupts and starts every AP, at 1, 4 and 64 vCPUs; the flat a.out-kludge
-//! kernel; and broken headers are refused with one error line.
+//! kernel; a kernel that goes back to real mode on the BIOS state sipi leaves it; and broken
+//! headers are refused with one error line.
 
 mod common;
 
@@ -144,4 +145,71 @@ fn broken_multiboot_headers_are_refused() {
     );
     // No header left at all: neither ELF nor multiboot.
     assert_one_line_error(&run("none.bin", &flat[12..64]), 2, "no multiboot header");
+}
+
+/// mb_realmode's isa-debug-exit value when every check passed, and vmm's status for it.
+const MB_REALMODE_PASS: u64 = 0x10;
+const MB_REALMODE_STATUS: i32 = 33;
+
+/// A multiboot kernel finds what a PC BIOS leaves (QEMU boots multiboot kernels through
+/// SeaBIOS), and kvm-unit-tests' `realmode` relies on: back in real mode, the BIOS's IVT
+/// takes the PIT's 18.2 Hz tick at vector 0x08 and EOIs it, and IRQ 11, raised by a 4-byte
+/// write to pc-testdev's line port 0x200b (split into one byte per line, as QEMU does),
+/// arrives at vector 0x73 once the kernel unmasks it.
+#[test]
+fn a_multiboot_kernel_finds_a_bios_s_pic_pit_and_ivt_in_real_mode() {
+    if !kvm_available() {
+        return;
+    }
+    let kernel = test_kernel("mb_realmode.elf");
+    let b = boot_kernel(&kernel, &["--vcpus", "1", "--timeout", "60"]);
+    assert_eq!(
+        b.code,
+        Some(MB_REALMODE_STATUS),
+        "console:\n{}\nstderr: {}",
+        b.console,
+        b.stderr
+    );
+    for line in [
+        // Open: timer, keyboard, cascade; RTC, mouse, FPU error (docs/boot.md).
+        "mb-realmode: 8259 masks 0x000000f8/0x000000ce\n",
+        "mb-realmode: real mode, the timer wakes hlt through the BIOS's vector 0x08",
+        "mb-realmode: IRQ 11 from port 0x200b taken at vector 0x73",
+        "mb-realmode: PASS",
+    ] {
+        assert!(
+            b.console.contains(line),
+            "{line:?} missing in:\n{}",
+            b.console
+        );
+    }
+    assert_eq!(b.json["guest_status"], MB_REALMODE_PASS);
+    assert!(
+        !b.stderr.contains("warning"),
+        "the 4-byte line write is taken, not refused: {}",
+        b.stderr
+    );
+}
+
+/// The broken input: told not to raise IRQ 11, the kernel's last `hlt` (timer masked) has
+/// nothing to wake it, so the VM runs into --timeout: the wake-up above came from the line.
+#[test]
+fn without_the_line_raised_the_real_mode_hlt_is_never_woken() {
+    if !kvm_available() {
+        return;
+    }
+    let kernel = test_kernel("mb_realmode.elf");
+    let b = boot_kernel(
+        &kernel,
+        &["--vcpus", "1", "--timeout", "3", "--cmdline", "no-irq11"],
+    );
+    assert_eq!(b.code, Some(5), "console:\n{}\n{}", b.console, b.stderr);
+    assert!(
+        b.console
+            .contains("mb-realmode: real mode, the timer wakes hlt"),
+        "{}",
+        b.console
+    );
+    assert!(!b.console.contains("PASS"), "{}", b.console);
+    assert_eq!(b.json["status"], "timeout");
 }

@@ -4,7 +4,7 @@
 //!
 //! | range               | use                                                        |
 //! |---------------------|------------------------------------------------------------|
-//! | `0x0000..0x500`     | real-mode IVT and BIOS data area (left zero; no kernel may load here) |
+//! | `0x0000..0x500`     | real-mode IVT (filled for a multiboot kernel, else zero) and BIOS data area (zero); no kernel may load here |
 //! | `0x500..0x528`      | boot GDT for the BSP's entry state                         |
 //! | `0x6000..0x6400`    | PVH `hvm_start_info` and its memory map                    |
 //! | `0x6400..0x6800`    | multiboot information, its memory map and boot loader name (multiboot entry only) |
@@ -15,7 +15,8 @@
 //! | `0x10000..0x19000`  | AP floor table: first-instruction TSC and present flag per APIC ID, written by APs in real mode (floor bringup) |
 //! | `0x9FC00..0xA0000`  | where a BIOS keeps its extended data area (no kernel may load here) |
 //! | `0xA0000..0xE0000`  | legacy VGA/option-ROM hole: not RAM                         |
-//! | `0xE0000..0x100000` | BIOS area: RSDP (found by scanning) and the ACPI tables     |
+//! | `0xE0000..0xFFF00`  | BIOS area: RSDP (found by scanning) and the ACPI tables     |
+//! | `0xFFF00..0x100000` | BIOS area: the interrupt handlers the IVT points at (multiboot entry only) |
 //! | `0x100000..`        | the kernel image, then free RAM                            |
 //!
 //! RAM above [`MMIO_HOLE_START`] is relocated above 4 GiB so that the IOAPIC and local APIC
@@ -48,8 +49,14 @@ const REAL_MODE_LIMIT: u64 = 0x10_0000;
 /// A real-mode segment spans 64 KiB from its base (the selector times 16, a "paragraph").
 const REAL_MODE_SEGMENT_SIZE: u64 = 0x1_0000;
 /// Real-mode segment bases are multiples of 16.
-const REAL_MODE_PARAGRAPH: u64 = 16;
+pub const REAL_MODE_PARAGRAPH: u64 = 16;
 
+/// The real-mode interrupt vector table: [`IVT_VECTORS`] far pointers (offset, then segment)
+/// from address 0 (Intel SDM Vol. 3B, "Interrupt and Exception Handling" in real-address
+/// mode). The VMM fills it only for a multiboot kernel, as a BIOS would (docs/boot.md).
+pub const IVT_ADDR: u64 = 0;
+/// Vectors in the real-mode IVT.
+pub const IVT_VECTORS: usize = 256;
 /// End of the real-mode interrupt vector table (256 four-byte vectors) and the BIOS data area
 /// after it (IBM PC convention): no kernel segment or boot structure goes below.
 pub const IVT_BDA_END: u64 = 0x500;
@@ -155,8 +162,20 @@ pub const RSDP_ADDR: u64 = BIOS_AREA_START;
 const RSDP_ROOM: u64 = 0x40;
 /// Where the other ACPI tables (XSDT, MADT, ...) start.
 pub const ACPI_TABLES_ADDR: u64 = RSDP_ADDR + RSDP_ROOM;
-/// End (exclusive) of the ACPI table area.
-pub const ACPI_TABLES_END: u64 = BIOS_AREA_END;
+/// End (exclusive) of the ACPI table area: the BIOS interrupt handlers follow.
+pub const ACPI_TABLES_END: u64 = BIOS_STUB_ADDR;
+/// The interrupt handlers the IVT points at for a multiboot kernel (an IRET, and EOIs for
+/// the 8259s' vectors; vmm's `bios_state`), at the top of the BIOS area where a BIOS keeps
+/// its code. Written only for a multiboot kernel.
+pub const BIOS_STUB_ADDR: u64 = 0xF_FF00;
+/// Room for the handlers at [`BIOS_STUB_ADDR`], up to [`BIOS_AREA_END`].
+pub const BIOS_STUB_ROOM: u64 = BIOS_AREA_END - BIOS_STUB_ADDR;
+/// The real-mode segment the IVT's far pointers use for the handlers: the BIOS's, F000h.
+pub const BIOS_STUB_SEGMENT: u16 = 0xF000;
+const _: () = assert!(
+    BIOS_STUB_ADDR >= BIOS_STUB_SEGMENT as u64 * REAL_MODE_PARAGRAPH
+        && BIOS_AREA_END <= BIOS_STUB_SEGMENT as u64 * REAL_MODE_PARAGRAPH + REAL_MODE_SEGMENT_SIZE
+);
 
 /// Lowest address sipi's own guest is linked at (the first byte above the BIOS area), and
 /// where a multiboot kernel's `mem_upper` counts from. Foreign kernels may load lower.

@@ -11,7 +11,10 @@
 //!   does nothing;
 //! - ports 0x2000-0x2017, interrupt lines: a byte write of `v` to `0x2000 + n` sets ISA IRQ
 //!   line `n` high if `v` is nonzero and low otherwise, through KVM_IRQ_LINE (so it reaches
-//!   the 8259s and the IOAPIC as the VM's routing says);
+//!   the 8259s and the IOAPIC as the VM's routing says). QEMU's region takes one byte
+//!   (`valid.max_access_size = 1`), and its memory core splits a wider access into byte
+//!   accesses at consecutive ports, so an `outl` of 1 to `0x200B` sets line 11 high and lines
+//!   12-14 low: sipi does the same, and drops the bytes past line 23;
 //! - 64 KiB of MMIO test memory at 0xFF000000 (QEMU's `iomem`): plain bytes, every access an
 //!   MMIO exit, which kvm-unit-tests' `emulator` and `lam` use to test instruction emulation.
 //!
@@ -86,6 +89,23 @@ impl PcTestdev {
             *b = bytes.get(start + i).copied().unwrap_or(0);
         }
     }
+
+    /// A write of `data` at the port of line `first`: byte `i` sets line `first + i`, high if
+    /// it is nonzero (QEMU's split of a wide access into byte accesses); bytes past the last
+    /// line are dropped.
+    fn write_lines(&self, first: u16, data: &[u8], log: &UnknownAccessLog) {
+        let port = PC_TESTDEV_IRQ_PORT + first;
+        let Some(irq) = self.irq.get() else {
+            log.refused(port, &"the VM has no interrupt lines");
+            return;
+        };
+        let lines = u32::from(first)..u32::from(PC_TESTDEV_IRQ_LINES);
+        for (line, level) in lines.zip(data) {
+            if let Err(e) = irq.set_level(line, *level != 0) {
+                log.refused(port, &e);
+            }
+        }
+    }
 }
 
 /// The register byte a port of a register window names.
@@ -131,21 +151,7 @@ impl PortDevice for PcTestdev {
             p if p < PC_TESTDEV_BYTE_PORT + PC_TESTDEV_WINDOW => {
                 self.write_register(register_byte(p, PC_TESTDEV_BYTE_PORT), data);
             }
-            p => {
-                let line = u32::from(p - PC_TESTDEV_IRQ_PORT);
-                let [level] = data else {
-                    log.bad_size(port, data.len(), "1 byte");
-                    return None;
-                };
-                match self.irq.get() {
-                    Some(irq) => {
-                        if let Err(e) = irq.set_level(line, *level != 0) {
-                            log.refused(port, &e);
-                        }
-                    }
-                    None => log.refused(port, &"the VM has no interrupt lines"),
-                }
-            }
+            p => self.write_lines(p - PC_TESTDEV_IRQ_PORT, data, log),
         }
         None
     }
@@ -255,14 +261,44 @@ mod tests {
         d.write(0, 0x2005, &[0], &log);
         d.write(0, 0x2000, &[0x80], &log);
         d.write(0, 0x2017, &[2], &log);
-        d.write(0, 0x200E, &[1, 0], &log);
         assert_eq!(
             *lock(&lines.0),
-            [(5, true), (5, false), (0, true), (23, true)],
-            "a 2-byte write is no line write"
+            [(5, true), (5, false), (0, true), (23, true)]
         );
-        assert_eq!(log.count(), 2, "the wrong size is logged");
+        assert_eq!(log.count(), 1, "only the write without lines is logged");
         assert_eq!(read(&d, 0x2005, 1), [0xFF], "write-only");
+    }
+
+    #[test]
+    fn a_wide_line_write_sets_one_line_per_byte_as_qemu_splits_it() {
+        let d = PcTestdev::new();
+        let log = UnknownAccessLog::new(true);
+        let lines = Arc::new(Recorded::default());
+        d.set_irq_lines(lines.clone());
+        // kvm-unit-tests' realmode: `outl 1` to 0x200B raises IRQ 11 and lowers 12-14.
+        d.write(0, 0x200B, &1u32.to_le_bytes(), &log);
+        d.write(0, 0x200B, &0u32.to_le_bytes(), &log);
+        d.write(0, 0x200E, &[0, 0x40], &log);
+        assert_eq!(
+            *lock(&lines.0),
+            [
+                (11, true),
+                (12, false),
+                (13, false),
+                (14, false),
+                (11, false),
+                (12, false),
+                (13, false),
+                (14, false),
+                (14, false),
+                (15, true),
+            ]
+        );
+        lock(&lines.0).clear();
+        // Bytes past line 23 name no line and are dropped, not sent on.
+        d.write(0, 0x2016, &[1, 1, 1, 1], &log);
+        assert_eq!(*lock(&lines.0), [(22, true), (23, true)]);
+        assert_eq!(log.count(), 0);
     }
 
     #[test]

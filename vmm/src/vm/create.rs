@@ -18,7 +18,7 @@ use vm_memory::GuestMemoryMmap;
 use super::clock::{us, PhaseClock};
 use super::VmError;
 use crate::arch::x86_64::acpi::AcpiTables;
-use crate::arch::x86_64::{boot_info, irq_routing, regs, tsc};
+use crate::arch::x86_64::{bios_state, boot_info, irq_routing, regs, tsc};
 use crate::config::{KernelSource, TscSkew, VmConfig};
 use crate::kvm::KvmHost;
 use crate::loader::{self, placement, BootLayout, Entry};
@@ -108,6 +108,10 @@ pub(super) fn create(
     boot_info::write(&mem, &handoff, &plan, &modules)?;
     drop(modules);
     regs::write_boot_structures(&mem, entry, &plan.layout)?;
+    // QEMU boots multiboot kernels through its BIOS: leave them what the BIOS leaves.
+    if let Entry::Multiboot(_) = entry {
+        bios_state::leave(&vm, &mem)?;
+    }
     phases.acpi = clock.lap();
     Ok(CreatedVm {
         host,

@@ -13,6 +13,7 @@ pub(crate) mod verdict;
 use clock::PhaseClock;
 
 use crate::arch::x86_64::acpi::AcpiError;
+use crate::arch::x86_64::bios_state::BiosStateError;
 use crate::arch::x86_64::boot_info::BootInfoError;
 use crate::arch::x86_64::irq_routing::IrqRoutingError;
 use crate::arch::x86_64::regs::RegsError;
@@ -63,6 +64,9 @@ pub enum VmError {
     /// Boot structures could not be written.
     #[error(transparent)]
     Regs(#[from] RegsError),
+    /// The BIOS state of a multiboot kernel could not be set up.
+    #[error(transparent)]
+    BiosState(#[from] BiosStateError),
     /// KVM's TSC writes could not be probed for `--test-skew-tsc`.
     #[error(transparent)]
     Tsc(#[from] TscError),

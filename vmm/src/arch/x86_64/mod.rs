@@ -1,8 +1,9 @@
 //! x86-64: the CPU topology, CPUID, the boot GDT, page tables and register state, the TSC, the
-//! ACPI tables, the boot hand-off structures, the legacy interrupt routing, and the reset state
-//! of a resume from S3.
+//! ACPI tables, the boot hand-off structures, the legacy interrupt routing, the BIOS state a
+//! multiboot kernel finds, and the reset state of a resume from S3.
 
 pub(crate) mod acpi;
+pub(crate) mod bios_state;
 pub(crate) mod boot_info;
 pub(crate) mod cpuid;
 pub(crate) mod gdt;
