@@ -23,7 +23,7 @@ build: kernels
 # multiboot and PVH kernels the integration tests boot, built into target/kernels/.
 KERNEL_SRC := tests/kernels
 KERNEL_DIR := target/kernels
-KERNELS_ELF32 := mb_smp pvh_i8042 pvh_s5 pvh_start_info
+KERNELS_ELF32 := mb_smp pvh_i8042 pvh_s5 pvh_start_info mb_kut
 KERNELS_ELF64 := pvh_debug_exit pvh_sipi_exit pvh_triple_fault
 KERNELS_FLAT := mb_aout
 KERNEL_DEPS := $(KERNEL_SRC)/lib.inc $(KERNEL_SRC)/pvh.inc $(KERNEL_SRC)/kernel.ld
