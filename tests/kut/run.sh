@@ -389,8 +389,9 @@ flush() {
 exec {cfg_fd}<"$cfg"
 while IFS= read -r -u $cfg_fd line; do
 	if [[ "$line" =~ ^\[(.*)\]$ ]]; then
+		next=${BASH_REMATCH[1]}
 		flush
-		name=${BASH_REMATCH[1]} file="" smp=1 test_args="" opts="" arch="" check="" accel="" tmo="" groups=""
+		name=$next file="" smp=1 test_args="" opts="" arch="" check="" accel="" tmo="" groups=""
 	elif [[ "$line" =~ ^file\ *=\ *(.*)$ ]]; then
 		file=${BASH_REMATCH[1]}
 	elif [[ "$line" =~ ^smp\ *=\ *(.*)$ ]]; then
