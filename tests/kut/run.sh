@@ -97,6 +97,8 @@ DEFAULT_TIMEOUT=90
 RAW_PASS=1
 RAW_SKIP=77
 RAW_TIMEOUT=124
+# timeout(1) had to follow its SIGTERM with SIGKILL (-k).
+RAW_TIMEOUT_KILLED=137
 
 named() {
 	local t
@@ -155,7 +157,7 @@ verdict_of_raw() {
 	case "$1" in
 	"$RAW_PASS") echo PASS ;;
 	"$RAW_SKIP") echo SKIP ;;
-	"$RAW_TIMEOUT") echo TIMEOUT ;;
+	"$RAW_TIMEOUT" | "$RAW_TIMEOUT_KILLED") echo TIMEOUT ;;
 	*) echo FAIL ;;
 	esac
 }
@@ -188,7 +190,7 @@ run_sipi() {
 		;;
 	timeout) r_verdict=TIMEOUT ;;
 	"")
-		if [ $rc -eq $RAW_TIMEOUT ]; then
+		if [ $rc -eq $RAW_TIMEOUT ] || [ $rc -eq $RAW_TIMEOUT_KILLED ]; then
 			r_verdict=TIMEOUT
 		else
 			r_verdict=FAIL

@@ -2,7 +2,9 @@
 # Times kvm-unit-tests' smptest (every CPU comes up, then takes one IPI and prints one line)
 # at several vCPU counts under sipi and QEMU, interleaved: each round runs every count under
 # each VMM in turn, so that a busy host slows both alike. Prints the median, min and max
-# whole-process seconds per VMM and count, and writes every run to OUT/smptest_times.csv.
+# whole-process seconds per VMM and count, and the median host CPU seconds (user + system, which
+# another load on the host disturbs less than wall time), and writes every run to
+# OUT/smptest_times.csv.
 # What it measured: docs/kut.md.
 
 set -u -o pipefail
@@ -74,20 +76,21 @@ if [ "$use_qemu" = yes ]; then
 fi
 mkdir -p "$out_dir" || die "cannot create $out_dir"
 csv="$out_dir/smptest_times.csv"
-echo "round,vmm,vcpus,seconds,verdict" >"$csv"
+echo "round,vmm,vcpus,seconds,verdict,cpu_seconds" >"$csv"
 IFS=, read -ra count_list <<<"$counts"
 
-# One run; prints "seconds verdict".
+# One run; prints "seconds verdict cpu-seconds".
 one() {
 	local name=$1 path=$2 n=$3 log="$out_dir/$1.$3.log" t0 t1 rc
+	local cpu="$out_dir/cpu"
 	t0=$EPOCHREALTIME
 	if [ "$name" = qemu ]; then
-		timeout -k 1s --foreground "$secs" "$path" -nodefaults -no-reboot -machine pc,accel=kvm \
+		/usr/bin/time -f "%U %S" -o "$cpu" timeout -k 1s --foreground "$secs" "$path" -nodefaults -no-reboot -machine pc,accel=kvm \
 			-global kvm-pit.lost_tick_policy=discard -device pc-testdev \
 			-device isa-debug-exit,iobase=0xf4,iosize=0x4 -display none -serial stdio \
 			-cpu host,-arch-capabilities -m 256 -smp "$n" -kernel "$kernel" </dev/null >"$log" 2>&1
 	else
-		"$path" --kernel "$kernel" --vcpus "$n" --timeout "$secs" --console "$log" --quiet \
+		/usr/bin/time -f "%U %S" -o "$cpu" "$path" --kernel "$kernel" --vcpus "$n" --timeout "$secs" --console "$log" --quiet \
 			</dev/null >/dev/null 2>"$log.err"
 	fi
 	rc=$?
@@ -99,30 +102,35 @@ one() {
 	elif [ $rc -eq 124 ]; then
 		verdict=TIMEOUT
 	fi
-	awk -v a="$t0" -v b="$t1" -v v="$verdict" 'BEGIN { printf "%.3f %s\n", b - a, v }'
+	# time(1) prefixes a line when the command failed; the last line holds the times.
+	local c
+	c=$(tail -n 1 "$cpu" | awk '{ printf "%.2f", $1 + $2 }')
+	awk -v a="$t0" -v b="$t1" -v v="$verdict" -v c="$c" 'BEGIN { printf "%.3f %s %s\n", b - a, v, c }'
 }
 
 for ((r = 1; r <= runs; r++)); do
 	for n in "${count_list[@]}"; do
 		for i in "${!names[@]}"; do
-			read -r s v < <(one "${names[$i]}" "${paths[$i]}" "$n")
-			echo "$r,${names[$i]},$n,$s,$v" >>"$csv"
-			printf 'round %d  %-8s %4d vCPUs  %8.3f s  %s\n' "$r" "${names[$i]}" "$n" "$s" "$v"
+			read -r s v c < <(one "${names[$i]}" "${paths[$i]}" "$n")
+			echo "$r,${names[$i]},$n,$s,$v,$c" >>"$csv"
+			printf 'round %d  %-8s %4d vCPUs  %8.3f s  %s  (CPU %s s)\n' "$r" "${names[$i]}" "$n" "$s" "$v" "$c"
 		done
 	done
 done
 
 echo
-printf '%-8s %6s %6s %9s %9s %9s\n' vmm vcpus runs median min max
+printf '%-8s %6s %6s %9s %9s %9s %9s\n' vmm vcpus runs median min max cpu_med
 for n in "${count_list[@]}"; do
 	for name in "${names[@]}"; do
 		# Only passing runs count; a failed or timed-out one is listed above.
-		grep -E "^[0-9]+,$name,$n,[0-9.]+,PASS$" "$csv" | cut -d, -f4 | sort -n | awk -v nm="$name" -v n="$n" '
+		cpu_med=$(grep -E "^[0-9]+,$name,$n,[0-9.]+,PASS," "$csv" | cut -d, -f6 | sort -n |
+			awk '{ v[NR] = $1 } END { if (NR) printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+		grep -E "^[0-9]+,$name,$n,[0-9.]+,PASS," "$csv" | cut -d, -f4 | sort -n | awk -v nm="$name" -v n="$n" -v c="${cpu_med:--}" '
 			{ v[NR] = $1 }
 			END {
-				if (NR == 0) { printf "%-8s %6d %6d %9s %9s %9s\n", nm, n, 0, "-", "-", "-"; exit }
+				if (NR == 0) { printf "%-8s %6d %6d %9s %9s %9s %9s\n", nm, n, 0, "-", "-", "-", "-"; exit }
 				m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-				printf "%-8s %6d %6d %9.3f %9.3f %9.3f\n", nm, n, NR, m, v[1], v[NR]
+				printf "%-8s %6d %6d %9.3f %9.3f %9.3f %9s\n", nm, n, NR, m, v[1], v[NR], c
 			}'
 	done
 done

@@ -5,7 +5,7 @@
 use std::ops::ControlFlow;
 
 use kvm_bindings::{KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN};
-use kvm_ioctls::{VcpuExit, VcpuFd};
+use kvm_ioctls::{VcpuExit, VcpuFd, VmFd};
 
 use super::kick::Running;
 use super::outcome::Outcome;
@@ -15,6 +15,9 @@ use super::outcome::Outcome;
 pub(crate) trait ExitHandler: Sync {
     /// True once the VM is stopping; checked before every KVM_RUN.
     fn stopping(&self) -> bool;
+    /// vCPU 0 of `vm` was created, on the VM's thread, before any vCPU thread exists: the time
+    /// to set up what KVM shares through a vCPU's file (the coalesced I/O ring).
+    fn bsp_created(&self, _vm: &VmFd, _bsp: &VcpuFd) {}
     /// vCPU `vcpu` is about to enter KVM_RUN for the first time.
     fn first_run(&self, _vcpu: u32) {}
     /// A port write.

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
+use kvm_ioctls::{VcpuFd, VmFd};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::devices::Devices;
@@ -69,6 +70,10 @@ impl VmShared {
 impl ExitHandler for VmShared {
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::Acquire)
+    }
+
+    fn bsp_created(&self, vm: &VmFd, bsp: &VcpuFd) {
+        self.devices.coalesce_console(vm, bsp);
     }
 
     fn first_run(&self, vcpu: u32) {
