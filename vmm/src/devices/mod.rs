@@ -37,6 +37,7 @@
 pub(crate) mod acpi_pm;
 mod bus;
 pub(crate) mod cmos;
+mod coalesced_ring;
 pub mod console_port;
 pub(crate) mod debug_exit;
 mod fw_cfg;
@@ -57,8 +58,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bus::{PortBus, PortDevice};
+use coalesced_ring::CoalescedRing;
 use console_port::ConsolePort;
+use firmware::layout::COM1_PORT;
 use irq::IrqLines;
+use kvm_ioctls::{Cap, IoEventAddress, VcpuFd, VmFd};
 use mmio_bus::{MmioBus, MmioDevice};
 use pc_testdev::PcTestdev;
 use serial::Serial;
@@ -195,6 +199,29 @@ impl Devices {
     pub(crate) fn with_irq_lines(self, irq: Arc<dyn IrqLines>) -> Self {
         self.testdev.set_irq_lines(irq);
         self
+    }
+
+    /// Lets KVM queue the guest's single-byte writes to COM1's transmitter in the VM's
+    /// coalesced I/O ring instead of exiting for each (mapped through `vcpu`, before any vCPU
+    /// runs); the UART applies them in order before it answers any other access and when the
+    /// console is flushed. Without KVM_CAP_COALESCED_PIO, or if the ring cannot be mapped or
+    /// the zone registered, every write exits as before.
+    pub(crate) fn coalesce_console(&self, vm: &VmFd, vcpu: &VcpuFd) {
+        if !vm.check_extension(Cap::CoalescedPio) {
+            return;
+        }
+        let Ok(ring) = CoalescedRing::map(vcpu) else {
+            return;
+        };
+        let mut serial = lock(&self.serial);
+        // The ring is read before the zone exists, so no queued write is ever missed.
+        serial.attach_ring(ring);
+        if vm
+            .register_coalesced_mmio(IoEventAddress::Pio(u64::from(COM1_PORT)), 1)
+            .is_err()
+        {
+            serial.detach_ring();
+        }
     }
 
     /// A port write by vCPU `vcpu`.

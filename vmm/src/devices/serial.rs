@@ -6,6 +6,11 @@
 //! identifies the transmitter-empty interrupt when IER enables it. Transmission is instant:
 //! LSR always shows THRE and TEMT. No interrupt is raised on the IRQ line and nothing is ever
 //! received from outside.
+//!
+//! Where KVM can, writes to THR do not exit: KVM queues them in the coalesced I/O ring
+//! ([`CoalescedRing`]) and the UART applies them, in order, before it answers any other
+//! access and when the console is flushed. A polling driver reads LSR before each byte, so a
+//! byte costs one exit instead of two (docs/kut.md has what that saves).
 
 use std::io::Write;
 use std::ops::RangeInclusive;
@@ -14,6 +19,7 @@ use std::sync::Mutex;
 use firmware::layout::{COM1_PORT, COM1_PORT_COUNT};
 
 use super::bus::PortDevice;
+use super::coalesced_ring::{CoalescedRing, QueuedWrite};
 use super::unknown::UnknownAccessLog;
 use super::{lock, DeviceEvent};
 
@@ -94,6 +100,8 @@ pub(crate) struct Serial {
     thri: bool,
     /// A byte looped back in loopback mode, waiting in RBR.
     rx: Option<u8>,
+    /// THR writes KVM queued instead of exiting, if it does.
+    ring: Option<CoalescedRing>,
 }
 
 impl Serial {
@@ -110,6 +118,33 @@ impl Serial {
             fifo: false,
             thri: false,
             rx: None,
+            ring: None,
+        }
+    }
+
+    /// From now on, THR writes may be waiting in `ring` (KVM registered COM1's THR as a
+    /// coalesced zone).
+    pub(crate) fn attach_ring(&mut self, ring: CoalescedRing) {
+        self.drain();
+        self.ring = Some(ring);
+    }
+
+    /// THR writes exit again (KVM would not register the zone).
+    pub(crate) fn detach_ring(&mut self) {
+        self.ring = None;
+    }
+
+    /// Applies the THR writes KVM queued, oldest first.
+    fn drain(&mut self) {
+        if let Some(mut ring) = self.ring.take() {
+            ring.drain(|w: QueuedWrite| {
+                if w.pio && w.addr == u64::from(COM1_PORT + RBR_THR) {
+                    for &b in &w.data[..w.len] {
+                        self.write(RBR_THR, b);
+                    }
+                }
+            });
+            self.ring = Some(ring);
         }
     }
 
@@ -123,7 +158,7 @@ impl Serial {
                 if self.mcr & MCR_LOOP == 0 {
                     self.buf.push(v);
                     if v == b'\n' || self.buf.len() >= FLUSH_AT {
-                        self.flush();
+                        self.write_out();
                     }
                 } else {
                     // Loopback: the byte goes to the receiver, never to the line.
@@ -149,10 +184,11 @@ impl Serial {
     /// Sends `text` down the line as if written to THR byte by byte outside loopback (sipi's
     /// console doorbell).
     pub(crate) fn transmit(&mut self, text: &[u8]) {
+        self.drain();
         for &b in text {
             self.buf.push(b);
             if b == b'\n' || self.buf.len() >= FLUSH_AT {
-                self.flush();
+                self.write_out();
             }
         }
     }
@@ -195,8 +231,14 @@ impl Serial {
         }
     }
 
-    /// Writes out buffered bytes.
+    /// Writes out every byte sent so far, queued ones included.
     pub(crate) fn flush(&mut self) {
+        self.drain();
+        self.write_out();
+    }
+
+    /// Writes out buffered bytes.
+    fn write_out(&mut self) {
         if !self.buf.is_empty() {
             // Console output is best effort: a closed stderr must not stop the VM.
             let _ = self.out.write_all(&self.buf);
@@ -214,8 +256,10 @@ impl PortDevice for Mutex<Serial> {
     }
 
     fn read(&self, port: u16, data: &mut [u8], _log: &UnknownAccessLog) {
+        let mut s = lock(self);
+        s.drain();
         match data {
-            [b] => *b = lock(self).read(port - COM1_PORT),
+            [b] => *b = s.read(port - COM1_PORT),
             _ => data.fill(0xFF),
         }
     }
@@ -230,6 +274,7 @@ impl PortDevice for Mutex<Serial> {
         // A string write (`rep outsb`, as a driver fills the 16-byte transmit FIFO) arrives as
         // one exit carrying every byte.
         let mut s = lock(self);
+        s.drain();
         for byte in data {
             s.write(port - COM1_PORT, *byte);
         }
@@ -297,6 +342,32 @@ mod tests {
             b"hi\n",
             "loopback output does not reach the console"
         );
+    }
+
+    #[test]
+    fn queued_writes_come_first_and_in_order() {
+        let sink = Sink::default();
+        let mut s = Serial::new(Box::new(sink.clone()));
+        let mut ring = CoalescedRing::anonymous();
+        for b in b"ab" {
+            ring.push(u64::from(COM1_PORT + RBR_THR), *b);
+        }
+        // A write KVM could only have queued for another zone is not the UART's.
+        ring.push(u64::from(COM1_PORT + SCR), b'?');
+        s.attach_ring(ring);
+        let com1 = Mutex::new(s);
+        let log = UnknownAccessLog::new(true);
+        // The guest's next access exits: the queued bytes go out before it.
+        com1.write(0, COM1_PORT + RBR_THR, b"c\n", &log);
+        assert_eq!(&*sink.0.lock().unwrap(), b"abc\n");
+        let mut s = com1.into_inner().unwrap();
+        s.ring
+            .as_mut()
+            .unwrap()
+            .push(u64::from(COM1_PORT + RBR_THR), b'd');
+        s.flush();
+        assert_eq!(&*sink.0.lock().unwrap(), b"abc\nd", "flushed at the end");
+        assert_eq!(s.read(SCR), 0, "the stray entry was not applied");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::ops::ControlFlow;
 
 use kvm_bindings::{KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN};
-use kvm_ioctls::{VcpuExit, VcpuFd};
+use kvm_ioctls::{VcpuExit, VcpuFd, VmFd};
 
 use super::kick::Running;
 use super::outcome::Outcome;
@@ -28,6 +28,9 @@ pub(crate) trait ExitHandler: Sync {
     fn park(&self, _vcpu: u32) -> Option<u32> {
         None
     }
+    /// vCPU 0 of `vm` was created, on the VM's thread, before any vCPU thread exists: the time
+    /// to set up what KVM shares through a vCPU's file (the coalesced I/O ring).
+    fn bsp_created(&self, _vm: &VmFd, _bsp: &VcpuFd) {}
     /// vCPU `vcpu` is about to enter KVM_RUN for the first time.
     fn first_run(&self, _vcpu: u32) {}
     /// A port write.

@@ -136,6 +136,7 @@ impl VcpuSet {
                 return set;
             }
         };
+        handler.bsp_created(vm, &first);
         boot.tsc_khz = first.get_tsc_khz().ok().filter(|k| *k > 0);
         set.tsc_khz = boot.tsc_khz;
         let boot = Arc::new(boot);

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use kvm_ioctls::{VcpuFd, VmFd};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::devices::{DeviceEvent, Devices};
@@ -174,6 +175,10 @@ impl ExitHandler for VmShared {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
         (!self.stopping()).then_some(s.waking_vector)
+    }
+
+    fn bsp_created(&self, vm: &VmFd, bsp: &VcpuFd) {
+        self.devices.coalesce_console(vm, bsp);
     }
 
     fn first_run(&self, vcpu: u32) {
