@@ -8,6 +8,7 @@ use firmware::cmdline::GuestOptions;
 use vm_memory::GuestMemoryMmap;
 
 use super::clock::{us, PhaseClock};
+use super::counters::{BootCounters, Point};
 use super::create::CreatedVm;
 use super::shared::VmShared;
 use super::VmError;
@@ -16,10 +17,14 @@ use crate::devices::{DeviceConfig, Devices, Doorbell};
 use crate::event_loop::{self, ShutdownSignals, Wake};
 use crate::fds;
 use crate::memory;
+use crate::report::kvm_stats::KvmStats;
 use crate::report::VmmPhasesUs;
 use crate::vcpu::{BootVcpus, Outcome, VcpuSet};
 
-/// File descriptors beyond one per vCPU the process may hold during a boot (stdio, KVM, the VM,
+/// File descriptors per vCPU: the vCPU's and its statistics file's.
+const FDS_PER_VCPU: usize = 2;
+
+/// File descriptors beyond those of the vCPUs the process may hold during a boot (stdio, KVM, the VM,
 /// event fds, signalfd, timerfd, console and JSON files).
 const FD_HEADROOM: usize = 64;
 
@@ -41,6 +46,8 @@ pub(super) struct Ran {
     pub sipi_guest: bool,
     /// The options the guest was given.
     pub guest: GuestOptions,
+    /// KVM's counters of the VM and its vCPUs.
+    pub kvm_stats: KvmStats,
 }
 
 /// Runs the VM `created` until it ends, timing its phases into `phases`.
@@ -69,8 +76,11 @@ pub(super) fn run(
     };
     let console = std::mem::replace(&mut cfg.console, Box::new(std::io::sink()));
     let shared = Arc::new(
-        VmShared::new(Devices::new(console, &device_config).with_memory(mem.clone()))
-            .map_err(VmError::ExitEvent)?,
+        VmShared::new(
+            Devices::new(console, &device_config).with_memory(mem.clone()),
+            BootCounters::new(&vm, cfg.topology.vcpus(), cfg.quiet),
+        )
+        .map_err(VmError::ExitEvent)?,
     );
     // Built here, on the VM's thread, once per process; shared by every vCPU thread.
     let seccomp = match cfg.seccomp {
@@ -86,8 +96,11 @@ pub(super) fn run(
         tsc_skew,
         seccomp,
     };
-    // One fd per vCPU (and its kvm_run mapping) is about to be created while threads exist.
-    fds::reserve(&vm, cfg.topology.vcpus() as usize + FD_HEADROOM)?;
+    // Two fds per vCPU (and its kvm_run mapping) are about to be created while threads exist.
+    fds::reserve(
+        &vm,
+        cfg.topology.vcpus() as usize * FDS_PER_VCPU + FD_HEADROOM,
+    )?;
     // Registering guest RAM with KVM runs under a different KVM lock than vCPU creation: do
     // both at once. Dropping the map deletes the slots, so it lives until the vCPU threads are
     // joined.
@@ -116,6 +129,7 @@ pub(super) fn run(
     let vcpus = vcpus.wait_configured()?;
     let tsc_khz = vcpus.tsc_khz().unwrap_or(0);
     phases.create_vcpus = clock.lap();
+    shared.counters.vm(Point::Setup);
     let released = Instant::now();
     vcpus.release();
 
@@ -124,6 +138,7 @@ pub(super) fn run(
     shared.request_stop();
     vcpus.stop();
     shared.devices.flush();
+    shared.counters.vm(Point::Exit);
     let first_run = shared.first_run();
     phases.first_run = first_run.map_or(0, |t| us(t.saturating_duration_since(released)));
     let doorbell = shared.devices.report.first();
@@ -143,5 +158,6 @@ pub(super) fn run(
         mem,
         sipi_guest,
         guest,
+        kvm_stats: shared.counters.report(),
     })
 }

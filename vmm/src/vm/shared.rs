@@ -9,6 +9,10 @@ use std::time::Instant;
 
 use vmm_sys_util::eventfd::EventFd;
 
+use firmware::layout::REPORT_PORT;
+use kvm_ioctls::VcpuFd;
+
+use super::counters::{BootCounters, Point};
 use crate::devices::Devices;
 use crate::vcpu::{ExitHandler, Outcome};
 
@@ -24,17 +28,20 @@ pub(super) struct VmShared {
     pub devices: Devices,
     /// When the BSP first entered KVM_RUN.
     first_run: OnceLock<Instant>,
+    /// KVM's counters of the VM and its vCPUs.
+    pub counters: BootCounters,
 }
 
 impl VmShared {
     /// New shared state around `devices`.
-    pub(super) fn new(devices: Devices) -> std::io::Result<Self> {
+    pub(super) fn new(devices: Devices, counters: BootCounters) -> std::io::Result<Self> {
         Ok(Self {
             stop: AtomicBool::new(false),
             exit_evt: EventFd::new(libc::EFD_NONBLOCK)?,
             outcome: Mutex::new(None),
             devices,
             first_run: OnceLock::new(),
+            counters,
         })
     }
 
@@ -77,9 +84,22 @@ impl ExitHandler for VmShared {
         }
     }
 
+    fn vcpu_started(&self, vcpu: u32, fd: &VcpuFd) {
+        self.counters.open_vcpu(vcpu, fd);
+    }
+    fn vcpu_ready(&self, vcpu: u32) {
+        self.counters.vcpu(vcpu, Point::Setup);
+    }
+    fn vcpu_left(&self, vcpu: u32) {
+        self.counters.vcpu(vcpu, Point::Exit);
+    }
     fn io_out(&self, vcpu: u32, port: u16, data: &[u8]) -> ControlFlow<()> {
         if let Some(event) = self.devices.pio_out(vcpu, port, data) {
             self.finish(Outcome::Stop { vcpu, event });
+        }
+        // The guest's timed work is over once it rings the report doorbell.
+        if port == REPORT_PORT && self.devices.report.first().is_some() {
+            self.counters.doorbell();
         }
         ControlFlow::Continue(())
     }
