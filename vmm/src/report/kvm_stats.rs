@@ -351,3 +351,124 @@ pub(crate) fn render(k: &KvmStats, per_cpu: bool) -> String {
     out.push('\n');
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kvm_stats::parse::{DESC_SIZE, HEADER_SIZE};
+
+    const NAME_SIZE: usize = 16;
+
+    /// A statistics file's layout with scalar counters `(name, type flags)`.
+    fn layout(counters: &[(&str, u32)]) -> Layout {
+        let desc_offset = HEADER_SIZE;
+        let data_offset = desc_offset + counters.len() * (DESC_SIZE + NAME_SIZE);
+        let mut b = Vec::new();
+        for v in [0, NAME_SIZE, counters.len(), 0, desc_offset, data_offset] {
+            b.extend_from_slice(&(v as u32).to_le_bytes());
+        }
+        for (i, (name, flags)) in counters.iter().enumerate() {
+            b.extend_from_slice(&flags.to_le_bytes());
+            b.extend_from_slice(&0i16.to_le_bytes());
+            b.extend_from_slice(&1u16.to_le_bytes());
+            b.extend_from_slice(&(i as u32 * 8).to_le_bytes());
+            b.extend_from_slice(&0u32.to_le_bytes());
+            let mut n = name.as_bytes().to_vec();
+            n.resize(NAME_SIZE, 0);
+            b.extend_from_slice(&n);
+        }
+        Layout::read(b.as_slice()).unwrap()
+    }
+
+    fn snaps(setup: &[u64], doorbell: Option<&[u64]>, exit: &[u64]) -> Snapshots {
+        Snapshots {
+            setup: Some(setup.to_vec()),
+            doorbell: doorbell.map(<[u64]>::to_vec),
+            exit: Some(exit.to_vec()),
+        }
+    }
+
+    #[test]
+    fn windows_are_differences_of_cumulative_counters_and_ends_of_the_others() {
+        let l = layout(&[
+            ("exits", kvm_bindings::KVM_STATS_TYPE_CUMULATIVE),
+            ("blocking", kvm_bindings::KVM_STATS_TYPE_INSTANT),
+        ]);
+        let vcpus = [
+            snaps(&[0, 0], Some(&[10, 1]), &[12, 0]),
+            snaps(&[0, 0], Some(&[5, 1]), &[5, 1]),
+            snaps(&[1, 0], Some(&[8, 0]), &[9, 1]),
+            // A vCPU that never reached the doorbell snapshot has no windows.
+            Snapshots {
+                setup: Some(vec![0, 0]),
+                ..Snapshots::default()
+            },
+        ];
+        let views: Vec<_> = vcpus
+            .iter()
+            .map(|s| {
+                Some(FileSnapshots {
+                    layout: &l,
+                    snapshots: s,
+                })
+            })
+            .collect();
+        let k = KvmStats::build(None, &views, None);
+        assert!(k.available);
+        let t = k.vcpu.as_ref().unwrap();
+        assert_eq!(t.counters, ["exits", "blocking"]);
+        assert_eq!(
+            t.windows.setup_to_doorbell.as_deref(),
+            Some(&[Some(vec![10, 1]), Some(vec![5, 1]), Some(vec![7, 0]), None][..])
+        );
+        assert_eq!(
+            t.windows.doorbell_to_exit.as_deref(),
+            Some(&[Some(vec![2, 0]), Some(vec![0, 1]), Some(vec![1, 1]), None][..])
+        );
+        assert_eq!(t.windows.setup_to_exit, None);
+        let s = k.summary.setup_to_doorbell.as_ref().unwrap();
+        assert_eq!(s.bsp["exits"], 10);
+        assert_eq!(
+            s.aps["exits"],
+            ApSummary {
+                sum: 12,
+                min: 5,
+                median: 5,
+                max: 7,
+                max_vcpu: 2
+            }
+        );
+        // The key counters this file lacks are named, not guessed.
+        assert!(k.missing.contains(&"io_exits".to_string()));
+        assert!(!k.missing.contains(&"exits".to_string()));
+        let text = render(&k, false);
+        assert_eq!(
+            text,
+            "kvm exits (setup to doorbell): BSP 10 exits, missing emulated; median AP (vCPU 1) 5 exits, missing emulated; worst AP (vCPU 2) 7 exits, missing emulated\n"
+        );
+    }
+
+    #[test]
+    fn without_a_doorbell_there_is_one_window() {
+        let l = layout(&[("exits", kvm_bindings::KVM_STATS_TYPE_CUMULATIVE)]);
+        let s = snaps(&[3], None, &[10]);
+        let v = [Some(FileSnapshots {
+            layout: &l,
+            snapshots: &s,
+        })];
+        let k = KvmStats::build(None, &v, None);
+        let t = k.vcpu.unwrap();
+        assert_eq!(t.windows.setup_to_exit, Some(vec![Some(vec![7])]));
+        assert_eq!(t.windows.setup_to_doorbell, None);
+    }
+
+    #[test]
+    fn a_host_without_statistics_says_why() {
+        let k = KvmStats::unavailable("this KVM has no binary statistics".into());
+        let j = serde_json::to_value(&k).unwrap();
+        assert_eq!(j["available"], false);
+        assert_eq!(j["unavailable_reason"], "this KVM has no binary statistics");
+        assert_eq!(j["vcpu"], serde_json::Value::Null);
+        assert_eq!(render(&k, true), "");
+    }
+}
