@@ -65,6 +65,8 @@ pub(super) struct BootCounters {
     problem: Mutex<Option<String>>,
     /// The host has no statistics: nothing is opened or read.
     unavailable: bool,
+    /// No vCPU statistics files are opened (no room for their fds).
+    no_vcpus: bool,
     doorbell_taken: AtomicBool,
 }
 
@@ -87,6 +89,7 @@ impl BootCounters {
         }
         Self {
             unavailable: file.is_none(),
+            no_vcpus: false,
             vm: Mutex::new(Slot {
                 file,
                 ..Slot::default()
@@ -102,9 +105,16 @@ impl BootCounters {
         p.get_or_insert(what);
     }
 
+    /// Opens no vCPU's statistics file, for `why`.
+    pub(super) fn without_vcpus(&mut self, why: String) {
+        self.no_vcpus = true;
+        self.note(format!("no per-vCPU counters: {why}"));
+    }
+
     /// On vCPU `index`'s thread, before its seccomp filter: opens its statistics file.
     pub(super) fn open_vcpu(&self, index: u32, fd: &VcpuFd) {
-        let Some(slot) = self.vcpus.get(index as usize).filter(|_| !self.unavailable) else {
+        let open = !self.unavailable && !self.no_vcpus;
+        let Some(slot) = self.vcpus.get(index as usize).filter(|_| open) else {
             return;
         };
         match StatsFile::open(fd) {

@@ -75,10 +75,19 @@ pub(super) fn run(
         quiet: cfg.quiet,
     };
     let console = std::mem::replace(&mut cfg.console, Box::new(std::io::sink()));
+    let mut counters = BootCounters::new(&vm, cfg.topology.vcpus(), cfg.quiet);
+    // One fd per vCPU (and its kvm_run mapping), and one for its statistics file, are about to
+    // be created while threads exist. When the open-file limit has no room for the statistics
+    // files, the boot goes on without the per-vCPU counters.
+    let vcpu_fds = cfg.topology.vcpus() as usize;
+    if let Err(e) = fds::reserve(&vm, vcpu_fds * FDS_PER_VCPU + FD_HEADROOM) {
+        fds::reserve(&vm, vcpu_fds + FD_HEADROOM)?;
+        counters.without_vcpus(crate::error_line(&e));
+    }
     let shared = Arc::new(
         VmShared::new(
             Devices::new(console, &device_config).with_memory(mem.clone()),
-            BootCounters::new(&vm, cfg.topology.vcpus(), cfg.quiet),
+            counters,
         )
         .map_err(VmError::ExitEvent)?,
     );
@@ -96,11 +105,6 @@ pub(super) fn run(
         tsc_skew,
         seccomp,
     };
-    // Two fds per vCPU (and its kvm_run mapping) are about to be created while threads exist.
-    fds::reserve(
-        &vm,
-        cfg.topology.vcpus() as usize * FDS_PER_VCPU + FD_HEADROOM,
-    )?;
     // Registering guest RAM with KVM runs under a different KVM lock than vCPU creation: do
     // both at once. Dropping the map deletes the slots, so it lives until the vCPU threads are
     // joined.
