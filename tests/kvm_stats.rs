@@ -90,3 +90,20 @@ fn the_summary_names_the_bsp_median_and_worst_ap_and_per_cpu_every_cpu() {
         );
     }
 }
+
+#[test]
+fn a_kernel_without_a_doorbell_has_one_window_for_every_vcpu() {
+    if !kvm_available() {
+        return;
+    }
+    let b = boot_kernel(&test_kernel("pvh_debug_exit.elf"), &["--vcpus", "2"]);
+    let k = &b.json["kvm_stats"];
+    assert_eq!(k["available"], true, "{k}");
+    assert!(k["vcpu"].get("setup_to_doorbell").is_none(), "{k}");
+    let exits = column(k, "setup_to_exit", "exits");
+    assert_eq!(exits.len(), 2, "{k}");
+    assert!(exits[0].unwrap() > 0, "the BSP ran: {k}");
+    // The AP never got a SIPI from this kernel: its window is there, with no growth.
+    assert_eq!(exits[1], Some(0), "{k}");
+    assert!(k["vm"]["setup_to_exit"].is_array(), "{k}");
+}

@@ -22,7 +22,8 @@ pub(crate) trait ExitHandler: Sync {
     fn vcpu_started(&self, _vcpu: u32, _fd: &VcpuFd) {}
     /// vCPU `vcpu` is set up and about to wait for the others; it has not run.
     fn vcpu_ready(&self, _vcpu: u32) {}
-    /// vCPU `vcpu` has left its run loop for good.
+    /// vCPU `vcpu` has left its run loop for good (or, released after the VM began to stop,
+    /// never entered it).
     fn vcpu_left(&self, _vcpu: u32) {}
     /// A port write.
     fn io_out(&self, vcpu: u32, port: u16, data: &[u8]) -> ControlFlow<()>;

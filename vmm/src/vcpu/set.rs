@@ -228,8 +228,10 @@ fn thread_main(mut vcpu: Vcpu, gate: &Gate, handler: &impl ExitHandler) -> Vcpu 
     }
     let prepared = if ok { vcpu.before_run() } else { Ok(()) };
     handler.vcpu_ready(vcpu.index);
-    if gate.arrive(Stage::BeforeRun, prepared) == Stage::Run && !handler.stopping() {
-        vcpu.run(handler);
+    if gate.arrive(Stage::BeforeRun, prepared) == Stage::Run {
+        if !handler.stopping() {
+            vcpu.run(handler);
+        }
         handler.vcpu_left(vcpu.index);
     }
     vcpu
