@@ -23,7 +23,7 @@ build: kernels
 # multiboot and PVH kernels the integration tests boot, built into target/kernels/.
 KERNEL_SRC := tests/kernels
 KERNEL_DIR := target/kernels
-KERNELS_ELF32 := mb_smp pvh_i8042 pvh_s5 pvh_start_info pvh_modules
+KERNELS_ELF32 := mb_smp pvh_i8042 pvh_s5 pvh_start_info pvh_modules pvh_testdev pvh_hpet
 KERNELS_ELF64 := pvh_debug_exit pvh_sipi_exit pvh_triple_fault
 KERNELS_FLAT := mb_aout
 # ELF32 kernels with their own linker script, tests/kernels/NAME.ld (low-memory layouts).

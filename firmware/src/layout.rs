@@ -243,6 +243,32 @@ pub const CONSOLE_PORT: u16 = 0x708;
 /// Most text bytes in one console record.
 pub const CONSOLE_MAX_LEN: u32 = 1024;
 
+/// QEMU's pc-testdev (hw/misc/pc-testdev.c), which kvm-unit-tests use: its 32-bit test
+/// register, read and written at any size and offset.
+pub const PC_TESTDEV_PORT: u16 = 0xE0;
+/// pc-testdev's flush-page port: a 32-bit write of a guest-physical address drops the host
+/// mapping of that page, so the guest's next access to it faults into KVM.
+pub const PC_TESTDEV_FLUSH_PORT: u16 = 0xE4;
+/// pc-testdev's test register again, reached one byte at a time (wider accesses are split).
+pub const PC_TESTDEV_BYTE_PORT: u16 = 0xE8;
+/// Ports of each of pc-testdev's three 4-port windows.
+pub const PC_TESTDEV_WINDOW: u16 = 4;
+/// pc-testdev's interrupt lines: a byte write of `v` to port `0x2000 + n` sets ISA IRQ line
+/// `n` high if `v` is nonzero, low otherwise.
+pub const PC_TESTDEV_IRQ_PORT: u16 = 0x2000;
+/// Lines behind [`PC_TESTDEV_IRQ_PORT`]: one per pin of the IOAPIC.
+pub const PC_TESTDEV_IRQ_LINES: u16 = 24;
+/// pc-testdev's MMIO test memory (QEMU's `iomem`): plain bytes that every access reaches
+/// through an MMIO exit, inside the MMIO hole.
+pub const PC_TESTDEV_IOMEM_BASE: u64 = 0xFF00_0000;
+/// Size of pc-testdev's MMIO test memory (QEMU's `IOMEM_LEN`).
+pub const PC_TESTDEV_IOMEM_LEN: u64 = 0x1_0000;
+/// Physical base of the HPET's register block (IA-PC HPET 1.0a, 2.3; where PC chipsets and
+/// QEMU put it), named by the ACPI HPET table.
+pub const HPET_BASE: u64 = 0xFED0_0000;
+/// Size of the HPET's register block (1 KiB: the general registers and 32 timers' worth).
+pub const HPET_LEN: u64 = 0x400;
+
 // The fixed areas must fit where they are documented to be.
 const _: () = assert!(PD_ADDR + PD_COUNT * PAGE_SIZE <= LOW_RAM_END);
 const _: () = assert!(IVT_BDA_END <= BOOT_GDT_ADDR && EBDA_START < LOW_RAM_END);
@@ -263,6 +289,12 @@ const _: () = assert!(LIVE_STATE_ADDR + LIVE_STATE_SIZE as u64 <= CMDLINE_ADDR);
 const _: () = assert!(RSDP_ADDR + RSDP_V2_SIZE as u64 <= ACPI_TABLES_ADDR);
 const _: () =
     assert!(TRAMPOLINE_ADDR.is_multiple_of(PAGE_SIZE) && TRAMPOLINE_ADDR < REAL_MODE_LIMIT);
+// The MMIO devices lie in the MMIO hole (above the IOAPIC), clear of the APICs, the TSS and each other.
+const _: () = assert!(HPET_BASE >= IOAPIC_BASE + PAGE_SIZE && HPET_BASE + HPET_LEN <= LAPIC_BASE);
+const _: () = assert!(
+    PC_TESTDEV_IOMEM_BASE >= LAPIC_BASE + PAGE_SIZE
+        && PC_TESTDEV_IOMEM_BASE + PC_TESTDEV_IOMEM_LEN <= KVM_TSS_ADDR
+);
 // The floor table is one real-mode segment: paragraph-aligned base, at most 64 KiB, in low RAM.
 const _: () = assert!(
     AP_FLOOR_TABLE_ADDR.is_multiple_of(REAL_MODE_PARAGRAPH)

@@ -2,12 +2,13 @@
 //!
 //! The root of the tables is the RSDP ([`rsdp`]), which points to an XSDT ([`xsdt`], 64-bit
 //! pointers, ACPI 2.0+) or an RSDT ([`rsdt`], 32-bit pointers, ACPI 1.0); those list the other
-//! tables, among them the MADT ([`madt`]).
+//! tables, among them the MADT ([`madt`]) and the HPET table ([`hpet`]).
 //!
 //! The VMM builds the tables with the `acpi_tables` crate plus the MADT structures that crate
 //! lacks ([`madt`] encoders); the guest, and the VMM's own tests, read them back with the
 //! decoders here, which validate lengths and checksums and never panic on hostile bytes.
 
+pub mod hpet;
 pub mod madt;
 pub mod rsdp;
 pub mod rsdt;

@@ -14,13 +14,21 @@
 //! | 0x700 | sipi's report doorbell | `sipi_ports.rs` |
 //! | 0x704 | sipi's exit port | `sipi_ports.rs` |
 //! | 0x708 | sipi's console doorbell (a line per exit) | `console_port.rs` |
+//! | 0xE0-0xEB, 0x2000-0x2017 | QEMU pc-testdev (test register, flush page, IRQ lines) | `pc_testdev.rs` |
+//!
+//! | MMIO window | device | file |
+//! |---|---|---|
+//! | 0xFED00000-0xFED003FF | HPET (main counter, no timer interrupts) | `hpet.rs` |
+//! | 0xFF000000-0xFF00FFFF | QEMU pc-testdev's MMIO test memory | `pc_testdev.rs` |
 //!
 //! The PIC, PIT and speaker port (0x20/0xA0, 0x40-0x43, 0x61, 0x4D0) and the local APIC and
 //! IOAPIC are KVM's in-kernel devices and never reach this dispatcher.
 //!
 //! Each device names its ports once, in its `PortDevice::ports` (the numbers live in
 //! `firmware::layout`), and the port bus (`bus.rs`) routes every access to one of them to it;
-//! a unit test checks the table above against those registrations.
+//! a unit test checks the table above against those registrations. MMIO devices name their
+//! window in `MmioDevice::window` (numbers from `firmware::layout` too) and the MMIO bus
+//! (`mmio_bus.rs`) routes each KVM_EXIT_MMIO to the one whose window holds the address.
 //!
 //! The guest is untrusted: each device checks the size of every access itself and ignores the
 //! sizes it does not take (logging them once); unknown ports and MMIO are logged once each
@@ -32,7 +40,10 @@ pub(crate) mod cmos;
 pub mod console_port;
 pub(crate) mod debug_exit;
 mod fw_cfg;
+pub(crate) mod hpet;
 pub(crate) mod i8042;
+mod mmio_bus;
+pub(crate) mod pc_testdev;
 mod pci_config;
 mod post_code;
 mod serial;
@@ -45,6 +56,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bus::{PortBus, PortDevice};
 use console_port::ConsolePort;
+use mmio_bus::{MmioBus, MmioDevice};
+use pc_testdev::{IrqLines, PcTestdev};
 use serial::Serial;
 pub use sipi_ports::{Doorbell, ReportPort};
 use unknown::UnknownAccessLog;
@@ -109,6 +122,10 @@ pub struct Devices {
     serial: Arc<Mutex<Serial>>,
     /// The console doorbell, which needs guest memory.
     console: Arc<ConsolePort>,
+    /// pc-testdev's ports, which need the VM's interrupt lines.
+    testdev: Arc<PcTestdev>,
+    /// The MMIO devices, by address.
+    mmio: MmioBus,
     unknown: UnknownAccessLog,
 }
 
@@ -124,6 +141,7 @@ impl Devices {
         let serial = Arc::new(Mutex::new(Serial::new(console)));
         let console = Arc::new(ConsolePort::new(Arc::clone(&serial)));
         let report = ReportPort::default();
+        let testdev = Arc::new(PcTestdev::new());
         let on_bus: Vec<Arc<dyn PortDevice>> = vec![
             serial.clone(),
             Arc::new(Mutex::new(fw_cfg::FwCfg::new(cfg.vcpus, cfg.memory))),
@@ -137,12 +155,19 @@ impl Devices {
             Arc::new(report.handle()),
             Arc::new(sipi_ports::ExitPort),
             console.clone(),
+            testdev.clone(),
+        ];
+        let on_mmio: Vec<Arc<dyn MmioDevice>> = vec![
+            Arc::new(hpet::Hpet::new()),
+            Arc::new(pc_testdev::TestdevIomem::new()),
         ];
         Self {
             report,
             bus: PortBus::new(on_bus).expect("sipi's devices claim disjoint ports"),
             serial,
             console,
+            testdev,
+            mmio: MmioBus::new(on_mmio).expect("sipi's MMIO devices claim disjoint windows"),
             unknown: UnknownAccessLog::new(cfg.quiet),
         }
     }
@@ -151,6 +176,13 @@ impl Devices {
     /// kept: the VM's memory does not change).
     pub fn with_memory(self, memory: GuestMemoryMmap) -> Self {
         self.console.set_memory(memory);
+        self
+    }
+
+    /// Lets pc-testdev's line ports set the VM's interrupt lines through `irq` (the first set
+    /// is kept).
+    pub(crate) fn with_irq_lines(self, irq: Arc<dyn IrqLines>) -> Self {
+        self.testdev.set_irq_lines(irq);
         self
     }
 
@@ -173,15 +205,25 @@ impl Devices {
         }
     }
 
-    /// An MMIO read no device claims.
+    /// An MMIO read no memory slot backs: the device whose window holds `addr` fills `data`;
+    /// with none, it reads as all ones and is logged once per page.
     pub fn mmio_read(&self, addr: u64, data: &mut [u8]) {
-        self.unknown.mmio(addr, false);
-        data.fill(0xFF);
+        match self.mmio.device(addr) {
+            Some((device, offset)) => device.read(offset, data),
+            None => {
+                self.unknown.mmio(addr, false);
+                data.fill(0xFF);
+            }
+        }
     }
 
-    /// An MMIO write no device claims.
-    pub fn mmio_write(&self, addr: u64) {
-        self.unknown.mmio(addr, true);
+    /// An MMIO write no memory slot backs: to the device whose window holds `addr`; with
+    /// none, ignored and logged once per page.
+    pub fn mmio_write(&self, addr: u64, data: &[u8]) {
+        match self.mmio.device(addr) {
+            Some((device, offset)) => device.write(offset, data),
+            None => self.unknown.mmio(addr, true),
+        }
     }
 
     /// Flushes the console.
@@ -387,12 +429,54 @@ mod tests {
         assert_eq!(d.logged(), 1, "refusals are logged once per port");
     }
 
+    /// The header row of the module doc's MMIO table, which follows the port table.
+    const MMIO_TABLE_HEADER: &str = "//! | MMIO window |";
+
+    #[test]
+    fn the_mmio_table_documents_the_windows() {
+        let d = devices();
+        let parse = |s: &str| u64::from_str_radix(s.trim().trim_start_matches("0x"), 16).unwrap();
+        let rows: Vec<(u64, u64, String)> = include_str!("mod.rs")
+            .lines()
+            .take_while(|l| l.starts_with("//!"))
+            .skip_while(|l| !l.starts_with(MMIO_TABLE_HEADER))
+            .filter_map(|l| l.strip_prefix("//! | 0x"))
+            .map(|row| {
+                let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+                let (first, last) = cells[0].split_once('-').unwrap();
+                (
+                    parse(first),
+                    parse(last),
+                    cells[2].trim_matches('`').to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(rows.len(), 2);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/devices");
+        for (first, last, file) in &rows {
+            assert!(dir.join(file).is_file(), "{file}");
+            let (device, offset) = d.mmio.device(*first).expect("a documented window");
+            assert_eq!(offset, 0, "{first:#x} starts a window");
+            assert_eq!(device.window(), (*first, last - first + 1), "{file}");
+        }
+        let mut b = [0u8; 4];
+        d.mmio_read(firmware::layout::HPET_BASE, &mut b);
+        assert_eq!(u32::from_le_bytes(b) >> 16, 0x8086, "the HPET answers");
+        d.mmio_read(0xFEB0_0000, &mut b);
+        assert_eq!(b, [0xFF; 4], "nothing there");
+        assert_eq!(d.logged(), 1);
+        d.mmio_write(firmware::layout::PC_TESTDEV_IOMEM_BASE + 8, &[7]);
+        d.mmio_read(firmware::layout::PC_TESTDEV_IOMEM_BASE + 8, &mut b[..1]);
+        assert_eq!(b[0], 7, "the test memory keeps a write");
+        assert_eq!(d.logged(), 1);
+    }
+
     /// The module doc's port table, as (ports, file) rows.
     fn documented_rows() -> Vec<(Vec<u16>, String)> {
         let parse = |s: &str| u16::from_str_radix(s.trim().trim_start_matches("0x"), 16).unwrap();
         include_str!("mod.rs")
             .lines()
-            .take_while(|l| l.starts_with("//!"))
+            .take_while(|l| l.starts_with("//!") && !l.starts_with(MMIO_TABLE_HEADER))
             .filter_map(|l| l.strip_prefix("//! | 0x"))
             .map(|row| {
                 let cells: Vec<&str> = row.split('|').map(str::trim).collect();

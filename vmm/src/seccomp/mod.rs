@@ -33,9 +33,9 @@ mod sigsys;
 use std::os::raw::c_uint;
 use std::sync::OnceLock;
 
-use kvm_bindings::{kvm_regs, KVMIO};
+use kvm_bindings::{kvm_irq_level, kvm_regs, KVMIO};
 use seccompiler::BpfProgram;
-use vmm_sys_util::ioctl::{ioctl_expr, _IOC_NONE, _IOC_READ};
+use vmm_sys_util::ioctl::{ioctl_expr, _IOC_NONE, _IOC_READ, _IOC_WRITE};
 
 pub use bpf::ProgramError;
 
@@ -54,6 +54,16 @@ const KVM_GET_REGS: u32 = ioctl_expr(
     KVMIO,
     KVM_GET_REGS_NR,
     std::mem::size_of::<kvm_regs>() as c_uint,
+) as u32;
+
+/// KVM_IRQ_LINE's number within KVMIO.
+const KVM_IRQ_LINE_NR: c_uint = 0x61;
+/// `_IOW(KVMIO, 0x61, struct kvm_irq_level)`: pc-testdev's interrupt line ports.
+const KVM_IRQ_LINE: u32 = ioctl_expr(
+    _IOC_WRITE,
+    KVMIO,
+    KVM_IRQ_LINE_NR,
+    std::mem::size_of::<kvm_irq_level>() as c_uint,
 ) as u32;
 
 /// `ioctl(fd, request, ...)`: the request.
@@ -81,12 +91,13 @@ pub enum Allow {
 
 /// What a vCPU thread may do once filtered: system call number and condition.
 pub const ALLOWLIST: &[(i64, Allow)] = &[
-    // The run loop, and the RIP of a triple fault or an internal error: no other request.
+    // The run loop, the RIP of a triple fault or an internal error, and pc-testdev's
+    // interrupt lines (on the VM's fd): no other request.
     (
         libc::SYS_ioctl,
         Allow::OneOf {
             arg: IOCTL_REQUEST_ARG,
-            values: &[KVM_RUN, KVM_GET_REGS],
+            values: &[KVM_RUN, KVM_GET_REGS, KVM_IRQ_LINE],
         },
     ),
     // The console (stderr or the --console file), warnings on stderr, the exit eventfd, a
@@ -223,6 +234,8 @@ mod tests {
         // _IOR(KVMIO, 0x81, struct kvm_regs) with a 144-byte struct kvm_regs.
         assert_eq!(KVM_RUN, 0xAE80);
         assert_eq!(KVM_GET_REGS, 0x8090_AE81);
+        // _IOW(KVMIO, 0x61, struct kvm_irq_level), an 8-byte struct.
+        assert_eq!(KVM_IRQ_LINE, 0x4008_AE61);
     }
 
     #[test]
@@ -383,7 +396,7 @@ mod tests {
     }
 
     /// What a vCPU thread does: console output, allocator traffic, a futex wake, the clock,
-    /// KVM_RUN and KVM_GET_REGS (which fail here, on no fd, after passing the filter).
+    /// KVM_RUN, KVM_GET_REGS and KVM_IRQ_LINE (which fail here, on no fd, after passing the filter).
     fn vcpu_thread_work() {
         let line = b"console\n";
         let prot = libc::PROT_READ | libc::PROT_WRITE;
@@ -407,6 +420,7 @@ mod tests {
             libc::syscall(libc::SYS_clock_gettime, libc::CLOCK_MONOTONIC, &mut ts);
             libc::syscall(libc::SYS_ioctl, -1, c_ulong::from(KVM_RUN), 0);
             libc::syscall(libc::SYS_ioctl, -1, c_ulong::from(KVM_GET_REGS), 0);
+            libc::syscall(libc::SYS_ioctl, -1, c_ulong::from(KVM_IRQ_LINE), 0);
         }
         kvm_run_with_high_bits();
     }

@@ -44,8 +44,24 @@ pub(crate) fn run(vcpu: &mut VcpuFd, index: u32, handler: &impl ExitHandler) {
     handler.first_run(index);
     while !handler.stopping() {
         let flow = match vcpu.run() {
-            Ok(VcpuExit::IoOut(port, data)) => handler.io_out(index, port, data),
-            Ok(VcpuExit::IoIn(port, data)) => handler.io_in(index, port, data),
+            Ok(VcpuExit::IoOut(port, data)) => {
+                let data: *const [u8] = data;
+                let size = io_size(vcpu);
+                // SAFETY: `data` is this exit's data area in the vCPU's kvm_run mapping, which
+                // lives as long as `vcpu` and which nothing else touches until the next
+                // KVM_RUN. Reading the access size above borrowed only the `kvm_run` struct at
+                // the start of the mapping; KVM puts port I/O data on the page after it
+                // (KVM_PIO_PAGE_OFFSET), so the two never overlap.
+                let data = unsafe { &*data };
+                each_access(data.chunks(size), |d| handler.io_out(index, port, d))
+            }
+            Ok(VcpuExit::IoIn(port, data)) => {
+                let data: *mut [u8] = data;
+                let size = io_size(vcpu);
+                // SAFETY: as for IoOut; KVM reads the data area back on the next KVM_RUN.
+                let data = unsafe { &mut *data };
+                each_access(data.chunks_mut(size), |d| handler.io_in(index, port, d))
+            }
             Ok(VcpuExit::MmioRead(addr, data)) => handler.mmio_read(index, addr, data),
             Ok(VcpuExit::MmioWrite(addr, data)) => handler.mmio_write(index, addr, data),
             Ok(VcpuExit::Shutdown) => handler.ended(Outcome::TripleFault {
@@ -93,7 +109,72 @@ pub(crate) fn run(vcpu: &mut VcpuFd, index: u32, handler: &impl ExitHandler) {
     }
 }
 
+/// The size of each access of the port I/O exit KVM just returned. A string instruction
+/// (`rep insb`, `rep outsw`) can bring several accesses in one exit, `count` of them back to
+/// back in the data area (Documentation/virt/kvm/api.rst, KVM_EXIT_IO): each must reach the
+/// device as the access it is, not as one wide access. Never 0, so it can size chunks.
+fn io_size(vcpu: &mut VcpuFd) -> usize {
+    // SAFETY: the exit reason is KVM_EXIT_IO (the caller matched VcpuExit::IoIn or IoOut), so
+    // `io` is the union member KVM filled in; it is plain integers.
+    let io = unsafe { vcpu.get_kvm_run().__bindgen_anon_1.io };
+    usize::from(io.size).max(1)
+}
+
+/// Hands each access of a string I/O exit to `access` in order, stopping at the first that
+/// breaks the loop.
+fn each_access<T>(
+    accesses: impl Iterator<Item = T>,
+    mut access: impl FnMut(T) -> ControlFlow<()>,
+) -> ControlFlow<()> {
+    for a in accesses {
+        access(a)?;
+    }
+    ControlFlow::Continue(())
+}
+
 /// The vCPU's RIP, or 0 if it cannot be read.
 fn rip(vcpu: &VcpuFd) -> u64 {
     vcpu.get_regs().map(|r| r.rip).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_string_exit_reaches_the_handler_as_its_accesses_in_order() {
+        // `rep outsw` of three words: three 2-byte accesses.
+        let data = [1u8, 2, 3, 4, 5, 6];
+        let mut seen = Vec::new();
+        let flow = each_access(data.chunks(2), |d| {
+            seen.push(d.to_vec());
+            ControlFlow::Continue(())
+        });
+        assert_eq!(flow, ControlFlow::Continue(()));
+        assert_eq!(seen, [vec![1, 2], vec![3, 4], vec![5, 6]]);
+        // `rep insb` of four bytes: each read fills its own byte.
+        let mut buf = [0u8; 4];
+        let mut next = 0x10;
+        let _ = each_access(buf.chunks_mut(1), |d| {
+            d[0] = next;
+            next += 1;
+            ControlFlow::Continue(())
+        });
+        assert_eq!(buf, [0x10, 0x11, 0x12, 0x13]);
+    }
+
+    #[test]
+    fn an_access_that_stops_the_loop_ends_the_string() {
+        let data = [0u8; 8];
+        let mut calls = 0;
+        let flow = each_access(data.chunks(1), |_| {
+            calls += 1;
+            if calls == 3 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        assert_eq!((flow, calls), (ControlFlow::Break(()), 3));
+    }
 }

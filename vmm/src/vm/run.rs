@@ -68,6 +68,8 @@ pub(super) fn run(
         tsc_skew,
         mmap_us,
     } = created;
+    // Shared with the devices, whose pc-testdev sets interrupt lines from the vCPU threads.
+    let vm = Arc::new(vm);
     let signals = Arc::new(ShutdownSignals::block()?);
     let device_config = DeviceConfig {
         vcpus: cfg.topology.vcpus(),
@@ -86,7 +88,9 @@ pub(super) fn run(
     }
     let shared = Arc::new(
         VmShared::new(
-            Devices::new(console, &device_config).with_memory(mem.clone()),
+            Devices::new(console, &device_config)
+                .with_memory(mem.clone())
+                .with_irq_lines(vm.clone()),
             counters,
         )
         .map_err(VmError::ExitEvent)?,

@@ -114,8 +114,8 @@ impl ExitHandler for VmShared {
         ControlFlow::Continue(())
     }
 
-    fn mmio_write(&self, _vcpu: u32, addr: u64, _data: &[u8]) -> ControlFlow<()> {
-        self.devices.mmio_write(addr);
+    fn mmio_write(&self, _vcpu: u32, addr: u64, data: &[u8]) -> ControlFlow<()> {
+        self.devices.mmio_write(addr, data);
         ControlFlow::Continue(())
     }
 

@@ -1,5 +1,5 @@
 //! The ACPI tables sipi hands its guest: RSDP, XSDT and RSDT, FADT with its FACS and DSDT,
-//! and MADT (ACPI 6.5, 5.2).
+//! MADT (ACPI 6.5, 5.2), and the HPET table (IA-PC HPET 1.0a) for the HPET device.
 //!
 //! Every table is written once, with its final contents: the placement is computed first
 //! (lengths are known from the vCPU count), then each table is built knowing the addresses it
@@ -13,7 +13,8 @@
 //! The RSDP goes where an OS scans for it ([`RSDP_ADDR`], in the BIOS area) and names both root
 //! tables: the XSDT (64-bit pointers) and, for kernels that only know ACPI 1.0, an RSDT (32-bit
 //! pointers) listing the same tables. The other tables are packed after it from
-//! [`ACPI_TABLES_ADDR`], each 8-byte aligned (the FACS 64-byte aligned), the MADT last, and must
+//! [`ACPI_TABLES_ADDR`], each 8-byte aligned (the FACS 64-byte aligned), the MADT last (the
+//! root tables list it second, before the HPET table, so readers that stop early find it), and must
 //! end by [`ACPI_TABLES_END`]. With 16-byte Local x2APIC structures this holds up to about 8000
 //! vCPUs, twice KVM's largest vCPU ID.
 //!
@@ -23,6 +24,7 @@
 
 mod dsdt;
 mod fadt;
+mod hpet;
 mod madt;
 #[cfg(test)]
 mod tests;
@@ -50,8 +52,8 @@ const XSDT_OEM_TABLE_ID: [u8; 8] = *b"SIPIXSDT";
 const RSDT_OEM_TABLE_ID: [u8; 8] = *b"SIPIRSDT";
 /// RSDT revision (ACPI 6.5, Table 5.5).
 const RSDT_REVISION: u8 = 1;
-/// Tables the root tables list: the FADT and the MADT.
-const ROOT_ENTRIES: u64 = 2;
+/// Tables the root tables list: the FADT, the MADT and the HPET table.
+const ROOT_ENTRIES: u64 = 3;
 /// Alignment of every table after the RSDP. ACPI requires none for the XSDT's targets, but
 /// 8 bytes keeps their 64-bit fields naturally aligned for the guest.
 const TABLE_ALIGN: u64 = 8;
@@ -100,7 +102,7 @@ pub enum AcpiError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct AcpiTables {
     /// (guest address, bytes) of every table in address order: RSDP, XSDT, RSDT, FACS, FADT,
-    /// DSDT, MADT.
+    /// DSDT, HPET, MADT.
     tables: Vec<(u64, Vec<u8>)>,
 }
 
@@ -131,7 +133,10 @@ impl AcpiTables {
         let dsdt_addr = align_up(fadt_addr + fadt_len);
         let dsdt = dsdt::build();
         check_fits("DSDT", vcpus, dsdt_addr, dsdt.len() as u64)?;
-        let madt_addr = align_up(dsdt_addr + dsdt.len() as u64);
+        let hpet_addr = align_up(dsdt_addr + dsdt.len() as u64);
+        let hpet = hpet::build();
+        check_fits("HPET", vcpus, hpet_addr, hpet.len() as u64)?;
+        let madt_addr = align_up(hpet_addr + hpet.len() as u64);
         check_fits("MADT", vcpus, madt_addr, madt::len(topology))?;
 
         // Then each table, once, with the addresses it names.
@@ -143,9 +148,10 @@ impl AcpiTables {
         let mut xsdt = XSDT::new(OEM_ID, XSDT_OEM_TABLE_ID, OEM_REVISION);
         xsdt.add_entry(fadt_addr);
         xsdt.add_entry(madt_addr);
+        xsdt.add_entry(hpet_addr);
         let mut xsdt_bytes = Vec::with_capacity(xsdt_len as usize);
         xsdt.to_aml_bytes(&mut xsdt_bytes);
-        let rsdt_body: Vec<u8> = [fadt_addr, madt_addr]
+        let rsdt_body: Vec<u8> = [fadt_addr, madt_addr, hpet_addr]
             .into_iter()
             .flat_map(|a| addr32(a).to_le_bytes())
             .collect();
@@ -164,6 +170,7 @@ impl AcpiTables {
                 (facs_addr, facs),
                 (fadt_addr, fadt),
                 (dsdt_addr, dsdt),
+                (hpet_addr, hpet),
                 (madt_addr, madt),
             ],
         })

@@ -2,6 +2,7 @@
 //! the guest uses) read back.
 
 use super::*;
+use firmware::acpi::hpet::Hpet;
 use firmware::acpi::madt::{
     local_apic, local_x2apic, Madt, MadtCpu, MadtEntry, ALL_PROCESSORS_UID32, ALL_PROCESSORS_UID8,
     MADT_PCAT_COMPAT, MAX_XAPIC_ID, MPS_INTI_ACTIVE_HIGH_EDGE, MPS_INTI_CONFORMING,
@@ -12,8 +13,8 @@ use firmware::acpi::{rsdt, sum, xsdt};
 use firmware::bytes::{u16_at, u32_at, u64_at, u8_at};
 use firmware::layout::{
     ACPI_PM1A_CNT_PORT, ACPI_PM1A_EVT_PORT, ACPI_SCI_IRQ, ACPI_SLP_TYP_S5, BIOS_AREA_END,
-    BIOS_AREA_START, CMOS_CENTURY_INDEX, I8042_CMD_RESET, I8042_COMMAND_PORT, IOAPIC_BASE,
-    IOAPIC_ID, LAPIC_BASE,
+    BIOS_AREA_START, CMOS_CENTURY_INDEX, HPET_BASE, I8042_CMD_RESET, I8042_COMMAND_PORT,
+    IOAPIC_BASE, IOAPIC_ID, LAPIC_BASE,
 };
 
 /// KVM_CAP_MAX_VCPU_ID on our machines: the most vCPUs a VM can have APIC IDs for.
@@ -27,6 +28,8 @@ struct Found {
     rsdt_addr: u32,
     fadt_addr: u64,
     fadt: Fadt,
+    hpet_addr: u64,
+    hpet: Hpet,
     s5: Option<u8>,
     madt_addr: u64,
     madt_revision: u8,
@@ -155,11 +158,12 @@ fn decode(area: &[u8]) -> Result<Found, String> {
             "the RSDT lists {rsdt_entries:x?}, the XSDT {xsdt_entries:x?}"
         ));
     }
-    let [fadt_addr, madt_addr] = xsdt_entries[..] else {
+    let [fadt_addr, madt_addr, hpet_addr] = xsdt_entries[..] else {
         return Err(format!(
-            "the XSDT lists {xsdt_entries:x?}, not a FADT and a MADT"
+            "the XSDT lists {xsdt_entries:x?}, not a FADT, a MADT and an HPET table"
         ));
     };
+    let hpet = Hpet::parse(at(hpet_addr)?).map_err(|e| format!("HPET: {e}"))?;
     let (_, fadt_bytes) = validate(at(fadt_addr)?, b"FACP").map_err(|e| format!("FADT: {e}"))?;
     let fadt = parse_fadt(fadt_bytes);
     let facs = at(u64::from(fadt.firmware_ctrl))?;
@@ -176,6 +180,8 @@ fn decode(area: &[u8]) -> Result<Found, String> {
         rsdt_addr: rsdp.rsdt_addr,
         fadt_addr,
         fadt,
+        hpet_addr,
+        hpet,
         s5,
         madt_addr,
         madt_revision: revision(madt_bytes),
@@ -191,8 +197,8 @@ fn decode(area: &[u8]) -> Result<Found, String> {
 fn check_tables(n: u32, tables: &AcpiTables, found: &Found) {
     let t = &tables.tables;
     let sigs: Vec<&[u8]> = t.iter().map(|(_, b)| &b[..4]).collect();
-    let want: [&[u8]; 7] = [
-        b"RSD ", b"XSDT", b"RSDT", b"FACS", b"FACP", b"DSDT", b"APIC",
+    let want: [&[u8]; 8] = [
+        b"RSD ", b"XSDT", b"RSDT", b"FACS", b"FACP", b"DSDT", b"HPET", b"APIC",
     ];
     assert_eq!(sigs, want, "the tables in address order");
     assert_eq!(t[0].0, RSDP_ADDR);
@@ -204,6 +210,21 @@ fn check_tables(n: u32, tables: &AcpiTables, found: &Found) {
     );
     assert_eq!(Some(found.fadt_addr), table(tables, b"FACP").map(|t| t.0));
     assert_eq!(Some(found.madt_addr), table(tables, b"APIC").map(|t| t.0));
+    assert_eq!(Some(found.hpet_addr), table(tables, b"HPET").map(|t| t.0));
+
+    // The HPET table: the device's block at its base, its capabilities' low half.
+    let h = &found.hpet;
+    assert_eq!(h.address, HPET_BASE);
+    assert_eq!(h.address_space_id, 0, "system memory");
+    assert_eq!(
+        u64::from(h.event_timer_block_id),
+        crate::devices::hpet::CAPABILITIES & 0xFFFF_FFFF
+    );
+    assert_eq!(h.event_timer_block_id >> 16, 0x8086, "vendor");
+    assert_eq!((h.event_timer_block_id >> 8) & 0x1F, 2, "three timers");
+    assert_eq!(h.hpet_number, 0);
+    assert_eq!(table(tables, b"HPET").map(|t| t.1.len()), Some(56));
+    assert_eq!(table(tables, b"HPET").map(|t| revision(t.1)), Some(1));
     let facs = table(tables, b"FACS").unwrap().0;
     assert!(facs.is_multiple_of(64), "the FACS is 64-byte aligned");
 
