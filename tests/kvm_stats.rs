@@ -107,3 +107,44 @@ fn a_kernel_without_a_doorbell_has_one_window_for_every_vcpu() {
     assert_eq!(exits[1], Some(0), "{k}");
     assert!(k["vm"]["setup_to_exit"].is_array(), "{k}");
 }
+
+#[test]
+fn a_host_without_statistics_still_boots_warns_once_and_says_why() {
+    if !kvm_available() {
+        return;
+    }
+    let dir = tempdir();
+    let json = dir.path().join("r.json");
+    let out = vmm(&[
+        "--vcpus",
+        "4",
+        "--console",
+        "/dev/null",
+        "--test-no-kvm-stats",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("counters are unavailable"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "said once: {stderr}");
+    assert!(
+        !stdout.contains("kvm exits"),
+        "no counters to show: {stdout}"
+    );
+    let k = &read_json(&json)["kvm_stats"];
+    assert_eq!(k["available"], false, "{k}");
+    assert!(
+        k["unavailable_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no statistics file")),
+        "{k}"
+    );
+    assert_eq!(k["vcpu"], Value::Null, "{k}");
+    // The guest's own report is untouched.
+    assert_eq!(read_json(&json)["online"], 4);
+}

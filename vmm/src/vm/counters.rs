@@ -11,8 +11,13 @@ use std::sync::{Mutex, MutexGuard};
 
 use kvm_ioctls::{VcpuFd, VmFd};
 
+use crate::config::VmConfig;
 use crate::kvm_stats::{StatsError, StatsFile};
 use crate::report::kvm_stats::{FileSnapshots, KvmStats, Snapshots};
+
+/// The reason `--test-no-kvm-stats` gives.
+const NO_STATS_HOOK: &str =
+    "--test-no-kvm-stats: the VMM opened no statistics file, as on a host without them";
 
 /// Where a snapshot is taken.
 #[derive(Debug, Clone, Copy)]
@@ -75,16 +80,21 @@ fn lock(m: &Mutex<Slot>) -> MutexGuard<'_, Slot> {
 }
 
 impl BootCounters {
-    /// Opens the VM's statistics file; on a host without them, says so once on stderr unless
-    /// `quiet`, and reads nothing for the rest of the boot.
-    pub(super) fn new(vm: &VmFd, vcpus: u32, quiet: bool) -> Self {
-        let (file, problem) = match StatsFile::open(vm) {
-            Ok(f) => (Some(f), None),
-            Err(e) => (None, Some(crate::error_line(&e))),
+    /// Opens the VM's statistics file; on a host without them (or with `--test-no-kvm-stats`),
+    /// says so once on stderr unless quiet, and reads nothing for the rest of the boot.
+    pub(super) fn new(vm: &VmFd, cfg: &VmConfig) -> Self {
+        let vcpus = cfg.topology.vcpus();
+        let opened = match cfg.hooks.no_kvm_stats {
+            true => Err(NO_STATS_HOOK.to_string()),
+            false => StatsFile::open(vm).map_err(|e| crate::error_line(&e)),
         };
-        if let (Some(p), false) = (&problem, quiet) {
+        let (file, problem) = match opened {
+            Ok(f) => (Some(f), None),
+            Err(e) => (None, Some(e)),
+        };
+        if let (Some(p), false) = (&problem, cfg.quiet) {
             eprintln!(
-                "warning: KVM's counters are unavailable, so the report has no kvm_stats: {p}"
+                "warning: KVM's own counters are unavailable, so this boot reports none: {p}"
             );
         }
         Self {

@@ -77,7 +77,7 @@ pub(super) fn run(
         quiet: cfg.quiet,
     };
     let console = std::mem::replace(&mut cfg.console, Box::new(std::io::sink()));
-    let mut counters = BootCounters::new(&vm, cfg.topology.vcpus(), cfg.quiet);
+    let mut counters = BootCounters::new(&vm, cfg);
     // One fd per vCPU (and its kvm_run mapping), and one for its statistics file, are about to
     // be created while threads exist. When the open-file limit has no room for the statistics
     // files, the boot goes on without the per-vCPU counters.
