@@ -34,8 +34,8 @@ pub(crate) struct JsonReport<'a> {
     /// Without a report (a timeout, a signal): what the guest had reached, from its live
     /// state; null when there is a report or the guest published none.
     reached: Option<&'a Reached>,
-    /// KVM's own counters of the VM and each vCPU (docs/kvm_stats.md); null when the boot did
-    /// not get that far.
+    /// KVM's own counters of the VM and each vCPU (docs/kvm_stats.md); `available` false, with
+    /// the reason, on a host without them.
     kvm_stats: Option<&'a KvmStats>,
     /// Boot report details, when one was received.
     #[serde(flatten)]
