@@ -33,6 +33,8 @@ pub const MAX_DESCRIPTORS: u32 = 4096;
 pub const MAX_NAME_SIZE: u32 = 256;
 /// Most values one descriptor may have (Linux's histograms have at most 32 buckets).
 pub const MAX_VALUES: u16 = 1024;
+/// Largest data block sipi reads, in bytes (Linux's are under 1 KiB: one u64 per value).
+pub const MAX_DATA_LEN: usize = 1 << 20;
 
 /// Why a statistics file cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +79,9 @@ pub enum StatsParseError {
     /// A descriptor has no values or too many.
     #[error("the statistics counter {name} has {size} values, not between 1 and {MAX_VALUES}")]
     ValueCount { name: String, size: u16 },
+    /// The descriptors' values reach too far into the data block.
+    #[error("the statistics counter {0} has values {1} bytes into the data block, beyond the {MAX_DATA_LEN} sipi reads")]
+    DataTooLarge(String, usize),
     /// The values of two descriptors overlap in the data block.
     #[error("the values of statistics counters {0} and {1} overlap")]
     ValuesOverlap(String, String),
@@ -372,6 +377,9 @@ impl Layout {
             }
         }
         let data_len = ranges.last().map_or(0, |r| r.1);
+        if let Some(&(_, end, i)) = ranges.last().filter(|r| r.1 > MAX_DATA_LEN) {
+            return Err(StatsParseError::DataTooLarge(counters[i].name.clone(), end));
+        }
         let data = Span::new(data_offset, data_len as u64, "data")?;
         if data_len > 0 && data.overlaps(header) {
             return Err(StatsParseError::Overlap("data", "header"));

@@ -187,9 +187,17 @@ fn offsets_past_the_end_or_overlapping_are_rejected() {
         parse(&f),
         Err(StatsParseError::Overlap("data", "header"))
     ));
-    // A value past the end of the data block.
+    // A value far past the end of the data block is refused before a buffer is sized for it.
     let mut f = valid();
     f.descs[1].offset = u32::MAX - 4;
+    assert!(
+        matches!(parse(&f), Err(StatsParseError::DataTooLarge(n, _)) if n == "io_exits"),
+        "{:?}",
+        parse(&f)
+    );
+    // A value just past the end of the data block.
+    let mut f = valid();
+    f.descs[1].offset = 48;
     let bytes = f.bytes();
     let r = Layout::read(bytes.as_slice())
         .and_then(|l| l.read_values(bytes.as_slice(), &mut Vec::new()));
