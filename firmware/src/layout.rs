@@ -227,6 +227,10 @@ pub const ACPI_PM1_EVT_LEN: u8 = 4;
 /// The SLP_TYPx value of the S5 (soft-off) state: what the DSDT's `\_S5` package names and
 /// what a write to PM1a_CNT must carry, with SLP_EN, to power the VM off.
 pub const ACPI_SLP_TYP_S5: u8 = 5;
+/// The SLP_TYPx value of the S3 (suspend-to-RAM) state: what the DSDT's `\_S3` package names
+/// and what a write to PM1a_CNT must carry, with SLP_EN, to suspend the VM. 1, as on QEMU's
+/// PC machines, whose value kernels written for them (kvm-unit-tests' `s3`) hard-code.
+pub const ACPI_SLP_TYP_S3: u8 = 1;
 /// The ISA IRQ of the ACPI SCI named in the FADT (IRQ 9, as on PC chipsets).
 pub const ACPI_SCI_IRQ: u16 = 9;
 

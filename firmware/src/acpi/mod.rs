@@ -8,6 +8,7 @@
 //! lacks ([`madt`] encoders); the guest, and the VMM's own tests, read them back with the
 //! decoders here, which validate lengths and checksums and never panic on hostile bytes.
 
+pub mod facs;
 pub mod hpet;
 pub mod madt;
 pub mod rsdp;

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use firmware::report::{BspPhase, MAX_ROUNDS};
@@ -98,6 +99,23 @@ pub enum TeardownArg {
     Serial,
     /// Every AP asked at once, one sync point, one batch of INITs.
     Parallel,
+}
+
+/// The longest `--wake-after`: a day, the RTC alarm's own horizon.
+pub(crate) const MAX_WAKE_AFTER_SECS: f64 = 86_400.0;
+
+/// Parses `--wake-after SECS`: seconds, fractions allowed, from 0 to [`MAX_WAKE_AFTER_SECS`].
+pub(crate) fn parse_wake_after(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(0.0..=MAX_WAKE_AFTER_SECS).contains(&secs) {
+        return Err(format!(
+            "{s} s is outside 0 to {MAX_WAKE_AFTER_SECS} seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 /// Parses `--test-skew-tsc CPU:CYCLES`.
@@ -205,6 +223,11 @@ pub struct BootArgs {
     /// Give up after this many seconds (0: never).
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TIMEOUT_SECS)]
     pub timeout: u64,
+
+    /// Wake a VM the guest suspended (ACPI S3) this many seconds after each suspend, unless
+    /// the RTC alarm it set comes first (fractions allowed, at most a day).
+    #[arg(long, value_name = "SECS", value_parser = parse_wake_after)]
+    pub wake_after: Option<Duration>,
 
     /// Write the guest's console output to this file instead of stderr.
     #[arg(long, value_name = "PATH")]

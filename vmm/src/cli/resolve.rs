@@ -68,6 +68,7 @@ impl BootArgs {
             modules: self.module_specs(),
             console: Box::new(std::io::stderr()),
             timeout: (self.timeout > 0).then(|| Duration::from_secs(self.timeout)),
+            wake_after: self.wake_after,
             quiet: self.quiet,
             kvm_device: self.kvm_device.clone(),
             seccomp: !crate::seccomp::disabled(),

@@ -397,3 +397,36 @@ fn guest_text_may_start_with_a_hyphen_and_modules_resolve_in_order() {
     let err = parse(&many).unwrap().validate().unwrap_err();
     assert!(err.contains("at most 64"), "{err}");
 }
+
+#[test]
+fn wake_after_takes_fractional_seconds_up_to_a_day() {
+    let parse = |args: &[&str]| {
+        let mut v = vec!["vmm"];
+        v.extend_from_slice(args);
+        Cli::try_parse_from(v).map(|c| c.boot)
+    };
+    assert_eq!(parse(&[]).unwrap().wake_after, None);
+    for (arg, want) in [
+        ("0", std::time::Duration::ZERO),
+        ("0.1", std::time::Duration::from_millis(100)),
+        ("2", std::time::Duration::from_secs(2)),
+        ("86400", std::time::Duration::from_secs(86_400)),
+    ] {
+        assert_eq!(
+            parse(&["--wake-after", arg]).unwrap().wake_after,
+            Some(want),
+            "{arg}"
+        );
+    }
+    for bad in ["-1", "86400.5", "1e9", "NaN", "inf", "soon", ""] {
+        let arg = format!("--wake-after={bad}");
+        let err = parse(&[&arg]).expect_err(bad).to_string();
+        assert!(err.contains("--wake-after"), "{bad}: {err}");
+    }
+    assert!(parse_wake_after("soon")
+        .unwrap_err()
+        .contains("not a number of seconds"));
+    assert!(parse_wake_after("-0.5")
+        .unwrap_err()
+        .contains("outside 0 to 86400 seconds"));
+}

@@ -43,6 +43,9 @@ pub struct VmConfig {
     pub console: Box<dyn Write + Send>,
     /// Wall-clock limit (None: none).
     pub timeout: Option<Duration>,
+    /// How long after each ACPI S3 suspend the VM wakes, if its RTC alarm does not wake it
+    /// first (None: only the alarm wakes it).
+    pub wake_after: Option<Duration>,
     /// Suppress warnings (unknown device accesses, test-hook notes).
     pub quiet: bool,
     /// The KVM device.
@@ -67,6 +70,7 @@ impl VmConfig {
             modules: Vec::new(),
             console: Box::new(std::io::sink()),
             timeout: None,
+            wake_after: None,
             quiet: true,
             kvm_device: PathBuf::from(DEFAULT_KVM_DEVICE),
             seccomp: true,

@@ -1,15 +1,18 @@
 //! The ACPI fixed-hardware PM1a registers the FADT describes (ACPI 6.5, 4.8.3 "PM1 Event
 //! Grouping" and "PM1 Control Grouping"): the event block (PM1 status, write 1 to clear, and
 //! PM1 enable) and the control block. Writing SLP_TYP = S5 together with SLP_EN to PM1a
-//! control powers the VM off, the way an ACPI-aware kernel shuts down. The system is always in
-//! ACPI mode (SCI_EN reads 1; the FADT has no SMI command port), and no event ever sets a
-//! status bit: the SCI is never raised.
+//! control powers the VM off, the way an ACPI-aware kernel shuts down; SLP_TYP = S3 with SLP_EN
+//! suspends it (the VMM stops every vCPU and resumes the VM on a wake event), and the status
+//! register's WAK_STS then reads 1 until the guest clears it. The system is always in ACPI mode
+//! (SCI_EN reads 1; the FADT has no SMI command port), and no other event sets a status bit:
+//! the SCI is never raised.
 
 use std::ops::RangeInclusive;
 use std::sync::Mutex;
 
 use firmware::layout::{
-    ACPI_PM1A_CNT_PORT, ACPI_PM1A_EVT_PORT, ACPI_PM1_CNT_LEN, ACPI_PM1_EVT_LEN, ACPI_SLP_TYP_S5,
+    ACPI_PM1A_CNT_PORT, ACPI_PM1A_EVT_PORT, ACPI_PM1_CNT_LEN, ACPI_PM1_EVT_LEN, ACPI_SLP_TYP_S3,
+    ACPI_SLP_TYP_S5,
 };
 
 use super::bus::PortDevice;
@@ -29,6 +32,8 @@ const PORTS: &[RangeInclusive<u16>] = &[
     ACPI_PM1A_EVT_PORT..=ACPI_PM1A_EVT_PORT + (PM1_EVT_LEN - 1),
 ];
 
+/// PM1 status bit 15: WAK_STS, the system woke from a sleep state (ACPI 6.5, Table 4.16).
+pub(crate) const PM1_STS_WAK: u16 = 1 << 15;
 /// PM1 control bit 0: SCI_EN, the system is in ACPI mode.
 pub(crate) const PM1_CNT_SCI_EN: u16 = 1 << 0;
 /// PM1 control bits 10-12: SLP_TYPx, the sleep state to enter.
@@ -43,6 +48,8 @@ pub(crate) const PM1_CNT_SLP_EN: u16 = 1 << 13;
 pub(crate) enum PmEvent {
     /// The guest entered S5 (soft off).
     PowerOff,
+    /// The guest entered S3 (suspend to RAM).
+    Suspend,
 }
 
 /// The PM1a event and control registers.
@@ -97,7 +104,8 @@ impl AcpiPm {
     }
 
     /// A write of `data` at `port`. Status bits are cleared by writing 1; a control write
-    /// with SLP_EN and SLP_TYP = S5 powers off.
+    /// with SLP_EN and SLP_TYP = S5 powers off, with SLP_TYP = S3 suspends (and sets WAK_STS,
+    /// which the guest can first read once it has woken).
     pub(crate) fn write(&mut self, port: u16, data: &[u8]) -> Option<PmEvent> {
         let mut control_written = 0u16;
         for (i, b) in data.iter().enumerate() {
@@ -120,9 +128,17 @@ impl AcpiPm {
         let slp_typ = (self.control >> PM1_CNT_SLP_TYP_SHIFT) & PM1_CNT_SLP_TYP_MASK;
         let sleep = control_written & PM1_CNT_SLP_EN != 0 && self.control & PM1_CNT_SLP_EN != 0;
         self.control &= !PM1_CNT_SLP_EN;
-        // Other sleep states are not offered (the DSDT names only \_S5): their requests are
-        // ignored.
-        (sleep && slp_typ == u16::from(ACPI_SLP_TYP_S5)).then_some(PmEvent::PowerOff)
+        // Other sleep states are not offered (the DSDT names only \_S3 and \_S5): their
+        // requests are ignored.
+        match slp_typ {
+            _ if !sleep => None,
+            t if t == u16::from(ACPI_SLP_TYP_S5) => Some(PmEvent::PowerOff),
+            t if t == u16::from(ACPI_SLP_TYP_S3) => {
+                self.status |= PM1_STS_WAK;
+                Some(PmEvent::Suspend)
+            }
+            _ => None,
+        }
     }
 }
 
@@ -144,9 +160,10 @@ impl PortDevice for Mutex<AcpiPm> {
         data: &[u8],
         _log: &UnknownAccessLog,
     ) -> Option<DeviceEvent> {
-        lock(self)
-            .write(port, data)
-            .map(|PmEvent::PowerOff| DeviceEvent::PowerOff)
+        lock(self).write(port, data).map(|e| match e {
+            PmEvent::PowerOff => DeviceEvent::PowerOff,
+            PmEvent::Suspend => DeviceEvent::Suspend,
+        })
     }
 }
 
@@ -176,11 +193,11 @@ mod tests {
             pm.write(ACPI_PM1A_CNT_PORT, &(S5 | PM1_CNT_SLP_EN).to_le_bytes()),
             Some(PmEvent::PowerOff)
         );
-        let s1 = 1u16 << PM1_CNT_SLP_TYP_SHIFT | PM1_CNT_SLP_EN;
+        let s4 = 2u16 << PM1_CNT_SLP_TYP_SHIFT | PM1_CNT_SLP_EN;
         assert_eq!(
-            pm.write(ACPI_PM1A_CNT_PORT, &s1.to_le_bytes()),
+            pm.write(ACPI_PM1A_CNT_PORT, &s4.to_le_bytes()),
             None,
-            "S1 is not offered"
+            "SLP_TYP 2 is not offered"
         );
         pm.read(ACPI_PM1A_CNT_PORT, &mut cnt);
         assert_eq!(
@@ -188,6 +205,26 @@ mod tests {
             0,
             "SLP_EN reads 0"
         );
+    }
+
+    #[test]
+    fn s3_with_slp_en_suspends_and_sets_wak_sts() {
+        let mut pm = AcpiPm::default();
+        let s3 = (u16::from(ACPI_SLP_TYP_S3) << PM1_CNT_SLP_TYP_SHIFT) | PM1_CNT_SLP_EN;
+        // kvm-unit-tests' s3 writes 0x2400.
+        assert_eq!(s3, 0x2400);
+        let mut sts = [0u8; 2];
+        pm.read(ACPI_PM1A_EVT_PORT, &mut sts);
+        assert_eq!(u16::from_le_bytes(sts), 0, "not woken yet");
+        assert_eq!(
+            pm.write(ACPI_PM1A_CNT_PORT, &s3.to_le_bytes()),
+            Some(PmEvent::Suspend)
+        );
+        pm.read(ACPI_PM1A_EVT_PORT, &mut sts);
+        assert_eq!(u16::from_le_bytes(sts), PM1_STS_WAK);
+        pm.write(ACPI_PM1A_EVT_PORT, &PM1_STS_WAK.to_le_bytes());
+        pm.read(ACPI_PM1A_EVT_PORT, &mut sts);
+        assert_eq!(u16::from_le_bytes(sts), 0, "write 1 to clear");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! | 0x80 | POST code (I/O delay) | `post_code.rs` |
 //! | 0x92 | System Control Port A (A20, fast reset) | `system_control.rs` |
 //! | 0xCF8-0xCFF | PCI configuration mechanism #1, no devices; 0xCF9 reset control | `pci_config.rs` |
-//! | 0x600-0x601, 0x604-0x607 | ACPI PM1a control and event blocks (S5 powers off) | `acpi_pm.rs` |
+//! | 0x600-0x601, 0x604-0x607 | ACPI PM1a control and event blocks (S3 suspends, S5 powers off) | `acpi_pm.rs` |
 //! | 0x700 | sipi's report doorbell | `sipi_ports.rs` |
 //! | 0x704 | sipi's exit port | `sipi_ports.rs` |
 //! | 0x708 | sipi's console doorbell (a line per exit) | `console_port.rs` |
@@ -42,6 +42,7 @@ pub(crate) mod debug_exit;
 mod fw_cfg;
 pub(crate) mod hpet;
 pub(crate) mod i8042;
+pub(crate) mod irq;
 mod mmio_bus;
 pub(crate) mod pc_testdev;
 mod pci_config;
@@ -53,15 +54,18 @@ mod unknown;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use bus::{PortBus, PortDevice};
 use console_port::ConsolePort;
+use irq::IrqLines;
 use mmio_bus::{MmioBus, MmioDevice};
-use pc_testdev::{IrqLines, PcTestdev};
+use pc_testdev::PcTestdev;
 use serial::Serial;
 pub use sipi_ports::{Doorbell, ReportPort};
 use unknown::UnknownAccessLog;
 use vm_memory::GuestMemoryMmap;
+use vmm_sys_util::eventfd::EventFd;
 
 /// Which reset line the guest pulled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +78,7 @@ pub enum ResetSource {
     ResetControl,
 }
 
-/// What a device access asks the VMM to do: each ends the VM.
+/// What a device access asks the VMM to do: each but [`DeviceEvent::Suspend`] ends the VM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceEvent {
     /// The guest wrote this status to sipi's exit port.
@@ -85,6 +89,8 @@ pub enum DeviceEvent {
     Reset(ResetSource),
     /// The guest entered ACPI S5 (soft off).
     PowerOff,
+    /// The guest entered ACPI S3 (suspend to RAM): the VM sleeps until a wake event.
+    Suspend,
 }
 
 impl DeviceEvent {
@@ -97,6 +103,7 @@ impl DeviceEvent {
             Self::Reset(ResetSource::Port92) => "port92-reset",
             Self::Reset(ResetSource::ResetControl) => "cf9-reset",
             Self::PowerOff => "acpi-s5",
+            Self::Suspend => "acpi-s3",
         }
     }
 }
@@ -126,6 +133,8 @@ pub struct Devices {
     testdev: Arc<PcTestdev>,
     /// The MMIO devices, by address.
     mmio: MmioBus,
+    /// The RTC, whose alarm wakes a suspended VM.
+    rtc: Arc<Mutex<cmos::Cmos>>,
     unknown: UnknownAccessLog,
 }
 
@@ -142,12 +151,13 @@ impl Devices {
         let console = Arc::new(ConsolePort::new(Arc::clone(&serial)));
         let report = ReportPort::default();
         let testdev = Arc::new(PcTestdev::new());
+        let rtc = Arc::new(Mutex::new(cmos::Cmos::new(cfg.memory, cfg.vcpus)));
         let on_bus: Vec<Arc<dyn PortDevice>> = vec![
             serial.clone(),
             Arc::new(Mutex::new(fw_cfg::FwCfg::new(cfg.vcpus, cfg.memory))),
             Arc::new(debug_exit::DebugExit),
             Arc::new(Mutex::new(i8042::I8042::default())),
-            Arc::new(Mutex::new(cmos::Cmos::new(cfg.memory, cfg.vcpus))),
+            rtc.clone(),
             Arc::new(post_code::PostCode),
             Arc::new(Mutex::new(system_control::SystemControlA::default())),
             Arc::new(Mutex::new(pci_config::PciConfig::default())),
@@ -168,6 +178,7 @@ impl Devices {
             console,
             testdev,
             mmio: MmioBus::new(on_mmio).expect("sipi's MMIO devices claim disjoint windows"),
+            rtc,
             unknown: UnknownAccessLog::new(cfg.quiet),
         }
     }
@@ -224,6 +235,21 @@ impl Devices {
             Some((device, offset)) => device.write(offset, data),
             None => self.unknown.mmio(addr, true),
         }
+    }
+
+    /// When the RTC's alarm next matches, if register B's AIE is set.
+    pub(crate) fn rtc_next_alarm(&self) -> Option<Instant> {
+        lock(&self.rtc).next_alarm().map(|d| Instant::now() + d)
+    }
+
+    /// Has `evt` written whenever the guest may have moved the RTC's next alarm.
+    pub(crate) fn notify_rtc_alarm_changes(&self, evt: EventFd) {
+        lock(&self.rtc).notify_alarm_changes(evt);
+    }
+
+    /// The RTC's alarm matched: true if IRQ 8 is to be raised.
+    pub(crate) fn rtc_alarm_fired(&self) -> bool {
+        lock(&self.rtc).alarm_fired()
     }
 
     /// Flushes the console.
@@ -314,6 +340,7 @@ mod tests {
             DeviceEvent::Reset(ResetSource::Port92),
             DeviceEvent::Reset(ResetSource::ResetControl),
             DeviceEvent::PowerOff,
+            DeviceEvent::Suspend,
         ]
         .map(DeviceEvent::exit_via);
         let mut unique = names.to_vec();

@@ -21,11 +21,11 @@ use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use super::irq::IrqLines;
 use firmware::layout::{
     PC_TESTDEV_BYTE_PORT, PC_TESTDEV_FLUSH_PORT, PC_TESTDEV_IOMEM_BASE, PC_TESTDEV_IOMEM_LEN,
     PC_TESTDEV_IRQ_LINES, PC_TESTDEV_IRQ_PORT, PC_TESTDEV_PORT, PC_TESTDEV_WINDOW,
 };
-use kvm_ioctls::VmFd;
 
 use super::bus::{as_u32, PortDevice};
 use super::mmio_bus::MmioDevice;
@@ -40,18 +40,6 @@ const PORTS: &[RangeInclusive<u16>] = &[
     PC_TESTDEV_BYTE_PORT..=PC_TESTDEV_BYTE_PORT + PC_TESTDEV_WINDOW - 1,
     PC_TESTDEV_IRQ_PORT..=PC_TESTDEV_IRQ_PORT + PC_TESTDEV_IRQ_LINES - 1,
 ];
-
-/// Something that sets the level of a VM's interrupt lines: the VM itself (KVM_IRQ_LINE).
-pub(crate) trait IrqLines: Send + Sync {
-    /// Sets interrupt line `line` (a GSI of the VM's routing) high or low.
-    fn set_level(&self, line: u32, high: bool) -> Result<(), kvm_ioctls::Error>;
-}
-
-impl IrqLines for VmFd {
-    fn set_level(&self, line: u32, high: bool) -> Result<(), kvm_ioctls::Error> {
-        self.set_irq_line(line, high)
-    }
-}
 
 /// The port side of the device.
 pub(crate) struct PcTestdev {

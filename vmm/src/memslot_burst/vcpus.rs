@@ -13,6 +13,7 @@ use seccompiler::BpfProgram;
 
 use super::error::BurstError;
 use super::guest::{self, STATUS_COUNTER_MISMATCH, STATUS_PATTERN_MISMATCH};
+use crate::arch::x86_64::regs::StartState;
 use crate::vcpu::set::VCPU_STACK_SIZE;
 use crate::vcpu::{kick, run_loop, ExitHandler, Outcome};
 
@@ -104,6 +105,9 @@ impl ExitHandler for Shared {
             }
             Outcome::SystemEvent { vcpu, kind } => (vcpu, format!("system event of type {kind}")),
             Outcome::Stop { vcpu, event } => (vcpu, format!("device event {event:?}")),
+            Outcome::TooManySuspends { vcpu, limit } => {
+                (vcpu, format!("more than {limit} ACPI S3 suspends"))
+            }
         };
         self.unexpected(vcpu, what)
     }
@@ -142,7 +146,14 @@ impl GuestVcpus {
                     kick::signal();
                     let confined = seccomp.map_or(Ok(()), crate::seccomp::install);
                     match confined {
-                        Ok(()) => run_loop::run(&mut vcpu, index, &*shared),
+                        // The burst's guest never suspends: the start state is never used.
+                        Ok(()) => {
+                            let start = StartState {
+                                bsp: index == 0,
+                                x2apic: false,
+                            };
+                            run_loop::run(&mut vcpu, index, start, &*shared)
+                        }
                         Err(e) => {
                             let _ = shared.unexpected(
                                 index,

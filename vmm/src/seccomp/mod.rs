@@ -33,7 +33,7 @@ mod sigsys;
 use std::os::raw::c_uint;
 use std::sync::OnceLock;
 
-use kvm_bindings::{kvm_irq_level, kvm_regs, KVMIO};
+use kvm_bindings::{kvm_irq_level, kvm_mp_state, kvm_regs, kvm_sregs, KVMIO};
 use seccompiler::BpfProgram;
 use vmm_sys_util::ioctl::{ioctl_expr, _IOC_NONE, _IOC_READ, _IOC_WRITE};
 
@@ -65,6 +65,33 @@ const KVM_IRQ_LINE: u32 = ioctl_expr(
     KVM_IRQ_LINE_NR,
     std::mem::size_of::<kvm_irq_level>() as c_uint,
 ) as u32;
+/// KVM_SET_REGS's number within KVMIO.
+const KVM_SET_REGS_NR: c_uint = 0x82;
+/// KVM_SET_SREGS's number within KVMIO.
+const KVM_SET_SREGS_NR: c_uint = 0x84;
+/// KVM_SET_MP_STATE's number within KVMIO.
+const KVM_SET_MP_STATE_NR: c_uint = 0x99;
+/// `_IOW(KVMIO, 0x82, struct kvm_regs)`.
+const KVM_SET_REGS: u32 = ioctl_expr(
+    _IOC_WRITE,
+    KVMIO,
+    KVM_SET_REGS_NR,
+    std::mem::size_of::<kvm_regs>() as c_uint,
+) as u32;
+/// `_IOW(KVMIO, 0x84, struct kvm_sregs)`.
+const KVM_SET_SREGS: u32 = ioctl_expr(
+    _IOC_WRITE,
+    KVMIO,
+    KVM_SET_SREGS_NR,
+    std::mem::size_of::<kvm_sregs>() as c_uint,
+) as u32;
+/// `_IOW(KVMIO, 0x99, struct kvm_mp_state)`.
+const KVM_SET_MP_STATE: u32 = ioctl_expr(
+    _IOC_WRITE,
+    KVMIO,
+    KVM_SET_MP_STATE_NR,
+    std::mem::size_of::<kvm_mp_state>() as c_uint,
+) as u32;
 
 /// `ioctl(fd, request, ...)`: the request.
 const IOCTL_REQUEST_ARG: u8 = 1;
@@ -91,13 +118,21 @@ pub enum Allow {
 
 /// What a vCPU thread may do once filtered: system call number and condition.
 pub const ALLOWLIST: &[(i64, Allow)] = &[
-    // The run loop, the RIP of a triple fault or an internal error, and pc-testdev's
-    // interrupt lines (on the VM's fd): no other request.
+    // The run loop, the RIP of a triple fault or an internal error, pc-testdev's interrupt
+    // lines (on the VM's fd), and the state of a vCPU resumed from ACPI S3, which its own
+    // thread sets: no other request.
     (
         libc::SYS_ioctl,
         Allow::OneOf {
             arg: IOCTL_REQUEST_ARG,
-            values: &[KVM_RUN, KVM_GET_REGS, KVM_IRQ_LINE],
+            values: &[
+                KVM_RUN,
+                KVM_GET_REGS,
+                KVM_IRQ_LINE,
+                KVM_SET_REGS,
+                KVM_SET_SREGS,
+                KVM_SET_MP_STATE,
+            ],
         },
     ),
     // The console (stderr or the --console file), warnings on stderr, the exit eventfd, a
@@ -236,6 +271,10 @@ mod tests {
         assert_eq!(KVM_GET_REGS, 0x8090_AE81);
         // _IOW(KVMIO, 0x61, struct kvm_irq_level), an 8-byte struct.
         assert_eq!(KVM_IRQ_LINE, 0x4008_AE61);
+        // _IOW: a 144-byte kvm_regs, a 312-byte kvm_sregs, a 4-byte kvm_mp_state.
+        assert_eq!(KVM_SET_REGS, 0x4090_AE82);
+        assert_eq!(KVM_SET_SREGS, 0x4138_AE84);
+        assert_eq!(KVM_SET_MP_STATE, 0x4004_AE99);
     }
 
     #[test]
@@ -420,7 +459,9 @@ mod tests {
             libc::syscall(libc::SYS_clock_gettime, libc::CLOCK_MONOTONIC, &mut ts);
             libc::syscall(libc::SYS_ioctl, -1, c_ulong::from(KVM_RUN), 0);
             libc::syscall(libc::SYS_ioctl, -1, c_ulong::from(KVM_GET_REGS), 0);
-            libc::syscall(libc::SYS_ioctl, -1, c_ulong::from(KVM_IRQ_LINE), 0);
+            for request in [KVM_IRQ_LINE, KVM_SET_REGS, KVM_SET_SREGS, KVM_SET_MP_STATE] {
+                libc::syscall(libc::SYS_ioctl, -1, c_ulong::from(request), 0);
+            }
         }
         kvm_run_with_high_bits();
     }

@@ -63,6 +63,14 @@ impl Drop for Running {
     }
 }
 
+/// Kicks every thread out of KVM_RUN (its handler says why).
+pub(crate) fn kick_threads<T>(threads: &[JoinHandle<T>]) {
+    let kick = signal();
+    for t in threads {
+        let _ = t.kill(kick);
+    }
+}
+
 /// Kicks every thread (whose VM's stop flag the caller has set), joins them all and returns
 /// what each returned (a panicked thread's result is missing).
 pub(crate) fn stop_threads<T>(threads: Vec<JoinHandle<T>>) -> Vec<T> {

@@ -153,6 +153,10 @@ impl Vcpu {
 
     /// Runs the vCPU until the VM stops.
     pub(crate) fn run(&mut self, handler: &impl ExitHandler) {
-        run_loop::run(&mut self.fd, self.index, handler);
+        let start = StartState {
+            bsp: self.index == 0,
+            x2apic: self.boot.topology.x2apic(),
+        };
+        run_loop::run(&mut self.fd, self.index, start, handler);
     }
 }

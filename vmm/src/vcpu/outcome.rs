@@ -16,6 +16,8 @@ pub(crate) enum Outcome {
     FailEntry { vcpu: u32, reason: u64 },
     /// The guest asked for a power-off or reset through a KVM system event.
     SystemEvent { vcpu: u32, kind: u32 },
+    /// The guest suspended the VM (ACPI S3) more than `limit` times.
+    TooManySuspends { vcpu: u32, limit: u32 },
     /// KVM_RUN failed or returned an exit sipi does not handle.
     VcpuFailed { vcpu: u32, message: String },
 }

@@ -1,6 +1,8 @@
 //! The one vCPU run loop of the VMM: KVM_RUN until the VM stops, each exit handed to an
 //! [`ExitHandler`] (a boot's devices, or memslot-burst's checks), kicks honoured through
-//! `immediate_exit`.
+//! `immediate_exit`. A VM that suspends (ACPI S3) parks every loop ([`ExitHandler::park`]);
+//! on resume each thread puts its own vCPU in the state of a resumed machine before it runs
+//! again.
 
 use std::ops::ControlFlow;
 
@@ -9,12 +11,23 @@ use kvm_ioctls::{VcpuExit, VcpuFd};
 
 use super::kick::Running;
 use super::outcome::Outcome;
+use crate::arch::x86_64::regs::StartState;
+use crate::arch::x86_64::reset;
 
 /// What a VM does with its vCPUs' exits. `Break` stops this vCPU's loop; a VM that ends
 /// stops every loop through [`ExitHandler::stopping`].
 pub(crate) trait ExitHandler: Sync {
     /// True once the VM is stopping; checked before every KVM_RUN.
     fn stopping(&self) -> bool;
+    /// True while the VM is suspending or suspended: the loop parks before its next KVM_RUN.
+    fn pausing(&self) -> bool {
+        false
+    }
+    /// Parks vCPU `vcpu`'s thread until the VM resumes; returns the FACS waking vector to
+    /// resume at, or None if the VM is stopping instead.
+    fn park(&self, _vcpu: u32) -> Option<u32> {
+        None
+    }
     /// vCPU `vcpu` is about to enter KVM_RUN for the first time.
     fn first_run(&self, _vcpu: u32) {}
     /// vCPU `vcpu`'s thread has started, before the vCPU's setup and the thread's seccomp
@@ -38,11 +51,29 @@ pub(crate) trait ExitHandler: Sync {
     fn ended(&self, outcome: Outcome) -> ControlFlow<()>;
 }
 
-/// Runs vCPU `index` until `handler` says the VM is stopping or breaks the loop.
-pub(crate) fn run(vcpu: &mut VcpuFd, index: u32, handler: &impl ExitHandler) {
+/// Runs vCPU `index` (which starts as `start` says) until `handler` says the VM is stopping
+/// or breaks the loop.
+pub(crate) fn run(vcpu: &mut VcpuFd, index: u32, start: StartState, handler: &impl ExitHandler) {
     let _kicks = Running::enter(vcpu);
     handler.first_run(index);
     while !handler.stopping() {
+        if handler.pausing() {
+            if let Some(vector) = handler.park(index) {
+                if let Err(e) = reset::after_resume(vcpu, start, vector) {
+                    let message = format!("cannot resume from S3: {}", crate::error_line(&e));
+                    if handler
+                        .ended(Outcome::VcpuFailed {
+                            vcpu: index,
+                            message,
+                        })
+                        .is_break()
+                    {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
         let flow = match vcpu.run() {
             Ok(VcpuExit::IoOut(port, data)) => {
                 let data: *const [u8] = data;
@@ -94,8 +125,12 @@ pub(crate) fn run(vcpu: &mut VcpuFd, index: u32, handler: &impl ExitHandler) {
                 vcpu: index,
                 message: format!("unexpected VM exit {other:?}"),
             }),
-            // An AP waiting for SIPI returns EAGAIN when woken; EINTR is a kick from the VMM.
-            Err(e) if e.errno() == libc::EAGAIN || e.errno() == libc::EINTR => {
+            // An AP waiting for SIPI returns EAGAIN when woken.
+            Err(e) if e.errno() == libc::EAGAIN => ControlFlow::Continue(()),
+            // A kick from the VMM: clear `immediate_exit` so that the next KVM_RUN runs (the
+            // loop checks why it was kicked before that; a kick from now on sets it again).
+            Err(e) if e.errno() == libc::EINTR => {
+                vcpu.set_kvm_immediate_exit(0);
                 ControlFlow::Continue(())
             }
             Err(e) => handler.ended(Outcome::VcpuFailed {

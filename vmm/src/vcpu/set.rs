@@ -207,6 +207,16 @@ impl VcpuSet {
         self.gate.set(Stage::Run);
     }
 
+    /// How many vCPU threads there are.
+    pub(crate) fn len(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// Kicks every vCPU thread out of KVM_RUN (the handler says why: a suspend).
+    pub(crate) fn kick(&self) {
+        kick::kick_threads(&self.threads);
+    }
+
     /// Kicks every vCPU thread out of KVM_RUN (the handler already says the VM is stopping)
     /// and joins them. The vCPUs close only after the last thread is gone: an munmap of a
     /// kvm_run area while hundreds of threads share the address space makes the kernel flush

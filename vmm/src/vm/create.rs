@@ -45,6 +45,8 @@ pub(super) struct CreatedVm {
     pub tsc_skew: Option<TscSkew>,
     /// Host time spent mapping guest memory, in microseconds (part of the memory phase).
     pub mmap_us: u64,
+    /// Where the FACS is, whose waking vector a resume from S3 starts at.
+    pub facs_addr: u64,
 }
 
 /// Creates the VM of `cfg`, timing its phases into `phases`.
@@ -92,7 +94,8 @@ pub(super) fn create(
     phases.load_kernel = clock.lap();
 
     let (guest, tsc_skew) = plan_tsc_skew(&host, cfg)?;
-    AcpiTables::build(cfg.topology)?.write_to(&mem)?;
+    let tables = AcpiTables::build(cfg.topology)?;
+    tables.write_to(&mem)?;
     let kernel_name = match &cfg.kernel {
         KernelSource::Path(p) => Some(p.to_string_lossy()),
         KernelSource::Embedded => None,
@@ -116,6 +119,7 @@ pub(super) fn create(
         guest,
         tsc_skew,
         mmap_us,
+        facs_addr: tables.facs_addr(),
     })
 }
 

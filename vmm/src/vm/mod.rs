@@ -8,6 +8,7 @@ mod counters;
 mod create;
 mod run;
 mod shared;
+mod suspend;
 pub(crate) mod verdict;
 
 use clock::PhaseClock;
@@ -84,6 +85,9 @@ pub enum VmError {
     /// An event fd could not be created.
     #[error("cannot create the VM's exit event")]
     ExitEvent(#[source] std::io::Error),
+    /// The FACS waking vector could not be read at a resume from S3.
+    #[error("cannot read the FACS waking vector at {0:#x}")]
+    WakingVector(u64, #[source] vm_memory::GuestMemoryError),
 }
 
 impl VmError {

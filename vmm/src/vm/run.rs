@@ -11,10 +11,11 @@ use super::clock::{us, PhaseClock};
 use super::counters::{BootCounters, Point};
 use super::create::CreatedVm;
 use super::shared::VmShared;
+use super::suspend::{until, Sleeper};
 use super::VmError;
 use crate::config::VmConfig;
 use crate::devices::{DeviceConfig, Devices, Doorbell};
-use crate::event_loop::{self, ShutdownSignals, Wake};
+use crate::event_loop::{ShutdownSignals, Wake};
 use crate::fds;
 use crate::memory;
 use crate::report::kvm_stats::KvmStats;
@@ -67,6 +68,7 @@ pub(super) fn run(
         guest,
         tsc_skew,
         mmap_us,
+        facs_addr,
     } = created;
     // Shared with the devices, whose pc-testdev sets interrupt lines from the vCPU threads.
     let vm = Arc::new(vm);
@@ -95,6 +97,9 @@ pub(super) fn run(
         )
         .map_err(VmError::ExitEvent)?,
     );
+    shared
+        .devices
+        .notify_rtc_alarm_changes(shared.exit_evt.try_clone().map_err(VmError::ExitEvent)?);
     // Built here, on the VM's thread, once per process; shared by every vCPU thread.
     let seccomp = match cfg.seccomp {
         true => Some(crate::seccomp::vcpu_filter().map_err(crate::vcpu::VcpuError::from)?),
@@ -141,7 +146,17 @@ pub(super) fn run(
     let released = Instant::now();
     vcpus.release();
 
-    let wake = event_loop::wait(&shared.exit_evt, cfg.timeout, &signals);
+    let deadline = cfg.timeout.map(|t| released + t);
+    let sleeper = Sleeper {
+        shared: &shared,
+        vcpus: &vcpus,
+        vm: &vm,
+        mem: &mem,
+        facs_addr,
+        wake_after: cfg.wake_after,
+        quiet: cfg.quiet,
+    };
+    let wake = wait(&sleeper, deadline, &signals);
     let t_stop = Instant::now();
     shared.request_stop();
     vcpus.stop();
@@ -168,4 +183,41 @@ pub(super) fn run(
         guest,
         kvm_stats: shared.counters.report(),
     })
+}
+
+/// Waits until the VM ends, `deadline` passes or a shutdown signal arrives, raising the RTC's
+/// alarm interrupt when the guest enabled it and carrying out each ACPI S3 suspend and resume
+/// the guest asks for on the way.
+fn wait(
+    sleeper: &Sleeper<'_>,
+    deadline: Option<Instant>,
+    signals: &Arc<ShutdownSignals>,
+) -> Result<Wake, VmError> {
+    loop {
+        let alarm = sleeper.shared.devices.rtc_next_alarm();
+        let next = match (deadline, alarm) {
+            (Some(d), Some(a)) => Some(d.min(a)),
+            (d, a) => d.or(a),
+        };
+        match until(sleeper.shared, next, signals)? {
+            Wake::Timeout if deadline.is_some_and(|d| Instant::now() >= d) => {
+                return Ok(Wake::Timeout)
+            }
+            // The RTC alarm's time.
+            Wake::Timeout => {
+                if alarm.is_some_and(|a| Instant::now() >= a) {
+                    sleeper.rtc_alarm()?;
+                }
+            }
+            Wake::VmExit if sleeper.shared.outcome().is_none() => {
+                if sleeper.shared.suspending() {
+                    if let Some(end) = sleeper.sleep(deadline, signals)? {
+                        return Ok(end);
+                    }
+                }
+                // Otherwise the guest reprogrammed the RTC alarm: look again.
+            }
+            end => return Ok(end),
+        }
+    }
 }

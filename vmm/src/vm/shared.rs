@@ -1,11 +1,11 @@
 //! What a boot's vCPU threads share with the VM's thread: the devices, the stop flag, the
-//! first terminal event and the eventfd that wakes the VM's thread. It is the boot's
-//! [`ExitHandler`].
+//! first terminal event, the eventfd that wakes the VM's thread, and the ACPI S3 rendezvous
+//! (the vCPU threads park there while the VM is suspended). It is the boot's [`ExitHandler`].
 
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, OnceLock};
-use std::time::Instant;
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 use vmm_sys_util::eventfd::EventFd;
 
@@ -13,8 +13,25 @@ use firmware::layout::REPORT_PORT;
 use kvm_ioctls::VcpuFd;
 
 use super::counters::{BootCounters, Point};
-use crate::devices::Devices;
+use crate::devices::{DeviceEvent, Devices};
 use crate::vcpu::{ExitHandler, Outcome};
+
+/// How many times a guest may suspend the VM (ACPI S3) in one boot; the next suspend ends it
+/// (a guest that suspends in a loop would otherwise run until `--timeout`).
+pub(crate) const MAX_SUSPENDS: u32 = 1000;
+
+/// Where the vCPU threads are in a suspend, under [`VmShared`]'s `sleep` lock.
+#[derive(Debug, Default)]
+struct Sleep {
+    /// vCPU threads parked in the current suspend.
+    parked: usize,
+    /// Bumped by each resume: a parked thread waits for it to change.
+    resumes: u64,
+    /// The FACS waking vector of the last resume.
+    waking_vector: u32,
+    /// Suspends so far.
+    suspends: u32,
+}
 
 /// State shared by a boot's vCPU threads and its VM thread.
 pub(super) struct VmShared {
@@ -28,6 +45,14 @@ pub(super) struct VmShared {
     pub devices: Devices,
     /// When the BSP first entered KVM_RUN.
     first_run: OnceLock<Instant>,
+    /// Set from a suspend until the resume: every vCPU thread parks before its next KVM_RUN.
+    pausing: AtomicBool,
+    /// The suspend rendezvous.
+    sleep: Mutex<Sleep>,
+    /// The VM's thread waits here for the vCPU threads to park.
+    parked: Condvar,
+    /// Parked vCPU threads wait here for the resume (or the stop).
+    resumed: Condvar,
     /// KVM's counters of the VM and its vCPUs.
     pub counters: BootCounters,
 }
@@ -41,8 +66,67 @@ impl VmShared {
             outcome: Mutex::new(None),
             devices,
             first_run: OnceLock::new(),
+            pausing: AtomicBool::new(false),
+            sleep: Mutex::new(Sleep::default()),
+            parked: Condvar::new(),
+            resumed: Condvar::new(),
             counters,
         })
+    }
+
+    fn sleep(&self) -> MutexGuard<'_, Sleep> {
+        self.sleep
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// vCPU `vcpu` wrote S3 to PM1a control: every vCPU is to park and the VM's thread to
+    /// handle the suspend; past [`MAX_SUSPENDS`], the VM ends instead.
+    fn suspend(&self, vcpu: u32) {
+        let mut s = self.sleep();
+        s.suspends += 1;
+        if s.suspends > MAX_SUSPENDS {
+            drop(s);
+            self.finish(Outcome::TooManySuspends {
+                vcpu,
+                limit: MAX_SUSPENDS,
+            });
+            return;
+        }
+        self.pausing.store(true, Ordering::Release);
+        drop(s);
+        let _ = self.exit_evt.write(1);
+    }
+
+    /// True from a guest's suspend until the VM's thread resumes the vCPUs.
+    pub(super) fn suspending(&self) -> bool {
+        self.pausing.load(Ordering::Acquire)
+    }
+
+    /// Suspends so far.
+    pub(super) fn suspends(&self) -> u32 {
+        self.sleep().suspends
+    }
+
+    /// Waits up to `for_at_most` for `count` vCPU threads to be parked; true if they are.
+    pub(super) fn wait_parked(&self, count: usize, for_at_most: Duration) -> bool {
+        let s = self.sleep();
+        let (s, _) = self
+            .parked
+            .wait_timeout_while(s, for_at_most, |s| s.parked < count)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.parked >= count
+    }
+
+    /// Resumes every parked vCPU thread: the BSP at `waking_vector`, the APs waiting for SIPI.
+    pub(super) fn resume(&self, waking_vector: u32) {
+        let mut s = self.sleep();
+        s.parked = 0;
+        s.resumes += 1;
+        s.waking_vector = waking_vector;
+        self.pausing.store(false, Ordering::Release);
+        drop(s);
+        self.resumed.notify_all();
     }
 
     /// Records a terminal event (the first one wins) and stops the VM.
@@ -57,9 +141,12 @@ impl VmShared {
         let _ = self.exit_evt.write(1);
     }
 
-    /// Tells every vCPU thread to stop.
+    /// Tells every vCPU thread to stop, parked ones included.
     pub(super) fn request_stop(&self) {
         self.stop.store(true, Ordering::Release);
+        // Under the lock, so that a thread about to park sees the flag or gets the wake-up.
+        drop(self.sleep());
+        self.resumed.notify_all();
     }
 
     /// The first terminal event, if any.
@@ -78,6 +165,24 @@ impl ExitHandler for VmShared {
         self.stop.load(Ordering::Acquire)
     }
 
+    fn pausing(&self) -> bool {
+        self.suspending()
+    }
+
+    fn park(&self, _vcpu: u32) -> Option<u32> {
+        let mut s = self.sleep();
+        let resumes = s.resumes;
+        s.parked += 1;
+        self.parked.notify_one();
+        while s.resumes == resumes && !self.stopping() {
+            s = self
+                .resumed
+                .wait(s)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        (!self.stopping()).then_some(s.waking_vector)
+    }
+
     fn first_run(&self, vcpu: u32) {
         if vcpu == 0 {
             let _ = self.first_run.set(Instant::now());
@@ -94,8 +199,10 @@ impl ExitHandler for VmShared {
         self.counters.vcpu(vcpu, Point::Exit);
     }
     fn io_out(&self, vcpu: u32, port: u16, data: &[u8]) -> ControlFlow<()> {
-        if let Some(event) = self.devices.pio_out(vcpu, port, data) {
-            self.finish(Outcome::Stop { vcpu, event });
+        match self.devices.pio_out(vcpu, port, data) {
+            Some(DeviceEvent::Suspend) => self.suspend(vcpu),
+            Some(event) => self.finish(Outcome::Stop { vcpu, event }),
+            None => {}
         }
         // The guest's timed work is over once it rings the report doorbell.
         if port == REPORT_PORT && self.devices.report.first().is_some() {

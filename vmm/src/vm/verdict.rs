@@ -51,6 +51,9 @@ pub(crate) fn verdict(e: &Ending<'_>) -> Verdict {
     let exit_via = match e.outcome {
         Some(Outcome::Stop { event, .. }) if ended_by_guest => Some(event.exit_via()),
         Some(Outcome::TripleFault { .. }) if ended_by_guest => Some("triple-fault"),
+        Some(Outcome::TooManySuspends { .. }) if ended_by_guest => {
+            Some(DeviceEvent::Suspend.exit_via())
+        }
         _ => None,
     };
     let guest_status = match e.outcome {
@@ -144,6 +147,14 @@ fn decide(e: &Ending<'_>) -> (Status, Option<String>) {
         }
         Some(Outcome::VcpuFailed { vcpu, message }) => {
             return (Status::Host, Some(format!("vCPU {vcpu}: {message}")))
+        }
+        Some(Outcome::TooManySuspends { vcpu, limit }) => {
+            return (
+                Status::GuestFault,
+                Some(format!(
+                    "the guest suspended the VM (ACPI S3) more than {limit} times; vCPU {vcpu} asked once more"
+                )),
+            )
         }
         // The VM ending is the result: the guest chose its status, or powered off or reset.
         Some(Outcome::Stop {

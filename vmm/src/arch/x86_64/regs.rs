@@ -15,7 +15,7 @@ use crate::loader::{BootLayout, Entry};
 /// CR0.PE: protected mode (Intel SDM Vol. 3A, 2.5).
 const X86_CR0_PE: u64 = 1 << 0;
 /// CR0.ET: extension type, hard-wired to 1 on modern CPUs.
-const X86_CR0_ET: u64 = 1 << 4;
+pub(super) const X86_CR0_ET: u64 = 1 << 4;
 /// CR0.PG: paging.
 const X86_CR0_PG: u64 = 1 << 31;
 /// CR4.PAE: physical address extension.
@@ -25,7 +25,7 @@ const EFER_LME: u64 = 1 << 8;
 /// IA32_EFER.LMA: long mode active.
 const EFER_LMA: u64 = 1 << 10;
 /// RFLAGS bit 1 is reserved and always 1 (Intel SDM Vol. 1, 3.4.3).
-const RFLAGS_RESERVED: u64 = 1 << 1;
+pub(super) const RFLAGS_RESERVED: u64 = 1 << 1;
 
 /// IA32_MISC_ENABLE (Intel SDM Vol. 4, Table 2-2).
 const MSR_IA32_MISC_ENABLE: u32 = 0x1A0;
@@ -132,13 +132,13 @@ pub(crate) fn setup_bsp(vcpu: &VcpuFd, entry: Entry, layout: &BootLayout) -> Res
 }
 
 /// IA32_APIC_BASE (Intel SDM Vol. 3A, 11.4.4).
-const MSR_IA32_APIC_BASE: u32 = 0x1B;
+pub(super) const MSR_IA32_APIC_BASE: u32 = 0x1B;
 /// IA32_APIC_BASE.BSP: this is the bootstrap processor.
-const APIC_BASE_BSP: u64 = 1 << 8;
+pub(super) const APIC_BASE_BSP: u64 = 1 << 8;
 /// IA32_APIC_BASE.EXTD: x2APIC mode.
-const APIC_BASE_EXTD: u64 = 1 << 10;
+pub(super) const APIC_BASE_EXTD: u64 = 1 << 10;
 /// IA32_APIC_BASE.EN: the local APIC is enabled.
-const APIC_BASE_EN: u64 = 1 << 11;
+pub(super) const APIC_BASE_EN: u64 = 1 << 11;
 
 /// How a vCPU starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

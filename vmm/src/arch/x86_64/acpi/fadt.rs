@@ -27,8 +27,7 @@ const IAPC_LEGACY_DEVICES: u16 = 1 << 0;
 const IAPC_8042: u16 = 1 << 1;
 /// IA-PC boot architecture flags: VGA is not present.
 const IAPC_VGA_NOT_PRESENT: u16 = 1 << 2;
-/// The FACS must be 64-byte aligned (ACPI 6.5, 5.2.10).
-pub(super) const FACS_ALIGN: u64 = 64;
+pub(super) use firmware::acpi::facs::FACS_ALIGN;
 
 /// The FACS: no waking vector, no global lock owner.
 pub(super) fn facs() -> Vec<u8> {
@@ -52,6 +51,7 @@ pub(super) fn build(dsdt: u32, facs: u32) -> Vec<u8> {
         .flag(Flags::SlpButton)
         .flag(Flags::ResetRegSup);
     f.firmware_ctrl = facs.into();
+    f.x_firmware_ctrl = u64::from(facs).into();
     f.dsdt = dsdt.into();
     f.x_dsdt = u64::from(dsdt).into();
     f.sci_int = ACPI_SCI_IRQ.into();

@@ -176,6 +176,14 @@ impl AcpiTables {
         })
     }
 
+    /// The guest address of the FACS, whose waking vector a resume from S3 starts at.
+    pub(crate) fn facs_addr(&self) -> u64 {
+        self.tables
+            .iter()
+            .find(|(_, bytes)| bytes.starts_with(&firmware::acpi::facs::FACS_SIGNATURE))
+            .map_or(0, |(addr, _)| *addr)
+    }
+
     /// Writes every table into guest memory at its address.
     pub(crate) fn write_to(&self, mem: &GuestMemoryMmap) -> Result<(), AcpiError> {
         for (addr, bytes) in &self.tables {

@@ -12,9 +12,9 @@ use firmware::acpi::sdt::{validate, SdtHeader};
 use firmware::acpi::{rsdt, sum, xsdt};
 use firmware::bytes::{u16_at, u32_at, u64_at, u8_at};
 use firmware::layout::{
-    ACPI_PM1A_CNT_PORT, ACPI_PM1A_EVT_PORT, ACPI_SCI_IRQ, ACPI_SLP_TYP_S5, BIOS_AREA_END,
-    BIOS_AREA_START, CMOS_CENTURY_INDEX, HPET_BASE, I8042_CMD_RESET, I8042_COMMAND_PORT,
-    IOAPIC_BASE, IOAPIC_ID, LAPIC_BASE,
+    ACPI_PM1A_CNT_PORT, ACPI_PM1A_EVT_PORT, ACPI_SCI_IRQ, ACPI_SLP_TYP_S3, ACPI_SLP_TYP_S5,
+    BIOS_AREA_END, BIOS_AREA_START, CMOS_CENTURY_INDEX, HPET_BASE, I8042_CMD_RESET,
+    I8042_COMMAND_PORT, IOAPIC_BASE, IOAPIC_ID, LAPIC_BASE,
 };
 
 /// KVM_CAP_MAX_VCPU_ID on our machines: the most vCPUs a VM can have APIC IDs for.
@@ -31,6 +31,7 @@ struct Found {
     hpet_addr: u64,
     hpet: Hpet,
     s5: Option<u8>,
+    s3: Option<u8>,
     madt_addr: u64,
     madt_revision: u8,
     local_apic_addr: u32,
@@ -70,6 +71,7 @@ struct Fadt {
     revision: u8,
     minor: u8,
     firmware_ctrl: u32,
+    x_firmware_ctrl: u64,
     dsdt: u32,
     x_dsdt: u64,
     sci_int: u16,
@@ -101,6 +103,7 @@ fn parse_fadt(t: &[u8]) -> Fadt {
         revision: revision(t),
         minor: u8_at(t, 131).unwrap(),
         firmware_ctrl: u32_at(t, 36).unwrap(),
+        x_firmware_ctrl: u64_at(t, 132).unwrap(),
         dsdt: u32_at(t, 40).unwrap(),
         x_dsdt: u64_at(t, 140).unwrap(),
         sci_int: u16_at(t, 46).unwrap(),
@@ -120,10 +123,11 @@ fn parse_fadt(t: &[u8]) -> Fadt {
     }
 }
 
-/// The SLP_TYPa of `\_S5` as a simple kernel finds it: the bytes "_S5_" after a NameOp, then
-/// PackageOp, PkgLength, NumElements, and a BytePrefix'd (or Zero/One) first element.
-fn find_s5(dsdt: &[u8]) -> Option<u8> {
-    let at = dsdt.windows(4).position(|w| w == b"_S5_")?;
+/// The SLP_TYPa of a sleep state package (`name`: "_S5_", "_S3_") as a simple kernel finds
+/// it: the name's bytes after a NameOp, then PackageOp, PkgLength, NumElements, and a
+/// BytePrefix'd (or Zero/One) first element.
+fn find_slp_typ(dsdt: &[u8], name: &[u8; 4]) -> Option<u8> {
+    let at = dsdt.windows(4).position(|w| w == name)?;
     if dsdt.get(at.checked_sub(1)?) != Some(&0x08) || dsdt.get(at + 4) != Some(&0x12) {
         return None;
     }
@@ -171,7 +175,8 @@ fn decode(area: &[u8]) -> Result<Found, String> {
         return Err("FACS: bad signature or length".into());
     }
     let (_, dsdt) = validate(at(fadt.x_dsdt)?, b"DSDT").map_err(|e| format!("DSDT: {e}"))?;
-    let s5 = find_s5(dsdt);
+    let s5 = find_slp_typ(dsdt, b"_S5_");
+    let s3 = find_slp_typ(dsdt, b"_S3_");
     let madt_bytes = at(madt_addr)?;
     let madt = Madt::parse(madt_bytes).map_err(|e| format!("MADT: {e}"))?;
     Ok(Found {
@@ -183,6 +188,7 @@ fn decode(area: &[u8]) -> Result<Found, String> {
         hpet_addr,
         hpet,
         s5,
+        s3,
         madt_addr,
         madt_revision: revision(madt_bytes),
         local_apic_addr: madt.local_apic_addr,
@@ -227,6 +233,14 @@ fn check_tables(n: u32, tables: &AcpiTables, found: &Found) {
     assert_eq!(table(tables, b"HPET").map(|t| revision(t.1)), Some(1));
     let facs = table(tables, b"FACS").unwrap().0;
     assert!(facs.is_multiple_of(64), "the FACS is 64-byte aligned");
+    let facs_bytes = &table(tables, b"FACS").unwrap().1;
+    assert_eq!(facs_bytes.len(), firmware::acpi::facs::FACS_LEN);
+    assert_eq!(
+        firmware::acpi::facs::firmware_waking_vector(facs_bytes),
+        Some(0),
+        "no waking vector until the OS sets one"
+    );
+    assert_eq!(tables.facs_addr(), facs);
 
     // The FADT: PM1a blocks at the ACPI PM device's ports, SCI, reset through the 8042.
     let f = &found.fadt;
@@ -247,6 +261,11 @@ fn check_tables(n: u32, tables: &AcpiTables, found: &Found) {
     assert_eq!(f.reset_reg, (1, 8, u64::from(I8042_COMMAND_PORT)));
     assert_eq!(f.reset_value, I8042_CMD_RESET);
     assert_eq!(found.s5, Some(ACPI_SLP_TYP_S5), "\\_S5 names SLP_TYP S5");
+    assert_eq!(found.s3, Some(ACPI_SLP_TYP_S3), "\\_S3 names SLP_TYP S3");
+    assert_eq!(
+        f.x_firmware_ctrl, facs,
+        "X_FIRMWARE_CTRL names the FACS too"
+    );
 
     // Every checksum: the RSDP's two, then each table's.
     assert_eq!(sum(&t[0].1[..RSDP_V1_SIZE]), 0, "RSDP checksum");
