@@ -90,7 +90,7 @@ bench: build
 # options) with cargo-fuzz on the nightly toolchain, FUZZ_SECONDS each. A crash found becomes a
 # regression test in the crate that owns the decoder.
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS := report acpi elf cmdline guest_memory
+FUZZ_TARGETS := report acpi elf cmdline guest_memory kvm_stats
 fuzz: build
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	for t in $(FUZZ_TARGETS); do \

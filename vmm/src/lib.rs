@@ -2,7 +2,7 @@
 //!
 //! The layers, each importing only those before it (docs/design.md):
 //! 1. vocabulary: [`status`] (exit statuses) and [`error_line`];
-//! 2. parts: [`kvm`], [`memory`], [`loader`], [`arch`] (x86-64: topology, CPUID, registers,
+//! 2. parts: [`kvm`], [`kvm_stats`] (KVM's own counters), [`memory`], [`loader`], [`arch`] (x86-64: topology, CPUID, registers,
 //!    ACPI, boot hand-off), [`devices`], `seccomp`, `event_loop`, `output`;
 //! 3. [`config`]: one validated configuration of a boot;
 //! 4. [`vcpu`]: a vCPU, its setup and its one run loop;
@@ -21,6 +21,7 @@ pub mod error_line;
 pub(crate) mod event_loop;
 pub(crate) mod fds;
 pub mod kvm;
+pub mod kvm_stats;
 pub mod loader;
 pub mod memory;
 pub mod memslot_burst;

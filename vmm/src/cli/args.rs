@@ -331,6 +331,11 @@ pub struct BootArgs {
     /// bringup_start, all_online), so that --timeout must end the VM.
     #[arg(long, value_name = "PHASE", hide = true, value_parser = parse_bsp_phase)]
     pub test_hang_after: Option<BspPhase>,
+
+    /// Test only: the VMM opens none of KVM's statistics files, as on a host without them
+    /// (before Linux 5.14), so the boot must go on and say why it has no counters.
+    #[arg(long, hide = true)]
+    pub test_no_kvm_stats: bool,
 }
 
 /// Parses a BSP phase name for `--test-hang-after`.

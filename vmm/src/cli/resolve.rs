@@ -79,6 +79,7 @@ impl BootArgs {
             seccomp: !crate::seccomp::disabled(),
             hooks: TestHooks {
                 tsc_skew: self.test_skew_tsc,
+                no_kvm_stats: self.test_no_kvm_stats,
             },
         })
     }

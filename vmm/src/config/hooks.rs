@@ -18,4 +18,6 @@ pub struct TscSkew {
 pub struct TestHooks {
     /// `--test-skew-tsc`.
     pub tsc_skew: Option<TscSkew>,
+    /// `--test-no-kvm-stats`: boot as on a host without KVM's binary statistics.
+    pub no_kvm_stats: bool,
 }

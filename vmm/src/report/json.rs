@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::details::BootJson;
+use super::kvm_stats::KvmStats;
 use super::live::Reached;
 use super::outcome::{BootOutcome, VmmPhasesUs};
 
@@ -33,6 +34,9 @@ pub(crate) struct JsonReport<'a> {
     /// Without a report (a timeout, a signal): what the guest had reached, from its live
     /// state; null when there is a report or the guest published none.
     reached: Option<&'a Reached>,
+    /// KVM's own counters of the VM and each vCPU (docs/kvm_stats.md); `available` false, with
+    /// the reason, on a host without them.
+    kvm_stats: Option<&'a KvmStats>,
     /// Boot report details, when one was received.
     #[serde(flatten)]
     boot: Option<&'a BootJson>,
@@ -51,6 +55,7 @@ impl<'a> From<&'a BootOutcome> for JsonReport<'a> {
             guest_status: o.guest_status,
             exit_via: o.exit_via,
             reached: o.reached.as_ref(),
+            kvm_stats: o.kvm_stats.as_ref(),
             boot: o.boot.as_ref(),
         }
     }

@@ -8,6 +8,7 @@ mod check;
 pub mod details;
 mod error;
 mod json;
+pub mod kvm_stats;
 pub mod live;
 mod outcome;
 mod scenario;

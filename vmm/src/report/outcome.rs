@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::details::BootJson;
+use super::kvm_stats::KvmStats;
 use super::live::Reached;
 use super::stats::BringupStats;
 use crate::status::Status;
@@ -62,4 +63,6 @@ pub struct BootOutcome {
     pub boot: Option<BootJson>,
     /// The per-AP timings of the boot report.
     pub stats: Option<BringupStats>,
+    /// KVM's own counters of the VM and each vCPU (docs/kvm_stats.md).
+    pub kvm_stats: Option<KvmStats>,
 }

@@ -69,6 +69,9 @@ pub(crate) fn render_summary(j: &BootOutcome, per_cpu: bool) -> String {
     {
         out.push_str(&text);
     }
+    if let Some(k) = &j.kvm_stats {
+        out.push_str(&super::kvm_stats::render(k, per_cpu));
+    }
     let p = &j.vmm_phases_us;
     let report = p.report.map_or_else(|| "-".to_string(), |r| r.to_string());
     let exit = p.exit.map_or_else(|| "-".to_string(), |r| r.to_string());

@@ -33,6 +33,14 @@ pub(crate) trait ExitHandler: Sync {
     fn bsp_created(&self, _vm: &VmFd, _bsp: &VcpuFd) {}
     /// vCPU `vcpu` is about to enter KVM_RUN for the first time.
     fn first_run(&self, _vcpu: u32) {}
+    /// vCPU `vcpu`'s thread has started, before the vCPU's setup and the thread's seccomp
+    /// filter: the moment to open what the thread will read later.
+    fn vcpu_started(&self, _vcpu: u32, _fd: &VcpuFd) {}
+    /// vCPU `vcpu` is set up and about to wait for the others; it has not run.
+    fn vcpu_ready(&self, _vcpu: u32) {}
+    /// vCPU `vcpu` has left its run loop for good (or, released after the VM began to stop,
+    /// never entered it).
+    fn vcpu_left(&self, _vcpu: u32) {}
     /// A port write.
     fn io_out(&self, vcpu: u32, port: u16, data: &[u8]) -> ControlFlow<()>;
     /// A port read; fills `data`.

@@ -231,14 +231,19 @@ impl VcpuSet {
 
 /// The body of a vCPU thread; returns the vCPU for the VM's thread to close.
 fn thread_main(mut vcpu: Vcpu, gate: &Gate, handler: &impl ExitHandler) -> Vcpu {
+    handler.vcpu_started(vcpu.index, &vcpu.fd);
     let configured = vcpu.configure();
     let ok = configured.is_ok();
     if gate.arrive(Stage::Configure, configured) == Stage::Abort {
         return vcpu;
     }
     let prepared = if ok { vcpu.before_run() } else { Ok(()) };
-    if gate.arrive(Stage::BeforeRun, prepared) == Stage::Run && !handler.stopping() {
-        vcpu.run(handler);
+    handler.vcpu_ready(vcpu.index);
+    if gate.arrive(Stage::BeforeRun, prepared) == Stage::Run {
+        if !handler.stopping() {
+            vcpu.run(handler);
+        }
+        handler.vcpu_left(vcpu.index);
     }
     vcpu
 }

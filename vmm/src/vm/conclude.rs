@@ -42,6 +42,7 @@ pub(super) fn conclude(ran: &Ran, cfg: &VmConfig, phases: VmmPhasesUs) -> BootOu
         reached: None,
         boot: None,
         stats: None,
+        kvm_stats: Some(ran.kvm_stats.clone()),
     };
     if let Some(Ok(Report::Boot(b))) = &decoded {
         let stats = bringup_stats(b);

@@ -4,6 +4,7 @@
 
 mod clock;
 mod conclude;
+mod counters;
 mod create;
 mod run;
 mod shared;

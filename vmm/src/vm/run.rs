@@ -8,6 +8,7 @@ use firmware::cmdline::GuestOptions;
 use vm_memory::GuestMemoryMmap;
 
 use super::clock::{us, PhaseClock};
+use super::counters::{BootCounters, Point};
 use super::create::CreatedVm;
 use super::shared::VmShared;
 use super::suspend::{until, Sleeper};
@@ -17,10 +18,14 @@ use crate::devices::{DeviceConfig, Devices, Doorbell};
 use crate::event_loop::{ShutdownSignals, Wake};
 use crate::fds;
 use crate::memory;
+use crate::report::kvm_stats::KvmStats;
 use crate::report::VmmPhasesUs;
 use crate::vcpu::{BootVcpus, Outcome, VcpuSet};
 
-/// File descriptors beyond one per vCPU the process may hold during a boot (stdio, KVM, the VM,
+/// File descriptors per vCPU: the vCPU's and its statistics file's.
+const FDS_PER_VCPU: usize = 2;
+
+/// File descriptors beyond those of the vCPUs the process may hold during a boot (stdio, KVM, the VM,
 /// event fds, signalfd, timerfd, console and JSON files).
 const FD_HEADROOM: usize = 64;
 
@@ -42,6 +47,8 @@ pub(super) struct Ran {
     pub sipi_guest: bool,
     /// The options the guest was given.
     pub guest: GuestOptions,
+    /// KVM's counters of the VM and its vCPUs.
+    pub kvm_stats: KvmStats,
 }
 
 /// Runs the VM `created` until it ends, timing its phases into `phases`.
@@ -72,11 +79,21 @@ pub(super) fn run(
         quiet: cfg.quiet,
     };
     let console = std::mem::replace(&mut cfg.console, Box::new(std::io::sink()));
+    let mut counters = BootCounters::new(&vm, cfg);
+    // One fd per vCPU (and its kvm_run mapping), and one for its statistics file, are about to
+    // be created while threads exist. When the open-file limit has no room for the statistics
+    // files, the boot goes on without the per-vCPU counters.
+    let vcpu_fds = cfg.topology.vcpus() as usize;
+    if let Err(e) = fds::reserve(&vm, vcpu_fds * FDS_PER_VCPU + FD_HEADROOM) {
+        fds::reserve(&vm, vcpu_fds + FD_HEADROOM)?;
+        counters.without_vcpus(crate::error_line(&e));
+    }
     let shared = Arc::new(
         VmShared::new(
             Devices::new(console, &device_config)
                 .with_memory(mem.clone())
                 .with_irq_lines(vm.clone()),
+            counters,
         )
         .map_err(VmError::ExitEvent)?,
     );
@@ -97,8 +114,6 @@ pub(super) fn run(
         tsc_skew,
         seccomp,
     };
-    // One fd per vCPU (and its kvm_run mapping) is about to be created while threads exist.
-    fds::reserve(&vm, cfg.topology.vcpus() as usize + FD_HEADROOM)?;
     // Registering guest RAM with KVM runs under a different KVM lock than vCPU creation: do
     // both at once. Dropping the map deletes the slots, so it lives until the vCPU threads are
     // joined.
@@ -127,6 +142,7 @@ pub(super) fn run(
     let vcpus = vcpus.wait_configured()?;
     let tsc_khz = vcpus.tsc_khz().unwrap_or(0);
     phases.create_vcpus = clock.lap();
+    shared.counters.vm(Point::Setup);
     let released = Instant::now();
     vcpus.release();
 
@@ -145,6 +161,7 @@ pub(super) fn run(
     shared.request_stop();
     vcpus.stop();
     shared.devices.flush();
+    shared.counters.vm(Point::Exit);
     let first_run = shared.first_run();
     phases.first_run = first_run.map_or(0, |t| us(t.saturating_duration_since(released)));
     let doorbell = shared.devices.report.first();
@@ -164,6 +181,7 @@ pub(super) fn run(
         mem,
         sipi_guest,
         guest,
+        kvm_stats: shared.counters.report(),
     })
 }
 

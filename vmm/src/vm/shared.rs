@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 use kvm_ioctls::{VcpuFd, VmFd};
 use vmm_sys_util::eventfd::EventFd;
 
+use firmware::layout::REPORT_PORT;
+
+use super::counters::{BootCounters, Point};
 use crate::devices::{DeviceEvent, Devices};
 use crate::vcpu::{ExitHandler, Outcome};
 
@@ -50,11 +53,13 @@ pub(super) struct VmShared {
     parked: Condvar,
     /// Parked vCPU threads wait here for the resume (or the stop).
     resumed: Condvar,
+    /// KVM's counters of the VM and its vCPUs.
+    pub counters: BootCounters,
 }
 
 impl VmShared {
     /// New shared state around `devices`.
-    pub(super) fn new(devices: Devices) -> std::io::Result<Self> {
+    pub(super) fn new(devices: Devices, counters: BootCounters) -> std::io::Result<Self> {
         Ok(Self {
             stop: AtomicBool::new(false),
             exit_evt: EventFd::new(libc::EFD_NONBLOCK)?,
@@ -65,6 +70,7 @@ impl VmShared {
             sleep: Mutex::new(Sleep::default()),
             parked: Condvar::new(),
             resumed: Condvar::new(),
+            counters,
         })
     }
 
@@ -187,11 +193,24 @@ impl ExitHandler for VmShared {
         }
     }
 
+    fn vcpu_started(&self, vcpu: u32, fd: &VcpuFd) {
+        self.counters.open_vcpu(vcpu, fd);
+    }
+    fn vcpu_ready(&self, vcpu: u32) {
+        self.counters.vcpu(vcpu, Point::Setup);
+    }
+    fn vcpu_left(&self, vcpu: u32) {
+        self.counters.vcpu(vcpu, Point::Exit);
+    }
     fn io_out(&self, vcpu: u32, port: u16, data: &[u8]) -> ControlFlow<()> {
         match self.devices.pio_out(vcpu, port, data) {
             Some(DeviceEvent::Suspend) => self.suspend(vcpu),
             Some(event) => self.finish(Outcome::Stop { vcpu, event }),
             None => {}
+        }
+        // The guest's timed work is over once it rings the report doorbell.
+        if port == REPORT_PORT && self.devices.report.first().is_some() {
+            self.counters.doorbell();
         }
         ControlFlow::Continue(())
     }

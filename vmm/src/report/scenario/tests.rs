@@ -253,6 +253,7 @@ fn json_report(b: &BootReport<'_>, tsc_khz: u32) -> BootOutcome {
         reached: None,
         boot: Some(boot_json(b, &stats, tsc_khz)),
         stats: Some(stats),
+        kvm_stats: None,
     }
 }
 
