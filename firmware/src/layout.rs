@@ -291,6 +291,14 @@ pub const PC_TESTDEV_IOMEM_LEN: u64 = 0x1_0000;
 pub const HPET_BASE: u64 = 0xFED0_0000;
 /// Size of the HPET's register block (1 KiB: the general registers and 32 timers' worth).
 pub const HPET_LEN: u64 = 0x400;
+/// Firecracker's boot timer on x86: a guest that writes the byte
+/// [`BOOT_TIMER_MAGIC`] here marks its boot complete (Firecracker's `MMIO_MEM_START`, the first
+/// MMIO device window of its x86 layout; its `devices/pseudo/boot_timer.rs`).
+pub const BOOT_TIMER_BASE: u64 = 0xD000_0000;
+/// Size of the boot timer's window (one of Firecracker's `MMIO_LEN` device windows).
+pub const BOOT_TIMER_LEN: u64 = 0x1000;
+/// The byte that signals boot complete (Firecracker's `MAGIC_VALUE_SIGNAL_GUEST_BOOT_COMPLETE`).
+pub const BOOT_TIMER_MAGIC: u8 = 123;
 
 // The fixed areas must fit where they are documented to be.
 const _: () = assert!(PD_ADDR + PD_COUNT * PAGE_SIZE <= LOW_RAM_END);
@@ -313,6 +321,8 @@ const _: () = assert!(RSDP_ADDR + RSDP_V2_SIZE as u64 <= ACPI_TABLES_ADDR);
 const _: () =
     assert!(TRAMPOLINE_ADDR.is_multiple_of(PAGE_SIZE) && TRAMPOLINE_ADDR < REAL_MODE_LIMIT);
 // The MMIO devices lie in the MMIO hole (above the IOAPIC), clear of the APICs, the TSS and each other.
+const _: () =
+    assert!(BOOT_TIMER_BASE >= MMIO_HOLE_START && BOOT_TIMER_BASE + BOOT_TIMER_LEN <= IOAPIC_BASE);
 const _: () = assert!(HPET_BASE >= IOAPIC_BASE + PAGE_SIZE && HPET_BASE + HPET_LEN <= LAPIC_BASE);
 const _: () = assert!(
     PC_TESTDEV_IOMEM_BASE >= LAPIC_BASE + PAGE_SIZE

@@ -210,7 +210,7 @@ impl MmioDevice for Hpet {
     }
 
     /// An access across two registers is ignored.
-    fn write(&self, offset: u64, data: &[u8]) {
+    fn write(&self, _vcpu: u32, offset: u64, data: &[u8]) {
         let Some((reg, byte)) = split(offset, data.len()) else {
             return;
         };
@@ -259,7 +259,7 @@ mod tests {
         assert_eq!(read32(&h, 0), caps as u32);
         assert_eq!(u64::from(read32(&h, 4)), caps >> 32);
         // Read-only: a write changes nothing.
-        h.write(0, &[0; 8]);
+        h.write(0, 0, &[0; 8]);
         assert_eq!(read64(&h, 0), caps);
     }
 
@@ -269,9 +269,9 @@ mod tests {
         assert_eq!(read64(&h, MAIN_COUNTER), 0);
         let_time_pass(1_000);
         assert_eq!(read64(&h, MAIN_COUNTER), 0, "stopped after reset");
-        h.write(MAIN_COUNTER, &1000u64.to_le_bytes());
+        h.write(0, MAIN_COUNTER, &1000u64.to_le_bytes());
         assert_eq!(read64(&h, MAIN_COUNTER), 1000);
-        h.write(GENERAL_CONFIGURATION, &1u32.to_le_bytes());
+        h.write(0, GENERAL_CONFIGURATION, &1u32.to_le_bytes());
         assert_eq!(read64(&h, GENERAL_CONFIGURATION), ENABLE_CNF);
         let a = read64(&h, MAIN_COUNTER);
         let_time_pass(10_000);
@@ -280,14 +280,14 @@ mod tests {
             a >= 1000 && b >= a + 1000,
             "10 us is 1000 ticks: {a} then {b}"
         );
-        h.write(MAIN_COUNTER, &0u64.to_le_bytes());
+        h.write(0, MAIN_COUNTER, &0u64.to_le_bytes());
         assert!(read64(&h, MAIN_COUNTER) >= b, "no writes while running");
-        h.write(GENERAL_CONFIGURATION, &0u32.to_le_bytes());
+        h.write(0, GENERAL_CONFIGURATION, &0u32.to_le_bytes());
         let stopped = read64(&h, MAIN_COUNTER);
         let_time_pass(10_000);
         assert_eq!(read64(&h, MAIN_COUNTER), stopped);
         // A 32-bit write of the high half while stopped.
-        h.write(MAIN_COUNTER + 4, &7u32.to_le_bytes());
+        h.write(0, MAIN_COUNTER + 4, &7u32.to_le_bytes());
         assert_eq!(read64(&h, MAIN_COUNTER), 7 << 32 | (stopped & 0xFFFF_FFFF));
         assert_eq!(read64(&h, GENERAL_INTERRUPT_STATUS), 0);
     }
@@ -303,12 +303,12 @@ mod tests {
             (1 << 34) | (1 << 5),
             "only timer 0 is periodic"
         );
-        h.write(t2, &u64::MAX.to_le_bytes());
+        h.write(0, t2, &u64::MAX.to_le_bytes());
         assert_eq!(read64(&h, t2), (1 << 34) | (1 << 5) | TIMER_WRITABLE);
-        h.write(t2 + TIMER_COMPARATOR, &0x1234u64.to_le_bytes());
+        h.write(0, t2 + TIMER_COMPARATOR, &0x1234u64.to_le_bytes());
         assert_eq!(read64(&h, t2 + TIMER_COMPARATOR), 0x1234);
         let t3 = TIMER_BASE + 3 * TIMER_STRIDE;
-        h.write(t3, &u64::MAX.to_le_bytes());
+        h.write(0, t3, &u64::MAX.to_le_bytes());
         assert_eq!(read64(&h, t3), 0, "no fourth timer");
     }
 
@@ -318,7 +318,7 @@ mod tests {
         let mut b = [0u8; 4];
         h.read(6, &mut b);
         assert_eq!(b, [0xFF; 4]);
-        h.write(GENERAL_CONFIGURATION + 6, &[1, 1, 1, 1]);
+        h.write(0, GENERAL_CONFIGURATION + 6, &[1, 1, 1, 1]);
         assert_eq!(read64(&h, GENERAL_CONFIGURATION), 0);
         h.read(HPET_LEN - 1, &mut b[..1]);
         assert_eq!(b[0], 0, "a reserved byte");

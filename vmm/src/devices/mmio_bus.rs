@@ -16,8 +16,8 @@ pub(crate) trait MmioDevice: Send + Sync {
     /// A read of `data.len()` bytes at `offset` into the window: fills all of `data`.
     fn read(&self, offset: u64, data: &mut [u8]);
 
-    /// A write of `data` at `offset` into the window.
-    fn write(&self, offset: u64, data: &[u8]);
+    /// A write of `data` at `offset` into the window by vCPU `vcpu`.
+    fn write(&self, vcpu: u32, offset: u64, data: &[u8]);
 }
 
 /// Why a set of MMIO devices cannot share a bus.
@@ -84,7 +84,7 @@ mod tests {
         fn read(&self, _offset: u64, data: &mut [u8]) {
             data.fill(self.0);
         }
-        fn write(&self, _offset: u64, _data: &[u8]) {}
+        fn write(&self, _vcpu: u32, _offset: u64, _data: &[u8]) {}
     }
 
     fn bus(windows: &[(u64, u64)]) -> Result<MmioBus, MmioBusError> {

@@ -7,7 +7,7 @@
 //! | 0xF4 | QEMU isa-debug-exit | `debug_exit.rs` |
 //! | 0x60, 0x64 | 8042 keyboard controller (idle; 0xFE resets) | `i8042.rs` |
 //! | 0x70, 0x71 | MC146818 RTC and CMOS RAM | `cmos.rs` |
-//! | 0x80 | POST code (I/O delay) | `post_code.rs` |
+//! | 0x80 | POST code (I/O delay), Cloud Hypervisor's debug port (boot timeline) | `post_code.rs` |
 //! | 0x92 | System Control Port A (A20, fast reset) | `system_control.rs` |
 //! | 0xCF8-0xCFF | PCI configuration mechanism #1, no devices; 0xCF9 reset control | `pci_config.rs` |
 //! | 0x600-0x601, 0x604-0x607 | ACPI PM1a control and event blocks (S3 suspends, S5 powers off) | `acpi_pm.rs` |
@@ -18,6 +18,7 @@
 //!
 //! | MMIO window | device | file |
 //! |---|---|---|
+//! | 0xD0000000-0xD0000FFF | Firecracker's boot timer (boot timeline) | `boot_timer.rs` |
 //! | 0xFED00000-0xFED003FF | HPET (main counter, no timer interrupts) | `hpet.rs` |
 //! | 0xFF000000-0xFF00FFFF | QEMU pc-testdev's MMIO test memory | `pc_testdev.rs` |
 //!
@@ -35,6 +36,7 @@
 //! (bounded) and otherwise ignored; reads of nothing return all ones as on a PC bus.
 
 pub(crate) mod acpi_pm;
+mod boot_timer;
 mod bus;
 pub(crate) mod cmos;
 mod coalesced_ring;
@@ -51,6 +53,7 @@ mod post_code;
 mod serial;
 mod sipi_ports;
 mod system_control;
+pub mod timeline;
 mod unknown;
 
 use std::io::Write;
@@ -67,6 +70,7 @@ use mmio_bus::{MmioBus, MmioDevice};
 use pc_testdev::PcTestdev;
 use serial::Serial;
 pub use sipi_ports::{Doorbell, ReportPort};
+use timeline::Timeline;
 use unknown::UnknownAccessLog;
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::EventFd;
@@ -139,6 +143,8 @@ pub struct Devices {
     mmio: MmioBus,
     /// The RTC, whose alarm wakes a suspended VM.
     rtc: Arc<Mutex<cmos::Cmos>>,
+    /// The boot timeline the boot timer and the debug port record into.
+    timeline: Arc<Timeline>,
     unknown: UnknownAccessLog,
 }
 
@@ -156,13 +162,14 @@ impl Devices {
         let report = ReportPort::default();
         let testdev = Arc::new(PcTestdev::new());
         let rtc = Arc::new(Mutex::new(cmos::Cmos::new(cfg.memory, cfg.vcpus)));
+        let timeline = Arc::new(Timeline::default());
         let on_bus: Vec<Arc<dyn PortDevice>> = vec![
             serial.clone(),
             Arc::new(Mutex::new(fw_cfg::FwCfg::new(cfg.vcpus, cfg.memory))),
             Arc::new(debug_exit::DebugExit),
             Arc::new(Mutex::new(i8042::I8042::default())),
             rtc.clone(),
-            Arc::new(post_code::PostCode),
+            Arc::new(post_code::PostCode::new(timeline.clone())),
             Arc::new(Mutex::new(system_control::SystemControlA::default())),
             Arc::new(Mutex::new(pci_config::PciConfig::default())),
             Arc::new(Mutex::new(acpi_pm::AcpiPm::default())),
@@ -172,6 +179,7 @@ impl Devices {
             testdev.clone(),
         ];
         let on_mmio: Vec<Arc<dyn MmioDevice>> = vec![
+            Arc::new(boot_timer::BootTimer::new(timeline.clone())),
             Arc::new(hpet::Hpet::new()),
             Arc::new(pc_testdev::TestdevIomem::new()),
         ];
@@ -183,6 +191,7 @@ impl Devices {
             testdev,
             mmio: MmioBus::new(on_mmio).expect("sipi's MMIO devices claim disjoint windows"),
             rtc,
+            timeline,
             unknown: UnknownAccessLog::new(cfg.quiet),
         }
     }
@@ -255,11 +264,11 @@ impl Devices {
         }
     }
 
-    /// An MMIO write no memory slot backs: to the device whose window holds `addr`; with
-    /// none, ignored and logged once per page.
-    pub fn mmio_write(&self, addr: u64, data: &[u8]) {
+    /// An MMIO write by vCPU `vcpu` no memory slot backs: to the device whose window holds
+    /// `addr`; with none, ignored and logged once per page.
+    pub fn mmio_write(&self, vcpu: u32, addr: u64, data: &[u8]) {
         match self.mmio.device(addr) {
-            Some((device, offset)) => device.write(offset, data),
+            Some((device, offset)) => device.write(vcpu, offset, data),
             None => self.unknown.mmio(addr, true),
         }
     }
@@ -277,6 +286,11 @@ impl Devices {
     /// The RTC's alarm matched: true if IRQ 8 is to be raised.
     pub(crate) fn rtc_alarm_fired(&self) -> bool {
         lock(&self.rtc).alarm_fired()
+    }
+
+    /// The boot timeline (Firecracker's boot timer, Cloud Hypervisor's debug port).
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
     }
 
     /// Flushes the console.
@@ -505,7 +519,7 @@ mod tests {
                 )
             })
             .collect();
-        assert_eq!(rows.len(), 2);
+        assert_eq!(rows.len(), 3);
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/devices");
         for (first, last, file) in &rows {
             assert!(dir.join(file).is_file(), "{file}");
@@ -519,9 +533,19 @@ mod tests {
         d.mmio_read(0xFEB0_0000, &mut b);
         assert_eq!(b, [0xFF; 4], "nothing there");
         assert_eq!(d.logged(), 1);
-        d.mmio_write(firmware::layout::PC_TESTDEV_IOMEM_BASE + 8, &[7]);
+        d.mmio_write(0, firmware::layout::PC_TESTDEV_IOMEM_BASE + 8, &[7]);
         d.mmio_read(firmware::layout::PC_TESTDEV_IOMEM_BASE + 8, &mut b[..1]);
         assert_eq!(b[0], 7, "the test memory keeps a write");
+        assert_eq!(d.logged(), 1);
+        d.mmio_write(5, firmware::layout::BOOT_TIMER_BASE, &[123]);
+        d.pio_out(6, POST_CODE_PORT, &[0x41]);
+        let e: Vec<_> = d
+            .timeline()
+            .events()
+            .iter()
+            .map(|e| (e.vcpu, e.code))
+            .collect();
+        assert_eq!(e, [(5, 123), (6, 0x41)], "both reach the timeline");
         assert_eq!(d.logged(), 1);
     }
 

@@ -188,7 +188,7 @@ impl MmioDevice for TestdevIomem {
     }
 
     /// Bytes past the end of the memory are dropped.
-    fn write(&self, offset: u64, data: &[u8]) {
+    fn write(&self, _vcpu: u32, offset: u64, data: &[u8]) {
         let mut bytes = lock(&self.bytes);
         for (i, b) in data.iter().enumerate() {
             if let Some(slot) = at(offset, i).and_then(|o| bytes.get_mut(o)) {
@@ -319,18 +319,18 @@ mod tests {
         let mut q = [0u8; 8];
         m.read(0, &mut q);
         assert_eq!(q, [0; 8]);
-        m.write(0x10, &0x0102_0304_0506_0708u64.to_le_bytes());
+        m.write(0, 0x10, &0x0102_0304_0506_0708u64.to_le_bytes());
         m.read(0x10, &mut q);
         assert_eq!(u64::from_le_bytes(q), 0x0102_0304_0506_0708);
         let mut w = [0u8; 2];
         m.read(0x13, &mut w);
         assert_eq!(w, [0x05, 0x04]);
-        m.write(0x11, &[0xAB]);
+        m.write(0, 0x11, &[0xAB]);
         m.read(0x10, &mut q);
         assert_eq!(u64::from_le_bytes(q), 0x0102_0304_0506_AB08);
         // An access straddling the end keeps what fits.
         let last = PC_TESTDEV_IOMEM_LEN - 2;
-        m.write(last, &[1, 2, 3, 4]);
+        m.write(0, last, &[1, 2, 3, 4]);
         let mut d = [0u8; 4];
         m.read(last, &mut d);
         assert_eq!(d, [1, 2, 0xFF, 0xFF]);

@@ -7,6 +7,7 @@ use super::details::BootJson;
 use super::kvm_stats::KvmStats;
 use super::live::Reached;
 use super::outcome::{BootOutcome, VmmPhasesUs};
+use super::timeline::TimelineEntry;
 
 /// The JSON report: a view of a [`BootOutcome`] (field names are a stable interface).
 #[derive(Debug, Serialize)]
@@ -37,6 +38,11 @@ pub(crate) struct JsonReport<'a> {
     /// KVM's own counters of the VM and each vCPU (docs/kvm_stats.md); `available` false, with
     /// the reason, on a host without them.
     kvm_stats: Option<&'a KvmStats>,
+    /// The boot timeline: the first events the guest marked through Firecracker's boot timer
+    /// or Cloud Hypervisor's debug port, in order.
+    timeline: &'a [TimelineEntry],
+    /// Timeline events seen after the list was full, counted only.
+    timeline_dropped: u64,
     /// Boot report details, when one was received.
     #[serde(flatten)]
     boot: Option<&'a BootJson>,
@@ -56,6 +62,8 @@ impl<'a> From<&'a BootOutcome> for JsonReport<'a> {
             exit_via: o.exit_via,
             reached: o.reached.as_ref(),
             kvm_stats: o.kvm_stats.as_ref(),
+            timeline: &o.timeline.events,
+            timeline_dropped: o.timeline.dropped,
             boot: o.boot.as_ref(),
         }
     }

@@ -15,6 +15,7 @@ mod scenario;
 pub(crate) mod stamps;
 pub mod stats;
 mod text;
+pub mod timeline;
 
 pub use check::decode;
 pub(crate) use check::{decode_for, read};

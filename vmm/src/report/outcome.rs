@@ -7,6 +7,7 @@ use super::details::BootJson;
 use super::kvm_stats::KvmStats;
 use super::live::Reached;
 use super::stats::BringupStats;
+use super::timeline::BootTimeline;
 use crate::status::Status;
 
 /// VMM-side phase durations in microseconds, consecutive, in the order they happen.
@@ -65,4 +66,7 @@ pub struct BootOutcome {
     pub stats: Option<BringupStats>,
     /// KVM's own counters of the VM and each vCPU (docs/kvm_stats.md).
     pub kvm_stats: Option<KvmStats>,
+    /// The events the guest marked through Firecracker's boot timer and Cloud Hypervisor's
+    /// debug port, bounded (docs/devices.md).
+    pub timeline: BootTimeline,
 }

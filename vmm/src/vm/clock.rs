@@ -36,4 +36,9 @@ impl PhaseClock {
     pub(super) fn total(&self) -> u64 {
         us(self.start.elapsed())
     }
+
+    /// Microseconds from the start to `at` (0 for an earlier instant).
+    pub(super) fn since_start(&self, at: Instant) -> u64 {
+        us(at.saturating_duration_since(self.start))
+    }
 }

@@ -43,6 +43,7 @@ pub(super) fn conclude(ran: &Ran, cfg: &VmConfig, phases: VmmPhasesUs) -> BootOu
         boot: None,
         stats: None,
         kvm_stats: Some(ran.kvm_stats.clone()),
+        timeline: ran.timeline.clone(),
     };
     if let Some(Ok(Report::Boot(b))) = &decoded {
         let stats = bringup_stats(b);

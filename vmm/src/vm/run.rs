@@ -14,11 +14,13 @@ use super::shared::VmShared;
 use super::suspend::{until, Sleeper};
 use super::VmError;
 use crate::config::VmConfig;
+use crate::devices::timeline::{Timeline, TimelineSource};
 use crate::devices::{DeviceConfig, Devices, Doorbell};
 use crate::event_loop::{ShutdownSignals, Wake};
 use crate::fds;
 use crate::memory;
 use crate::report::kvm_stats::KvmStats;
+use crate::report::timeline::{BootTimeline, TimelineEntry};
 use crate::report::VmmPhasesUs;
 use crate::vcpu::{BootVcpus, Outcome, VcpuSet};
 
@@ -49,6 +51,8 @@ pub(super) struct Ran {
     pub guest: GuestOptions,
     /// KVM's counters of the VM and its vCPUs.
     pub kvm_stats: KvmStats,
+    /// The guest's boot timer and debug-port events.
+    pub timeline: BootTimeline,
 }
 
 /// Runs the VM `created` until it ends, timing its phases into `phases`.
@@ -182,7 +186,29 @@ pub(super) fn run(
         sipi_guest,
         guest,
         kvm_stats: shared.counters.report(),
+        timeline: timeline(shared.devices.timeline(), clock),
     })
+}
+
+/// The boot's timeline as the report has it, timed from the start of `clock`.
+fn timeline(t: &Timeline, clock: &PhaseClock) -> BootTimeline {
+    let events = t
+        .events()
+        .iter()
+        .map(|e| {
+            let t_us = clock.since_start(e.at);
+            match e.source {
+                TimelineSource::BootTimer => {
+                    TimelineEntry::boot_timer(t_us, e.cpu_us, e.vcpu, e.code)
+                }
+                TimelineSource::DebugPort => TimelineEntry::debug_port(t_us, e.vcpu, e.code),
+            }
+        })
+        .collect();
+    BootTimeline {
+        events,
+        dropped: t.dropped(),
+    }
 }
 
 /// Waits until the VM ends, `deadline` passes or a shutdown signal arrives, raising the RTC's

@@ -225,8 +225,8 @@ impl ExitHandler for VmShared {
         ControlFlow::Continue(())
     }
 
-    fn mmio_write(&self, _vcpu: u32, addr: u64, data: &[u8]) -> ControlFlow<()> {
-        self.devices.mmio_write(addr, data);
+    fn mmio_write(&self, vcpu: u32, addr: u64, data: &[u8]) -> ControlFlow<()> {
+        self.devices.mmio_write(vcpu, addr, data);
         ControlFlow::Continue(())
     }
 

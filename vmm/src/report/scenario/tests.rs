@@ -254,6 +254,7 @@ fn json_report(b: &BootReport<'_>, tsc_khz: u32) -> BootOutcome {
         boot: Some(boot_json(b, &stats, tsc_khz)),
         stats: Some(stats),
         kvm_stats: None,
+        timeline: Default::default(),
     }
 }
 
