@@ -23,7 +23,7 @@ build: kernels
 # multiboot and PVH kernels the integration tests boot, built into target/kernels/.
 KERNEL_SRC := tests/kernels
 KERNEL_DIR := target/kernels
-KERNELS_ELF32 := mb_smp pvh_i8042 pvh_s5 pvh_start_info pvh_modules pvh_testdev pvh_hpet pvh_rtc_uip pvh_s3 pvh_s3_twice pvh_s3_nowake pvh_s3_loop pvh_rtc_alarm mb_kut
+KERNELS_ELF32 := mb_smp pvh_i8042 pvh_s5 pvh_start_info pvh_modules pvh_testdev pvh_hpet pvh_rtc_uip pvh_s3 pvh_s3_twice pvh_s3_nowake pvh_s3_loop pvh_rtc_alarm mb_kut pvh_timeline pvh_timeline_flood
 KERNELS_ELF64 := pvh_debug_exit pvh_sipi_exit pvh_triple_fault
 KERNELS_FLAT := mb_aout
 # ELF32 kernels with their own linker script, tests/kernels/NAME.ld (low-memory layouts).

@@ -2,16 +2,21 @@
 //! (Firecracker's boot timer, Cloud Hypervisor's debug port), each with the host time it was
 //! seen, the vCPU that made it and, for the boot timer, the process's CPU time.
 //!
-//! Bounded: the first [`TIMELINE_CAP`] events are kept and the rest only counted, so a guest
-//! that writes millions of them (Linux writes port 0x80 as an I/O delay) costs a fixed amount
-//! of memory. Once full, recording is one atomic add, with no lock.
+//! Bounded: the first [`TIMELINE_CAP`] debug-port events and the first [`BOOT_TIMER_CAP`] boot
+//! timer events are kept and the rest only counted, so a guest that writes millions of them
+//! (Linux writes port 0x80 as an I/O delay) costs a fixed amount of memory, and a flood of one
+//! kind does not hide the other. Once a kind is full, recording it is one atomic add, with no
+//! lock.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
-/// Events kept per boot; later ones are counted in [`Timeline::dropped`].
+/// Debug-port events kept per boot; later ones are counted in [`Timeline::dropped`].
 pub const TIMELINE_CAP: usize = 1024;
+/// Boot timer events kept per boot (a kernel marks its boot complete once); later ones are
+/// counted in [`Timeline::dropped`].
+pub const BOOT_TIMER_CAP: usize = 64;
 
 /// Which convention an event came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +25,32 @@ pub enum TimelineSource {
     BootTimer,
     /// Cloud Hypervisor's debug port (a byte written to port 0x80).
     DebugPort,
+}
+
+impl TimelineSource {
+    /// The index of the source's bound.
+    fn index(self) -> usize {
+        match self {
+            Self::BootTimer => 0,
+            Self::DebugPort => 1,
+        }
+    }
+
+    /// Events of this source kept per boot.
+    fn cap(self) -> usize {
+        match self {
+            Self::BootTimer => BOOT_TIMER_CAP,
+            Self::DebugPort => TIMELINE_CAP,
+        }
+    }
+}
+
+/// The kept events and how many of each source they hold.
+#[derive(Debug, Default)]
+struct Kept {
+    events: Vec<TimelineEvent>,
+    /// By [`TimelineSource::index`].
+    count: [usize; 2],
 }
 
 /// One recorded event.
@@ -41,9 +72,10 @@ pub struct TimelineEvent {
 #[derive(Debug, Default)]
 pub struct Timeline {
     /// The kept events, in the order they were recorded (so with nondecreasing times).
-    events: Mutex<Vec<TimelineEvent>>,
-    /// Set once `events` holds [`TIMELINE_CAP`]: later events skip the lock.
-    full: AtomicBool,
+    kept: Mutex<Kept>,
+    /// By [`TimelineSource::index`]: set once that source's bound is reached, so that later
+    /// events of it skip the lock.
+    full: [AtomicBool; 2],
     /// Events seen after the cap.
     dropped: AtomicU64,
 }
@@ -51,7 +83,8 @@ pub struct Timeline {
 impl Timeline {
     /// Records an event by `vcpu`, stamped now.
     pub(crate) fn record(&self, vcpu: u32, source: TimelineSource, code: u8) {
-        if self.full.load(Ordering::Relaxed) {
+        let (i, cap) = (source.index(), source.cap());
+        if self.full[i].load(Ordering::Relaxed) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -59,30 +92,32 @@ impl Timeline {
             TimelineSource::BootTimer => process_cpu_us(),
             TimelineSource::DebugPort => None,
         };
-        let mut events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
-        if events.len() >= TIMELINE_CAP {
-            self.full.store(true, Ordering::Relaxed);
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.count[i] >= cap {
+            self.full[i].store(true, Ordering::Relaxed);
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        kept.count[i] += 1;
+        if kept.count[i] >= cap {
+            self.full[i].store(true, Ordering::Relaxed);
+        }
         // Stamped under the lock, so that the kept order is the order of the times.
-        events.push(TimelineEvent {
+        kept.events.push(TimelineEvent {
             at: Instant::now(),
             cpu_us,
             vcpu,
             source,
             code,
         });
-        if events.len() >= TIMELINE_CAP {
-            self.full.store(true, Ordering::Relaxed);
-        }
     }
 
     /// The kept events, in order.
     pub fn events(&self) -> Vec<TimelineEvent> {
-        self.events
+        self.kept
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .events
             .clone()
     }
 
@@ -146,7 +181,15 @@ mod tests {
         assert_eq!(t.dropped(), n - TIMELINE_CAP as u64);
         assert!(e.iter().enumerate().all(|(i, e)| e.code == i as u8));
         assert!(e.windows(2).all(|w| w[0].at <= w[1].at));
-        assert!(t.events.lock().unwrap().capacity() <= 2 * TIMELINE_CAP);
+        assert!(t.kept.lock().unwrap().events.capacity() <= 2 * TIMELINE_CAP);
+        // A flood of one kind leaves room for the other, which has its own bound.
+        for _ in 0..BOOT_TIMER_CAP + 3 {
+            t.record(1, TimelineSource::BootTimer, 123);
+        }
+        let e = t.events();
+        assert_eq!(e.len(), TIMELINE_CAP + BOOT_TIMER_CAP);
+        assert_eq!(e[TIMELINE_CAP].source, TimelineSource::BootTimer);
+        assert_eq!(t.dropped(), n - TIMELINE_CAP as u64 + 3);
     }
 
     #[test]

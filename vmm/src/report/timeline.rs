@@ -115,12 +115,16 @@ pub(crate) fn render(t: &BootTimeline) -> String {
             }
         }
     }
-    let hidden = debug_port.saturating_sub(DEBUG_PORT_SHOWN) as u64 + t.dropped;
-    if hidden > 0 {
+    let unlisted = debug_port.saturating_sub(DEBUG_PORT_SHOWN);
+    if unlisted > 0 {
         out.push_str(&format!(
-            "timeline: {hidden} more debug-port/boot-timer events ({} not kept: the JSON's timeline keeps the first {})\n",
-            t.dropped,
-            t.events.len()
+            "timeline: {unlisted} more debug-port events in the JSON's timeline\n"
+        ));
+    }
+    if t.dropped > 0 {
+        out.push_str(&format!(
+            "timeline: {} more events past the timeline's bound, counted only\n",
+            t.dropped
         ));
     }
     out
@@ -188,8 +192,14 @@ mod tests {
             dropped: 5,
         };
         let s = render(&t);
-        assert_eq!(s.lines().count(), DEBUG_PORT_SHOWN + 1);
-        assert!(s.ends_with("timeline: 29 more debug-port/boot-timer events (5 not kept: the JSON's timeline keeps the first 40)\n"), "{s}");
+        assert_eq!(s.lines().count(), DEBUG_PORT_SHOWN + 2);
+        assert!(
+            s.ends_with(
+                "timeline: 24 more debug-port events in the JSON's timeline\n\
+                 timeline: 5 more events past the timeline's bound, counted only\n"
+            ),
+            "{s}"
+        );
         assert_eq!(render(&BootTimeline::default()), "");
     }
 }
