@@ -110,6 +110,10 @@ pub struct TestTscSkew {
     pub cycles: u64,
 }
 
+/// The byte the AP of `sipi.test_port_write` writes to the POST/debug port (0x80) inside its
+/// bringup window: in Cloud Hypervisor's custom range, so that the timeline shows it too.
+pub const TEST_PORT_WRITE_CODE: u8 = 0xA9;
+
 /// Options the VMM passes to the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct GuestOptions {
@@ -125,6 +129,10 @@ pub struct GuestOptions {
     pub lose_apic_id: u32,
     /// Test only: raise this exception vector on the BSP after start-up (0 = none).
     pub fault_vector: u32,
+    /// Test only: the AP with this APIC ID writes [`TEST_PORT_WRITE_CODE`] to port 0x80 once,
+    /// between its PerCpuInit and Online stamps (0 = none; the BSP never does), so that the
+    /// VMM's check of the timed windows has an exit to find.
+    pub test_port_write: u32,
     /// Test only: a skew the guest adds to one CPU's readings in the TSC check.
     pub test_tsc_skew: Option<TestTscSkew>,
     /// What to do after bringup.
@@ -220,6 +228,7 @@ impl GuestOptions {
                 "tsc_sync" => o.tsc_sync = TscSync::from_name(value).ok_or_else(bad)?,
                 "lose_apic_id" => o.lose_apic_id = value.parse().map_err(|_| bad())?,
                 "fault_vector" => o.fault_vector = value.parse().map_err(|_| bad())?,
+                "test_port_write" => o.test_port_write = value.parse().map_err(|_| bad())?,
                 "scenario" => o.scenario = Scenario::from_name(value).ok_or_else(bad)?,
                 "teardown" => o.teardown = Teardown::from_name(value).ok_or_else(bad)?,
                 "cycles" => o.cycles = value.parse().map_err(|_| bad())?,
@@ -265,6 +274,9 @@ impl GuestOptions {
         }
         if self.fault_vector != 0 {
             write!(out, " sipi.fault_vector={}", self.fault_vector)?;
+        }
+        if self.test_port_write != 0 {
+            write!(out, " sipi.test_port_write={}", self.test_port_write)?;
         }
         if let Some(s) = self.test_tsc_skew {
             write!(out, " sipi.test_tsc_skew={}:{}", s.apic_id, s.cycles)?;
@@ -404,12 +416,14 @@ mod tests {
             seed: u64::MAX,
             test_skip_barrier: true,
             test_hang: Some(crate::report::BspPhase::AllOnline),
+            test_port_write: 5,
             console: Console::Port,
             ..GuestOptions::default()
         };
         let mut s = String::new();
         o.write(&mut s).unwrap();
         assert!(s.contains("sipi.seed=18446744073709551615"), "{s}");
+        assert!(s.contains("sipi.test_port_write=5"), "{s}");
         assert_eq!(GuestOptions::parse(&s), Ok(o));
         let o = GuestOptions::parse("sipi.test_skip_barrier sipi.ops=5").unwrap();
         assert!(o.test_skip_barrier);

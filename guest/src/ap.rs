@@ -5,9 +5,10 @@
 //! in a scenario ([`set_scenario`]), waits to be taken offline ([`crate::teardown`]) or runs
 //! hotplug-torture's reader work ([`crate::torture`]); it never returns.
 
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
-use firmware::cmdline::{Scenario, TscSync};
+use firmware::cmdline::{Scenario, TscSync, TEST_PORT_WRITE_CODE};
+use firmware::layout::POST_CODE_PORT;
 use firmware::report::{ApPhase, CpuState};
 
 use crate::cpu;
@@ -23,6 +24,15 @@ static SCENARIO: AtomicU8 = AtomicU8::new(Scenario::Boot as u8);
 /// Records the scenario for the APs (BSP only, before bringup).
 pub(crate) fn set_scenario(scenario: Scenario) {
     SCENARIO.store(scenario as u8, Ordering::Release);
+}
+
+/// Test only (`sipi.test_port_write`): the APIC ID of the AP that makes one port write inside
+/// its bringup window (0: none). Set by the BSP before any AP runs.
+static TEST_PORT_WRITE: AtomicU32 = AtomicU32::new(0);
+
+/// Records which AP makes the test port write (BSP only, before bringup; 0 = none).
+pub(crate) fn set_test_port_write(apic_id: u32) {
+    TEST_PORT_WRITE.store(apic_id, Ordering::Release);
 }
 
 /// The AP's Rust entry: `slot` is its record in [`cpus`], found by the trampoline from
@@ -43,6 +53,12 @@ pub(crate) extern "sysv64" fn ap_main(slot: u32, apic_id: u32) -> ! {
         "the AP with APIC ID {apic_id} was sent to the record of APIC ID {recorded}"
     );
     cpus::set_stamp(slot, ApPhase::PerCpuInit, cpu::rdtsc());
+    if apic_id != 0 && TEST_PORT_WRITE.load(Ordering::Acquire) == apic_id {
+        // SAFETY: the POST/debug port only records the byte (IOPL 3 lets CPL 3 write it). This
+        // is the deliberate violation of the protocol's promise that an AP makes no exit in its
+        // bringup window, for the VMM's check to catch.
+        unsafe { cpu::outb(POST_CODE_PORT, TEST_PORT_WRITE_CODE) };
+    }
     if tsc_sync::strategy() != TscSync::None {
         tsc_sync::ap(slot);
         cpus::set_stamp(slot, ApPhase::TscSync, cpu::rdtsc());

@@ -139,6 +139,7 @@ extern "sysv64" fn bsp_main(start_info_addr: u64, entry_tsc: u64) -> ! {
         options.scenario.name()
     );
     ap::set_scenario(options.scenario);
+    ap::set_test_port_write(options.test_port_write);
     // Found before bringup, so that a VM that cannot suspend fails at once.
     let sleep = (options.scenario == Scenario::SuspendResume).then(|| {
         acpi::find_sleep_control(handoff.start_info.rsdp_paddr).unwrap_or_else(|e| panic!("{e}"))

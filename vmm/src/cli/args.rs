@@ -311,6 +311,11 @@ pub struct BootArgs {
     #[arg(long, value_name = "APIC_ID", hide = true, default_value_t = 0)]
     pub test_lose_apic_id: u32,
 
+    /// Test only: the AP with this APIC ID makes one port write (to port 0x80) inside its
+    /// bringup window, which the VMM's check of the timed windows must catch.
+    #[arg(long, value_name = "APIC_ID", hide = true, default_value_t = 0)]
+    pub test_ap_port_write: u32,
+
     /// Test only: the guest raises this exception vector after start-up.
     #[arg(long, value_name = "VECTOR", hide = true, default_value_t = 0)]
     pub test_fault_vector: u32,

@@ -125,6 +125,7 @@ impl BootArgs {
             },
             lose_apic_id: self.test_lose_apic_id,
             fault_vector: self.test_fault_vector,
+            test_port_write: self.test_ap_port_write,
             // Set by `vcpu::plan_tsc_skew` when the VMM cannot skew the TSC itself.
             test_tsc_skew: None,
             scenario: match self.scenario {

@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::details::BootJson;
 use super::kvm_stats::KvmStats;
 use super::live::Reached;
+use super::measurement::Measurement;
 use super::outcome::{BootOutcome, VmmPhasesUs};
 use super::timeline::TimelineEntry;
 
@@ -43,6 +44,9 @@ pub(crate) struct JsonReport<'a> {
     timeline: &'a [TimelineEntry],
     /// Timeline events seen after the list was full, counted only.
     timeline_dropped: u64,
+    /// sipi's guest with a report: each vCPU's exits to the VMM from its first run to the
+    /// report doorbell, and the vCPUs that broke the protocol's promise of none; null otherwise.
+    measurement: Option<&'a Measurement>,
     /// Boot report details, when one was received.
     #[serde(flatten)]
     boot: Option<&'a BootJson>,
@@ -64,6 +68,7 @@ impl<'a> From<&'a BootOutcome> for JsonReport<'a> {
             kvm_stats: o.kvm_stats.as_ref(),
             timeline: &o.timeline.events,
             timeline_dropped: o.timeline.dropped,
+            measurement: o.measurement.as_ref(),
             boot: o.boot.as_ref(),
         }
     }

@@ -10,6 +10,7 @@ mod error;
 mod json;
 pub mod kvm_stats;
 pub mod live;
+pub mod measurement;
 mod outcome;
 mod scenario;
 pub(crate) mod stamps;

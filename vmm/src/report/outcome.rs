@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::details::BootJson;
 use super::kvm_stats::KvmStats;
 use super::live::Reached;
+use super::measurement::Measurement;
 use super::stats::BringupStats;
 use super::timeline::BootTimeline;
 use crate::status::Status;
@@ -69,4 +70,7 @@ pub struct BootOutcome {
     /// The events the guest marked through Firecracker's boot timer and Cloud Hypervisor's
     /// debug port, bounded (docs/devices.md).
     pub timeline: BootTimeline,
+    /// sipi's guest with a report: its vCPUs' exits to the VMM inside the timed windows,
+    /// checked (docs/kvm_stats.md).
+    pub measurement: Option<Measurement>,
 }

@@ -70,6 +70,9 @@ pub(crate) fn render_summary(j: &BootOutcome, per_cpu: bool) -> String {
         out.push_str(&text);
     }
     out.push_str(&super::timeline::render(&j.timeline));
+    if let Some(m) = &j.measurement {
+        out.push_str(&m.render());
+    }
     if let Some(k) = &j.kvm_stats {
         out.push_str(&super::kvm_stats::render(k, per_cpu));
     }

@@ -41,6 +41,9 @@ pub(crate) trait ExitHandler: Sync {
     /// vCPU `vcpu` has left its run loop for good (or, released after the VM began to stop,
     /// never entered it).
     fn vcpu_left(&self, _vcpu: u32) {}
+    /// vCPU `vcpu` exited to the VMM for port I/O or MMIO (once per exit, before the exit's
+    /// accesses are handed over).
+    fn userspace_exit(&self, _vcpu: u32) {}
     /// A port write.
     fn io_out(&self, vcpu: u32, port: u16, data: &[u8]) -> ControlFlow<()>;
     /// A port read; fills `data`.
@@ -77,7 +80,17 @@ pub(crate) fn run(vcpu: &mut VcpuFd, index: u32, start: StartState, handler: &im
             }
             continue;
         }
-        let flow = match vcpu.run() {
+        let exit = vcpu.run();
+        if matches!(
+            exit,
+            Ok(VcpuExit::IoOut(..)
+                | VcpuExit::IoIn(..)
+                | VcpuExit::MmioRead(..)
+                | VcpuExit::MmioWrite(..))
+        ) {
+            handler.userspace_exit(index);
+        }
+        let flow = match exit {
             Ok(VcpuExit::IoOut(port, data)) => {
                 let data: *const [u8] = data;
                 let size = io_size(vcpu);

@@ -7,8 +7,10 @@ use super::run::Ran;
 use super::verdict::{verdict, Ending};
 use crate::config::VmConfig;
 use crate::report::details::boot_json;
+use crate::report::measurement::Measurement;
 use crate::report::stats::{bringup_stats, online};
 use crate::report::{self, live, BootOutcome, VmmPhasesUs};
+use crate::status::Status;
 
 /// The outcome of a VM that ran.
 pub(super) fn conclude(ran: &Ran, cfg: &VmConfig, phases: VmmPhasesUs) -> BootOutcome {
@@ -44,7 +46,18 @@ pub(super) fn conclude(ran: &Ran, cfg: &VmConfig, phases: VmmPhasesUs) -> BootOu
         stats: None,
         kvm_stats: Some(ran.kvm_stats.clone()),
         timeline: ran.timeline.clone(),
+        measurement: None,
     };
+    if let (true, Some(d)) = (ran.sipi_guest, ran.doorbell) {
+        let m = Measurement::check(ran.window_exits.clone(), d.vcpu, ran.suspends);
+        // A clean run whose timed windows held exits the protocol rules out is not clean: its
+        // stamps include what the measurement cost.
+        if let (Status::Ok, Some(e)) = (outcome.status, m.error()) {
+            outcome.status = Status::BadReport;
+            outcome.error = Some(e);
+        }
+        outcome.measurement = Some(m);
+    }
     if let Some(Ok(Report::Boot(b))) = &decoded {
         let stats = bringup_stats(b);
         outcome.online = online(b);

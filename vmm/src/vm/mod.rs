@@ -10,6 +10,7 @@ mod run;
 mod shared;
 mod suspend;
 pub(crate) mod verdict;
+mod window;
 
 use clock::PhaseClock;
 

@@ -53,6 +53,10 @@ pub(super) struct Ran {
     pub kvm_stats: KvmStats,
     /// The guest's boot timer and debug-port events.
     pub timeline: BootTimeline,
+    /// Each vCPU's exits to the VMM before the report doorbell.
+    pub window_exits: Vec<u32>,
+    /// ACPI S3 suspends the guest made.
+    pub suspends: u32,
 }
 
 /// Runs the VM `created` until it ends, timing its phases into `phases`.
@@ -98,6 +102,7 @@ pub(super) fn run(
                 .with_memory(mem.clone())
                 .with_irq_lines(vm.clone()),
             counters,
+            cfg.topology.vcpus(),
         )
         .map_err(VmError::ExitEvent)?,
     );
@@ -187,6 +192,8 @@ pub(super) fn run(
         guest,
         kvm_stats: shared.counters.report(),
         timeline: timeline(shared.devices.timeline(), clock),
+        window_exits: shared.window.counts(),
+        suspends: shared.suspends(),
     })
 }
 

@@ -13,6 +13,7 @@ use vmm_sys_util::eventfd::EventFd;
 use firmware::layout::REPORT_PORT;
 
 use super::counters::{BootCounters, Point};
+use super::window::WindowExits;
 use crate::devices::{DeviceEvent, Devices};
 use crate::vcpu::{ExitHandler, Outcome};
 
@@ -55,11 +56,17 @@ pub(super) struct VmShared {
     resumed: Condvar,
     /// KVM's counters of the VM and its vCPUs.
     pub counters: BootCounters,
+    /// Each vCPU's exits to the VMM before the report doorbell.
+    pub window: WindowExits,
 }
 
 impl VmShared {
     /// New shared state around `devices`.
-    pub(super) fn new(devices: Devices, counters: BootCounters) -> std::io::Result<Self> {
+    pub(super) fn new(
+        devices: Devices,
+        counters: BootCounters,
+        vcpus: u32,
+    ) -> std::io::Result<Self> {
         Ok(Self {
             stop: AtomicBool::new(false),
             exit_evt: EventFd::new(libc::EFD_NONBLOCK)?,
@@ -71,6 +78,7 @@ impl VmShared {
             parked: Condvar::new(),
             resumed: Condvar::new(),
             counters,
+            window: WindowExits::new(vcpus),
         })
     }
 
@@ -202,6 +210,9 @@ impl ExitHandler for VmShared {
     fn vcpu_left(&self, vcpu: u32) {
         self.counters.vcpu(vcpu, Point::Exit);
     }
+    fn userspace_exit(&self, vcpu: u32) {
+        self.window.exit(vcpu);
+    }
     fn io_out(&self, vcpu: u32, port: u16, data: &[u8]) -> ControlFlow<()> {
         match self.devices.pio_out(vcpu, port, data) {
             Some(DeviceEvent::Suspend) => self.suspend(vcpu),
@@ -210,6 +221,7 @@ impl ExitHandler for VmShared {
         }
         // The guest's timed work is over once it rings the report doorbell.
         if port == REPORT_PORT && self.devices.report.first().is_some() {
+            self.window.close();
             self.counters.doorbell();
         }
         ControlFlow::Continue(())

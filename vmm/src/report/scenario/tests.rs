@@ -255,6 +255,7 @@ fn json_report(b: &BootReport<'_>, tsc_khz: u32) -> BootOutcome {
         stats: Some(stats),
         kvm_stats: None,
         timeline: Default::default(),
+        measurement: None,
     }
 }
 
