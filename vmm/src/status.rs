@@ -21,7 +21,8 @@ pub enum Status {
     GuestFault,
     /// `--timeout` expired before the guest ended the VM.
     Timeout,
-    /// sipi's guest did not report, or its report was malformed.
+    /// sipi's guest did not report, or its report was malformed, or its vCPUs exited to the VMM
+    /// inside the timed windows (a measurement the protocol rules out).
     BadReport,
     /// The guest wrote this value to isa-debug-exit: the status is `(v << 1) | 1`, as QEMU's.
     DebugExit(u32),
