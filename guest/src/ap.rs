@@ -5,9 +5,9 @@
 //! in a scenario ([`set_scenario`]), waits to be taken offline ([`crate::teardown`]) or runs
 //! hotplug-torture's reader work ([`crate::torture`]); it never returns.
 
-use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
-use firmware::cmdline::{Scenario, TscSync, TEST_PORT_WRITE_CODE};
+use firmware::cmdline::{Scenario, TEST_PORT_WRITE_CODE, TscSync};
 use firmware::layout::POST_CODE_PORT;
 use firmware::report::{ApPhase, CpuState};
 
@@ -41,7 +41,9 @@ pub(crate) fn set_test_port_write(apic_id: u32) {
 /// Stamps LongMode on entry. The per-CPU setup that PerCpuInit stands for (GDT, TSS, IDT,
 /// local APIC) is done by then, at CPL 0, where it costs a few emulated instructions instead
 /// of supervisor calls; here the AP checks that it got the right slot, stamps PerCpuInit, runs
-/// its part of the TSC check (stamping TscSync when it is done), and marks itself online with
+/// its part of the TSC check (stamping TscSync when it is done; with the test option
+/// `sipi.test_port_write`, the AP it names first writes port 0x80 once, a deliberate exit
+/// inside its bringup window for the VMM's check to catch), and marks itself online with
 /// the Online stamp, then halts for good (or goes on with the scenario).
 pub(crate) extern "sysv64" fn ap_main(slot: u32, apic_id: u32) -> ! {
     let long_mode = cpu::rdtsc();
