@@ -55,10 +55,10 @@ pub fn markdown(rows: &[Cell], qemu: &[QemuCell], runs: u32, qemu_note: Option<&
     );
     let _ = writeln!(
         s,
-        "| vCPUs | strategy | bringup us (min-max) | {} (median cycles) | vs serial | vs floor | wall ms | peak RSS MiB |",
+        "| vCPUs | strategy | bringup us (min-max) | {} (median cycles) | AP exits | AP emulated insns | vs serial | vs floor | wall ms | peak RSS MiB |",
         AP_PHASES.join(" | ")
     );
-    let _ = writeln!(s, "|{}", "---|".repeat(8 + AP_PHASES.len() - 1));
+    let _ = writeln!(s, "|{}", "---|".repeat(10 + AP_PHASES.len() - 1));
     for c in rows {
         let phases: Vec<String> = AP_PHASES
             .iter()
@@ -67,13 +67,15 @@ pub fn markdown(rows: &[Cell], qemu: &[QemuCell], runs: u32, qemu_note: Option<&
         let me = Some(c.bringup_us);
         let _ = writeln!(
             s,
-            "| {} | {} | {} ({}-{}) | {} | {} | {} | {:.1} | {:.1} |",
+            "| {} | {} | {} ({}-{}) | {} | {} | {} | {} | {} | {:.1} | {:.1} |",
             c.vcpus,
             c.strategy.name(),
             num(c.bringup_us),
             num(c.bringup_us_min),
             num(c.bringup_us_max),
             phases.join(" | "),
+            num(c.ap_exits),
+            num(c.ap_insn_emulation),
             ratio(me, bringup_of(rows, c.vcpus, Strategy::Serial)),
             ratio(me, bringup_of(rows, c.vcpus, Strategy::Floor)),
             c.wall_us / 1000.0,
@@ -239,7 +241,7 @@ pub fn csv(rows: &[Cell]) -> String {
     for p in VMM_PHASES {
         let _ = write!(s, ",vmm_{p}_us");
     }
-    s.push('\n');
+    s.push_str(",ap_kvm_exits_median,ap_kvm_insn_emulation_median\n");
     for c in rows {
         let _ = write!(
             s,
@@ -272,7 +274,7 @@ pub fn csv(rows: &[Cell]) -> String {
                 c.vmm_phases.get(p).map_or(String::new(), |v| num(*v))
             );
         }
-        s.push('\n');
+        let _ = writeln!(s, ",{},{}", num(c.ap_exits), num(c.ap_insn_emulation));
     }
     s
 }

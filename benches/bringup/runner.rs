@@ -148,6 +148,10 @@ pub struct Sample {
     pub teardown_us: f64,
     /// Median over rounds of one round (up plus down), microseconds (0 without a scenario).
     pub round_us: f64,
+    /// The APs' median of KVM's `exits` during bringup (NaN without APs or counters).
+    pub ap_exits: f64,
+    /// The APs' median of KVM's `insn_emulation` during bringup (NaN without APs or counters).
+    pub ap_insn_emulation: f64,
 }
 
 fn numbers(v: &Value, field: Option<&str>) -> BTreeMap<String, f64> {
@@ -242,7 +246,17 @@ pub fn run_vmm(vmm: &str, n: u32, s: Strategy) -> Result<Sample, String> {
         tsc_max_warp: v["tsc_sync"]["max_warp_cycles"].as_f64().unwrap_or(0.0),
         teardown_us: v["scenario"]["teardown_us"].as_f64().unwrap_or(0.0),
         round_us: round_us(&v),
+        ap_exits: ap_median(&v, "exits"),
+        ap_insn_emulation: ap_median(&v, "insn_emulation"),
     })
+}
+
+/// The APs' median of KVM's counter `name` over bringup, from the report's
+/// `kvm_stats.summary.setup_to_doorbell.aps` (docs/json.md); NaN without APs or counters.
+fn ap_median(v: &Value, name: &str) -> f64 {
+    v["kvm_stats"]["summary"]["setup_to_doorbell"]["aps"][name]["median"]
+        .as_f64()
+        .unwrap_or(f64::NAN)
 }
 
 /// The median round (up plus down cycles) of a scenario's report, in microseconds.

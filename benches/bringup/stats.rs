@@ -53,6 +53,10 @@ pub struct Cell {
     pub teardown_us_max: f64,
     /// One reboot-cycles round, up plus down (median over runs of each run's median).
     pub round_us: f64,
+    /// KVM's exits and emulated instructions per AP during bringup (median over runs of the
+    /// APs' median; NaN without APs or counters).
+    pub ap_exits: f64,
+    pub ap_insn_emulation: f64,
 }
 
 fn median_of(samples: &[Sample], f: impl Fn(&Sample) -> f64) -> f64 {
@@ -109,6 +113,8 @@ impl Cell {
             teardown_us_min: td_lo,
             teardown_us_max: td_hi,
             round_us: median_of(s, |x| x.round_us),
+            ap_exits: median_of(s, |x| x.ap_exits),
+            ap_insn_emulation: median_of(s, |x| x.ap_insn_emulation),
         })
     }
 }

@@ -1,7 +1,7 @@
 //! sipi's VMM as a library: the `vmm` binary is a thin wrapper around [`cli::run`].
 //!
 //! The layers, each importing only those before it (docs/design.md):
-//! 1. vocabulary: [`status`] (exit statuses) and [`error_line`];
+//! 1. vocabulary: [`status`] (exit statuses), [`error_line`] and [`logging`] (diagnostics on stderr);
 //! 2. parts: [`kvm`], [`kvm_stats`] (KVM's own counters), [`memory`], [`loader`], [`arch`] (x86-64: topology, CPUID, registers,
 //!    ACPI, boot hand-off), [`devices`], `seccomp`, `event_loop`, `output`;
 //! 3. [`config`]: one validated configuration of a boot;
@@ -23,6 +23,7 @@ pub(crate) mod fds;
 pub mod kvm;
 pub mod kvm_stats;
 pub mod loader;
+pub mod logging;
 pub mod memory;
 pub mod memslot_burst;
 pub(crate) mod output;

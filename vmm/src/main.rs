@@ -23,5 +23,7 @@ fn main() -> ExitCode {
             return ExitCode::from(Status::Usage.code());
         }
     };
+    // Diagnostics go through `log`; RUST_LOG chooses how many (docs/cli.md, "Environment").
+    vmm::logging::init(cli.boot.quiet);
     ExitCode::from(vmm::cli::run(&cli).code())
 }

@@ -31,9 +31,9 @@ impl UnknownAccessLog {
         }
         if !self.quiet {
             if seen.len() > MAX_LOGGED {
-                eprintln!("warning: more unknown device accesses; no longer logging them");
+                log::warn!("more unknown device accesses; no longer logging them");
             } else {
-                eprintln!("warning: {} (ignored; logged once)", message());
+                log::warn!("{} (ignored; logged once)", message());
             }
         }
     }

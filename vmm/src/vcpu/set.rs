@@ -231,6 +231,7 @@ impl VcpuSet {
 
 /// The body of a vCPU thread; returns the vCPU for the VM's thread to close.
 fn thread_main(mut vcpu: Vcpu, gate: &Gate, handler: &impl ExitHandler) -> Vcpu {
+    log::debug!("vCPU {} thread started", vcpu.index);
     handler.vcpu_started(vcpu.index, &vcpu.fd);
     let configured = vcpu.configure();
     let ok = configured.is_ok();
@@ -241,9 +242,11 @@ fn thread_main(mut vcpu: Vcpu, gate: &Gate, handler: &impl ExitHandler) -> Vcpu 
     handler.vcpu_ready(vcpu.index);
     if gate.arrive(Stage::BeforeRun, prepared) == Stage::Run {
         if !handler.stopping() {
+            log::debug!("vCPU {} runs", vcpu.index);
             vcpu.run(handler);
         }
         handler.vcpu_left(vcpu.index);
     }
+    log::debug!("vCPU {} thread stops", vcpu.index);
     vcpu
 }

@@ -93,9 +93,7 @@ impl BootCounters {
             Err(e) => (None, Some(e)),
         };
         if let (Some(p), false) = (&problem, cfg.quiet) {
-            eprintln!(
-                "warning: KVM's own counters are unavailable, so this boot reports none: {p}"
-            );
+            log::warn!("KVM's own counters are unavailable, so this boot reports none: {p}");
         }
         Self {
             unavailable: file.is_none(),

@@ -75,6 +75,11 @@ pub(super) fn create(
     let t_mem = Instant::now();
     let mem = memory::create(cfg.memory, host.phys_addr_bits())?;
     let mmap_us = us(t_mem.elapsed());
+    log::debug!(
+        "guest memory: {} bytes, RAM {:x?}, mapped in {mmap_us} µs",
+        cfg.memory,
+        placement::ram_spans(&mem)
+    );
     clock.lap();
 
     let image = match &cfg.kernel {
@@ -83,6 +88,7 @@ pub(super) fn create(
     };
     let kernel = loader::load(&image, &mem)?;
     let entry = kernel.entry(cfg.entry)?;
+    log::debug!("kernel: entry {entry:x?}, segments {:x?}", kernel.segments);
     // sipi's own guest must report before it exits, whether it came embedded or as a copy in
     // a file (`--kernel target/guest.elf`); another kernel has no report to send.
     let sipi_guest = *image == *crate::EMBEDDED_GUEST;
@@ -96,6 +102,10 @@ pub(super) fn create(
     let (guest, tsc_skew) = plan_tsc_skew(&host, cfg)?;
     let tables = AcpiTables::build(cfg.topology)?;
     tables.write_to(&mem)?;
+    log::debug!(
+        "ACPI tables for {vcpus} vCPUs written; the FACS is at {:#x}",
+        tables.facs_addr()
+    );
     let kernel_name = match &cfg.kernel {
         KernelSource::Path(p) => Some(p.to_string_lossy()),
         KernelSource::Embedded => None,
@@ -176,8 +186,8 @@ fn plan_tsc_skew(
         return Ok((guest, Some(skew)));
     }
     if !cfg.quiet {
-        eprintln!(
-            "warning: this KVM ignores TSC writes (kvm_pvm: guests read the host's TSC), so the guest adds the --test-skew-tsc skew to vCPU {}'s readings in its TSC check instead",
+        log::warn!(
+            "this KVM ignores TSC writes (kvm_pvm: guests read the host's TSC), so the guest adds the --test-skew-tsc skew to vCPU {}'s readings in its TSC check instead",
             skew.vcpu
         );
     }

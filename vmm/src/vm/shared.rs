@@ -141,6 +141,7 @@ impl VmShared {
     pub(super) fn finish(&self, outcome: Outcome) {
         if let Ok(mut o) = self.outcome.lock() {
             if o.is_none() {
+                log::debug!("the VM stops: {outcome:?}");
                 *o = Some(outcome);
             }
         }
@@ -214,7 +215,13 @@ impl ExitHandler for VmShared {
         self.window.exit(vcpu);
     }
     fn io_out(&self, vcpu: u32, port: u16, data: &[u8]) -> ControlFlow<()> {
-        match self.devices.pio_out(vcpu, port, data) {
+        let event = self.devices.pio_out(vcpu, port, data);
+        if let Some(e) = event {
+            log::debug!(
+                "vCPU {vcpu}'s write of {data:x?} to port {port:#x} is a device event: {e:?}"
+            );
+        }
+        match event {
             Some(DeviceEvent::Suspend) => self.suspend(vcpu),
             Some(event) => self.finish(Outcome::Stop { vcpu, event }),
             None => {}

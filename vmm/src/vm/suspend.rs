@@ -102,6 +102,7 @@ impl Sleeper<'_> {
                 return Ok(Some(Wake::VmExit));
             }
         }
+        log::debug!("acpi-s3: suspend {n}: all {count} vCPU threads parked");
         let asleep = Instant::now();
         let rtc = self.shared.devices.rtc_next_alarm();
         let timer = self.wake_after.map(|d| asleep + d);
@@ -153,6 +154,7 @@ impl Sleeper<'_> {
             .mem
             .read_obj(GuestAddress(at))
             .map_err(|e| VmError::WakingVector(at, e))?;
+        log::debug!("acpi-s3: resume {n}: the FACS at {at:#x} holds waking vector {vector:#x}");
         self.say(|| {
             format!(
                 "acpi-s3: resume {n}: woken by {} after {} ms; the BSP resumes at waking vector {vector:#x}",
@@ -177,7 +179,7 @@ impl Sleeper<'_> {
     /// Prints a suspend or resume line unless quiet.
     fn say(&self, line: impl FnOnce() -> String) {
         if !self.quiet {
-            eprintln!("{}", line());
+            log::info!("{}", line());
         }
     }
 }

@@ -272,6 +272,7 @@ pub fn plan(
         return Err(PlacementError::ModulesUnsupported(what));
     }
     if sipi_guest {
+        log::debug!("placement: sipi's own guest gets the fixed boot layout");
         return Ok(Plan {
             layout: BootLayout::FIXED,
             modules: None,
@@ -303,6 +304,10 @@ pub fn plan(
     });
     for s in stay {
         let (fixed, size, _) = s.block();
+        log::debug!(
+            "placement: the {} stays at its fixed place {fixed:#x}",
+            s.name()
+        );
         free.take(fixed, size);
     }
     for s in moved {
@@ -310,6 +315,10 @@ pub fn plan(
         let at = free
             .place(size, align, after_kernel)
             .ok_or(PlacementError::NoRoom(s.name()))?;
+        log::debug!(
+            "placement: the kernel covers the {}'s fixed place, so it moves to {at:#x}",
+            s.name()
+        );
         match s {
             Structure::Gdt => layout.gdt = at,
             Structure::Cmdline => layout.cmdline = at,
@@ -322,6 +331,7 @@ pub fn plan(
         true => None,
         false => Some(plan_modules(&mut free, entry, modules, after_kernel)?),
     };
+    log::debug!("placement: {layout:x?}, modules {modules:x?}");
     Ok(Plan { layout, modules })
 }
 
