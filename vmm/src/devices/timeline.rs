@@ -101,6 +101,10 @@ impl Timeline {
         kept.count[i] += 1;
         if kept.count[i] >= cap {
             self.full[i].store(true, Ordering::Relaxed);
+            log::debug!("timeline: {cap} {source:?} events kept; later ones are only counted");
+        }
+        if source == TimelineSource::BootTimer {
+            log::debug!("boot timer: vCPU {vcpu} marks its boot complete");
         }
         // Stamped under the lock, so that the kept order is the order of the times.
         kept.events.push(TimelineEvent {
