@@ -42,56 +42,36 @@ pub use bpf::ProgramError;
 /// The environment variable that turns the filter off when set to `1`.
 pub const OPT_OUT_VAR: &str = "SIPI_NO_SECCOMP";
 
-/// KVM_RUN's number within KVMIO (include/uapi/linux/kvm.h).
+/// A KVM ioctl's request as the kernel's 32-bit `cmd`: `_IOC(dir, KVMIO, nr, sizeof(T))`
+/// (include/uapi/linux/kvm.h), `T` = `()` for `_IO`.
+const fn kvm_ioctl<T>(dir: c_uint, nr: c_uint) -> u32 {
+    ioctl_expr(dir, KVMIO, nr, std::mem::size_of::<T>() as c_uint) as u32
+}
+
+/// KVM_RUN's number within KVMIO.
 const KVM_RUN_NR: c_uint = 0x80;
 /// KVM_GET_REGS's number within KVMIO.
 const KVM_GET_REGS_NR: c_uint = 0x81;
-/// `_IO(KVMIO, 0x80)`, as the kernel's 32-bit `cmd`.
-const KVM_RUN: u32 = ioctl_expr(_IOC_NONE, KVMIO, KVM_RUN_NR, 0) as u32;
-/// `_IOR(KVMIO, 0x81, struct kvm_regs)`.
-const KVM_GET_REGS: u32 = ioctl_expr(
-    _IOC_READ,
-    KVMIO,
-    KVM_GET_REGS_NR,
-    std::mem::size_of::<kvm_regs>() as c_uint,
-) as u32;
-
 /// KVM_IRQ_LINE's number within KVMIO.
 const KVM_IRQ_LINE_NR: c_uint = 0x61;
-/// `_IOW(KVMIO, 0x61, struct kvm_irq_level)`: pc-testdev's interrupt line ports.
-const KVM_IRQ_LINE: u32 = ioctl_expr(
-    _IOC_WRITE,
-    KVMIO,
-    KVM_IRQ_LINE_NR,
-    std::mem::size_of::<kvm_irq_level>() as c_uint,
-) as u32;
 /// KVM_SET_REGS's number within KVMIO.
 const KVM_SET_REGS_NR: c_uint = 0x82;
 /// KVM_SET_SREGS's number within KVMIO.
 const KVM_SET_SREGS_NR: c_uint = 0x84;
 /// KVM_SET_MP_STATE's number within KVMIO.
 const KVM_SET_MP_STATE_NR: c_uint = 0x99;
-/// `_IOW(KVMIO, 0x82, struct kvm_regs)`.
-const KVM_SET_REGS: u32 = ioctl_expr(
-    _IOC_WRITE,
-    KVMIO,
-    KVM_SET_REGS_NR,
-    std::mem::size_of::<kvm_regs>() as c_uint,
-) as u32;
+/// `_IO(KVMIO, 0x80)`.
+const KVM_RUN: u32 = kvm_ioctl::<()>(_IOC_NONE, KVM_RUN_NR);
+/// `_IOR(KVMIO, 0x81, struct kvm_regs)`.
+const KVM_GET_REGS: u32 = kvm_ioctl::<kvm_regs>(_IOC_READ, KVM_GET_REGS_NR);
+/// `_IOW(KVMIO, 0x61, struct kvm_irq_level)`: pc-testdev's interrupt line ports.
+const KVM_IRQ_LINE: u32 = kvm_ioctl::<kvm_irq_level>(_IOC_WRITE, KVM_IRQ_LINE_NR);
+/// `_IOW(KVMIO, 0x82, struct kvm_regs)`: a vCPU's registers at a resume from ACPI S3.
+const KVM_SET_REGS: u32 = kvm_ioctl::<kvm_regs>(_IOC_WRITE, KVM_SET_REGS_NR);
 /// `_IOW(KVMIO, 0x84, struct kvm_sregs)`.
-const KVM_SET_SREGS: u32 = ioctl_expr(
-    _IOC_WRITE,
-    KVMIO,
-    KVM_SET_SREGS_NR,
-    std::mem::size_of::<kvm_sregs>() as c_uint,
-) as u32;
+const KVM_SET_SREGS: u32 = kvm_ioctl::<kvm_sregs>(_IOC_WRITE, KVM_SET_SREGS_NR);
 /// `_IOW(KVMIO, 0x99, struct kvm_mp_state)`.
-const KVM_SET_MP_STATE: u32 = ioctl_expr(
-    _IOC_WRITE,
-    KVMIO,
-    KVM_SET_MP_STATE_NR,
-    std::mem::size_of::<kvm_mp_state>() as c_uint,
-) as u32;
+const KVM_SET_MP_STATE: u32 = kvm_ioctl::<kvm_mp_state>(_IOC_WRITE, KVM_SET_MP_STATE_NR);
 
 /// `ioctl(fd, request, ...)`: the request.
 const IOCTL_REQUEST_ARG: u8 = 1;
