@@ -78,11 +78,38 @@ const STRATEGIES: [(&str, &str); 4] = [
     ("parallel", "broadcast"),
 ];
 
+/// Checks the JSON's `bsp_start` of a run of sipi's guest started `mode`.
+fn assert_bsp_start(mode: &str, j: &Value) {
+    let b = &j["bsp_start"];
+    assert_eq!(b["mode"], mode, "{b}");
+    let asks = b["ready_asks"].as_u64().unwrap_or(0);
+    assert_eq!(
+        b["ready_queries"].as_u64(),
+        Some(asks),
+        "each ask is read back: {b}"
+    );
+    if mode == "early" {
+        assert!(asks >= 1, "the guest asks before its first kick: {b}");
+    } else {
+        // Every vCPU was ready before the BSP ran: nothing to ask, wait for, or overlap.
+        assert_eq!(asks, 0, "{b}");
+        assert_eq!(b["ready_waits"], 0, "{b}");
+        assert_eq!(b["ready_wait_us"], 0, "{b}");
+        assert_eq!(b["overlap_us"], 0, "{b}");
+    }
+}
+
 fn every_strategy_at(vcpus: u32) {
     for (bringup, kick) in STRATEGIES {
-        let (code, j, stderr) = boot_json(vcpus, &["--bringup", bringup, "--kick", kick]);
-        assert_eq!(code, Some(0), "{vcpus} vCPUs {bringup}/{kick}: {stderr}");
-        assert_all_online(vcpus, bringup, kick, &j);
+        for start in ["early", "all-ready"] {
+            let args = ["--bringup", bringup, "--kick", kick, "--bsp-start", start];
+            let (code, j, stderr) = boot_json(vcpus, &args);
+            assert_eq!(code, Some(0), "{vcpus} vCPUs {args:?}: {stderr}");
+            assert_all_online(vcpus, bringup, kick, &j);
+            if vcpus > 1 {
+                assert_bsp_start(start, &j);
+            }
+        }
     }
 }
 
@@ -115,10 +142,13 @@ fn the_xapic_x2apic_boundary() {
     if !kvm_available() {
         return;
     }
-    for vcpus in [254, 255, 256, 257] {
+    // The BSP starts early (the default): APs below 256 are kicked while vCPUs above 255,
+    // whose xAPIC IDs alias theirs until they are configured in x2APIC mode, are created.
+    for vcpus in [254, 255, 256, 257, 520] {
         let (code, j, stderr) = boot_json(vcpus, &["--bringup", "parallel"]);
         assert_eq!(code, Some(0), "{vcpus} vCPUs: {stderr}");
         assert_all_online(vcpus, "parallel", "per-cpu", &j);
+        assert_bsp_start("early", &j);
     }
 }
 

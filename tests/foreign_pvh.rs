@@ -49,6 +49,8 @@ fn ends_with(
             assert_eq!(j["guest_status"].as_u64(), guest_status, "{what}");
             assert_eq!(j["vcpus"], vcpus);
             assert_eq!(j["online"], 0, "{what}: a foreign kernel reports nothing");
+            // It does not know sipi's vCPU-readiness port: every vCPU exists before it runs.
+            assert_eq!(j["bsp_start"]["mode"], "all-ready", "{what}");
             assert!(j.get("cpus").is_none(), "{what}: no report fields");
             if code == 0 || status == "debug-exit" {
                 assert!(j["error"].is_null(), "{what}: {j}");

@@ -43,6 +43,12 @@ fn kvm_column(j: &Value, name: &str) -> Vec<u64> {
         .collect()
 }
 
+/// The BSP's writes and reads of the vCPU-readiness port, which the protocol allows.
+fn readiness_accesses(j: &Value) -> u64 {
+    let b = &j["bsp_start"];
+    b["ready_asks"].as_u64().unwrap() + b["ready_queries"].as_u64().unwrap()
+}
+
 /// Every exit sipi saw is one KVM counted: its `exits` cover sipi's counts, vCPU by vCPU.
 fn kvm_covers(j: &Value, sipi: &[u64]) {
     if j["kvm_stats"]["available"] != true {
@@ -70,7 +76,17 @@ fn a_normal_boot_exits_only_for_its_doorbell() {
     assert_eq!(m["violations"], serde_json::json!([]));
     let exits = window_exits(&j);
     assert_eq!(exits.len(), VCPUS as usize);
-    assert_eq!(exits[0], 1, "the BSP: its doorbell only");
+    let asked = readiness_accesses(&j);
+    assert!(
+        asked >= 2,
+        "the BSP, started early, asks which vCPUs exist at least once"
+    );
+    assert_eq!(
+        exits[0],
+        1 + asked,
+        "the BSP: its doorbell and its readiness questions only"
+    );
+    assert_eq!(m["doorbell_vcpu_allowed"], 1 + asked);
     assert!(exits[1..].iter().all(|&e| e == 0), "{exits:?}");
     kvm_covers(&j, &exits);
     assert_eq!(j["timeline"], serde_json::json!([]));
@@ -87,7 +103,11 @@ fn one_port_write_in_an_aps_bringup_window_fails_the_check() {
     assert_eq!(j["status"], "bad-report");
     assert_eq!(j["online"], VCPUS, "bringup itself succeeded");
     let exits = window_exits(&j);
-    assert_eq!(exits[0], 1, "the BSP: its doorbell only");
+    assert_eq!(
+        exits[0],
+        1 + readiness_accesses(&j),
+        "the BSP: its doorbell and its readiness questions only"
+    );
     for (v, &e) in exits.iter().enumerate().skip(1) {
         let want = u64::from(v as u64 == VIOLATOR);
         assert_eq!(e, want, "vCPU {v}: {exits:?}");

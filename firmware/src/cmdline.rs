@@ -156,6 +156,10 @@ pub struct GuestOptions {
     pub test_hang: Option<crate::report::BspPhase>,
     /// Where the console text goes.
     pub console: Console,
+    /// The VMM runs the BSP while it is still creating the other vCPUs (`sipi.early_start`):
+    /// ask sipi's vCPU-readiness port ([`crate::layout::VCPUS_READY_PORT`]) before kicking an
+    /// AP whose vCPU may not exist yet.
+    pub early_start: bool,
 }
 
 /// Why the guest options could not be parsed.
@@ -239,6 +243,13 @@ impl GuestOptions {
                 "test_hang" => {
                     o.test_hang = Some(crate::report::BspPhase::from_name(value).ok_or_else(bad)?)
                 }
+                "early_start" => {
+                    o.early_start = match value {
+                        "" | "1" => true,
+                        "0" => false,
+                        _ => return Err(bad()),
+                    }
+                }
                 "test_skip_barrier" => {
                     o.test_skip_barrier = match value {
                         "" | "1" => true,
@@ -305,6 +316,9 @@ impl GuestOptions {
         }
         if self.console != Console::Uart {
             write!(out, " sipi.console={}", self.console.name())?;
+        }
+        if self.early_start {
+            out.write_str(" sipi.early_start=1")?;
         }
         Ok(())
     }
@@ -400,6 +414,7 @@ mod tests {
             "sipi.concurrency=-2",
             "sipi.seed=0x10",
             "sipi.test_skip_barrier=yes",
+            "sipi.early_start=yes",
             "sipi.test_hang=forever",
             "sipi.console=vga",
         ] {
@@ -418,11 +433,13 @@ mod tests {
             test_hang: Some(crate::report::BspPhase::AllOnline),
             test_port_write: 5,
             console: Console::Port,
+            early_start: true,
             ..GuestOptions::default()
         };
         let mut s = String::new();
         o.write(&mut s).unwrap();
         assert!(s.contains("sipi.seed=18446744073709551615"), "{s}");
+        assert!(s.contains("sipi.early_start=1"), "{s}");
         assert!(s.contains("sipi.test_port_write=5"), "{s}");
         assert_eq!(GuestOptions::parse(&s), Ok(o));
         let o = GuestOptions::parse("sipi.test_skip_barrier sipi.ops=5").unwrap();

@@ -265,6 +265,17 @@ pub const EXIT_PORT: u16 = 0x704;
 pub const CONSOLE_PORT: u16 = 0x708;
 /// Most text bytes in one console record.
 pub const CONSOLE_MAX_LEN: u32 = 1024;
+/// sipi's paravirtual vCPU-readiness port, for a BSP that runs while the VMM is still creating
+/// the other vCPUs (`vmm --bsp-start early`): an INIT or STARTUP sent to an APIC ID whose vCPU
+/// does not exist yet is lost. A 32-bit `out` names the APIC ID the guest wants to kick; the
+/// 32-bit `in` that follows blocks until that vCPU is ready (created and configured) and
+/// returns a bound: every vCPU with a lower APIC ID is ready, and [`VCPUS_ALL_READY`] means
+/// every vCPU is. The VMM creates vCPUs in APIC ID order. Without a pending `out`, the `in`
+/// returns the bound at once. When the VMM created every vCPU before the BSP ran, the bound is
+/// always [`VCPUS_ALL_READY`].
+pub const VCPUS_READY_PORT: u16 = 0x70C;
+/// The bound [`VCPUS_READY_PORT`] returns once every vCPU is ready; as an `out`, asks for all.
+pub const VCPUS_ALL_READY: u32 = u32::MAX;
 
 /// QEMU's pc-testdev (hw/misc/pc-testdev.c), which kvm-unit-tests use: its 32-bit test
 /// register, read and written at any size and offset.

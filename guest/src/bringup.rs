@@ -56,7 +56,9 @@
 //! Nothing is printed in here: the whole of [`run`] is the timed bringup window.
 
 use firmware::cmdline::{Bringup, GuestOptions, Kick, TscSync};
-use firmware::layout::{AP_FLOOR_PRESENT_OFFSET, AP_FLOOR_STAMPS_OFFSET, AP_FLOOR_TABLE_ADDR};
+use firmware::layout::{
+    AP_FLOOR_PRESENT_OFFSET, AP_FLOOR_STAMPS_OFFSET, AP_FLOOR_TABLE_ADDR, VCPUS_ALL_READY,
+};
 use firmware::report::{ApPhase, CPU_FLAG_BSP, CpuState, TscSyncSummary};
 
 use crate::apic::{Destination, Ipi, LocalApic, Mode};
@@ -67,6 +69,7 @@ use crate::cpus::{self, APIC_ID_LIMIT, CAPACITY};
 use crate::deadline::{self, MAX_RETRIES};
 use crate::global::Global;
 use crate::percpu;
+use crate::ready;
 use crate::trampoline::{self, Trampoline};
 use crate::tsc::Tsc;
 use crate::tsc_sync;
@@ -117,6 +120,9 @@ pub(crate) fn run(
         options.tsc_sync
     };
     tsc_sync::prepare(sync, tsc, bsp_slot, options.test_tsc_skew);
+    if options.early_start {
+        ready::expect_early_start();
+    }
     let plan = Plan {
         apic,
         tsc,
@@ -140,6 +146,7 @@ pub(crate) fn run(
                     clear_floor_entry(cpus::apic_id(usize::from(*slot)));
                 }
                 trampoline::install(Trampoline::Floor { lost_apic_id: lost });
+                ready::wait_for(VCPUS_ALL_READY);
                 plan.broadcast(starting);
             } else {
                 trampoline::install(Trampoline::Full {
@@ -148,12 +155,16 @@ pub(crate) fn run(
                 match (options.bringup, options.kick) {
                     (Bringup::Serial, _) => {
                         for slot in starting.chunks(1) {
+                            ready::wait_for(cpus::apic_id(usize::from(slot[0])));
                             plan.kick_each(slot, true);
                             plan.wait(slot, goal);
                         }
                     }
-                    (_, Kick::PerCpu) => plan.kick_each(starting, true),
-                    (_, Kick::Broadcast) => plan.broadcast(starting),
+                    (_, Kick::PerCpu) => plan.kick_when_ready(starting),
+                    (_, Kick::Broadcast) => {
+                        ready::wait_for(VCPUS_ALL_READY);
+                        plan.broadcast(starting);
+                    }
                 }
             }
             if options.bringup != Bringup::Serial {
@@ -337,6 +348,24 @@ impl Plan {
             self.tsc.delay(self.init_delay_us);
             self.apic.send(Ipi::Startup, dest);
             self.apic.send(Ipi::Startup, dest);
+        }
+    }
+
+    /// Kicks the APs of `slots` (in APIC ID order) as their vCPUs become ready: each batch is
+    /// every AP the VMM has readied since the last, so with every vCPU ready at once it is one
+    /// batch, as [`Plan::kick_each`] alone would send.
+    fn kick_when_ready(&self, slots: &[u16]) {
+        let mut rest = slots;
+        while let Some(first) = rest.first() {
+            ready::wait_for(cpus::apic_id(usize::from(*first)));
+            let n = rest
+                .iter()
+                .take_while(|s| ready::known_ready(cpus::apic_id(usize::from(**s))))
+                .count()
+                .max(1);
+            let (now, later) = rest.split_at(n);
+            self.kick_each(now, true);
+            rest = later;
         }
     }
 

@@ -192,6 +192,20 @@ pub(crate) unsafe fn outsb(port: u16, bytes: &[u8]) {
     };
 }
 
+/// Reads a 32-bit value from an I/O port (one `in eax, dx`).
+///
+/// # Safety
+///
+/// Reading `port` must be a valid device operation for the caller.
+pub(crate) unsafe fn inl(port: u16) -> u32 {
+    let value: u32;
+    // SAFETY: the caller guarantees that the read is a valid device operation.
+    unsafe {
+        asm!("in eax, dx", in("dx") port, out("eax") value, options(nomem, nostack, preserves_flags))
+    };
+    value
+}
+
 /// Writes a 32-bit value to an I/O port (one `out dx, eax`).
 ///
 /// # Safety

@@ -60,6 +60,7 @@ mod mem;
 mod panic;
 mod percpu;
 mod phys;
+mod ready;
 mod report;
 mod resume;
 mod rng;

@@ -33,6 +33,15 @@ pub(super) const MIN_TORTURE_VCPUS: u32 = 3;
 /// (jq, JavaScript) keep them exact.
 pub(super) const DRAWN_SEED_MASK: u64 = (1 << 53) - 1;
 
+/// `--bsp-start` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BspStartArg {
+    /// While the other vCPUs are still being created.
+    Early,
+    /// Once every vCPU is created and configured.
+    AllReady,
+}
+
 /// Entry modes as clap values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum EntryArg {
@@ -251,6 +260,12 @@ pub struct BootArgs {
     /// How the guest kicks APs in parallel bringup.
     #[arg(long, value_enum, default_value_t = KickArg::PerCpu)]
     pub kick: KickArg,
+
+    /// When the BSP first runs: early, while the other vCPUs are still being created (sipi's
+    /// own guest asks which exist before each kick; other kernels always start all-ready), or
+    /// all-ready, once every vCPU is created and configured.
+    #[arg(long, value_enum, default_value_t = BspStartArg::Early)]
+    pub bsp_start: BspStartArg,
 
     /// Delay between INIT and SIPI in microseconds (Linux used to wait 10000).
     #[arg(long, value_name = "N", default_value_t = 0)]

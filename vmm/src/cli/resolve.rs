@@ -9,7 +9,7 @@ use firmware::cmdline::{
 
 use super::args::*;
 use crate::arch::x86_64::topology::Topology;
-use crate::config::{KernelSource, TestHooks, VmConfig};
+use crate::config::{BspStart, KernelSource, TestHooks, VmConfig};
 use crate::loader::modules::MAX_MODULES;
 use crate::loader::{EntryMode, ModuleSpec};
 use firmware::report::MAX_ROUNDS;
@@ -77,6 +77,10 @@ impl BootArgs {
             quiet: self.quiet,
             kvm_device: self.kvm_device.clone(),
             seccomp: !crate::seccomp::disabled(),
+            bsp_start: match self.bsp_start {
+                BspStartArg::Early => BspStart::Early,
+                BspStartArg::AllReady => BspStart::AllReady,
+            },
             hooks: TestHooks {
                 tsc_skew: self.test_skew_tsc,
                 no_kvm_stats: self.test_no_kvm_stats,
@@ -128,6 +132,8 @@ impl BootArgs {
             test_port_write: self.test_ap_port_write,
             // Set by `vcpu::plan_tsc_skew` when the VMM cannot skew the TSC itself.
             test_tsc_skew: None,
+            // Set by `vm::create` when it starts the BSP early.
+            early_start: false,
             scenario: match self.scenario {
                 ScenarioArg::Boot => Scenario::Boot,
                 ScenarioArg::Teardown => Scenario::Teardown,

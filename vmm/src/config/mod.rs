@@ -23,6 +23,28 @@ pub enum KernelSource {
     Path(PathBuf),
 }
 
+/// When the BSP first runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BspStart {
+    /// As soon as guest memory is registered and the BSP is configured, while the VM's thread
+    /// goes on creating the other vCPUs; the guest asks sipi's vCPU-readiness port before it
+    /// kicks an AP. Only sipi's own guest knows the port: any other kernel starts all-ready.
+    #[default]
+    Early,
+    /// Once every vCPU is created and configured.
+    AllReady,
+}
+
+impl BspStart {
+    /// The name on the command line and in the JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Early => "early",
+            Self::AllReady => "all-ready",
+        }
+    }
+}
+
 /// Everything one boot needs.
 pub struct VmConfig {
     /// The vCPUs and how they are addressed.
@@ -52,6 +74,8 @@ pub struct VmConfig {
     pub kvm_device: PathBuf,
     /// Confine every vCPU thread with the seccomp filter (off with `SIPI_NO_SECCOMP=1`).
     pub seccomp: bool,
+    /// When the BSP first runs (`--bsp-start`).
+    pub bsp_start: BspStart,
     /// What the VMM itself does only for tests.
     pub hooks: TestHooks,
 }
@@ -74,6 +98,7 @@ impl VmConfig {
             quiet: true,
             kvm_device: PathBuf::from(DEFAULT_KVM_DEVICE),
             seccomp: true,
+            bsp_start: BspStart::default(),
             hooks: TestHooks::default(),
         }
     }

@@ -7,7 +7,7 @@ use super::details::BootJson;
 use super::kvm_stats::KvmStats;
 use super::live::Reached;
 use super::measurement::Measurement;
-use super::outcome::{BootOutcome, VmmPhasesUs};
+use super::outcome::{BootOutcome, BspStartReport, VmmPhasesUs};
 use super::timeline::TimelineEntry;
 
 /// The JSON report: a view of a [`BootOutcome`] (field names are a stable interface).
@@ -27,6 +27,8 @@ pub(crate) struct JsonReport<'a> {
     tsc_khz: u32,
     /// VMM phases.
     vmm_phases_us: &'a VmmPhasesUs,
+    /// When the BSP started, and how long the guest ran while vCPUs were still being created.
+    bsp_start: &'a BspStartReport,
     /// The status the guest wrote to sipi's exit port, or the value it wrote to
     /// isa-debug-exit.
     guest_status: Option<u32>,
@@ -62,6 +64,7 @@ impl<'a> From<&'a BootOutcome> for JsonReport<'a> {
             online: o.online,
             tsc_khz: o.tsc_khz,
             vmm_phases_us: &o.vmm_phases_us,
+            bsp_start: &o.bsp_start,
             guest_status: o.guest_status,
             exit_via: o.exit_via,
             reached: o.reached.as_ref(),

@@ -22,7 +22,7 @@ pub use check::decode;
 pub(crate) use check::{decode_for, read};
 pub use error::ReportCheckError;
 pub(crate) use json::JsonReport;
-pub use outcome::{BootOutcome, VmmPhasesUs};
+pub use outcome::{BootOutcome, BspStartReport, VmmPhasesUs};
 pub(crate) use scenario::scenario_failure;
 pub(crate) use text::render_summary;
 

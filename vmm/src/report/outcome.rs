@@ -39,6 +39,25 @@ pub struct VmmPhasesUs {
     pub total: u64,
 }
 
+/// When the BSP started and what ran concurrently because of it (`--bsp-start`; field names
+/// are a stable interface, docs/json.md).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct BspStartReport {
+    /// `early` (the BSP ran while the VMM was still creating vCPUs) or `all-ready`.
+    pub mode: &'static str,
+    /// From the BSP's first KVM_RUN to the last vCPU becoming ready: how long the guest ran
+    /// concurrently with vCPU creation, i.e. how much of `vmm_phases_us.create_vcpus` overlaps
+    /// `first_run` and `report` (0 when all-ready).
+    pub overlap_us: u64,
+    /// The guest's writes and reads of the vCPU-readiness port (docs/devices.md).
+    pub ready_asks: u32,
+    pub ready_queries: u32,
+    /// Reads that blocked until the vCPU asked about was ready, and the time the guest's vCPU
+    /// spent blocked in them: time inside the guest's bringup window spent waiting for the VMM.
+    pub ready_waits: u32,
+    pub ready_wait_us: u64,
+}
+
 /// How a boot ended and what the guest reported.
 #[derive(Debug, Clone)]
 pub struct BootOutcome {
@@ -54,6 +73,8 @@ pub struct BootOutcome {
     pub tsc_khz: u32,
     /// VMM phases.
     pub vmm_phases_us: VmmPhasesUs,
+    /// When the BSP started, and what overlapped.
+    pub bsp_start: BspStartReport,
     /// The status the guest wrote to sipi's exit port, or the value it wrote to
     /// isa-debug-exit.
     pub guest_status: Option<u32>,

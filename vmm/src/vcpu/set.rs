@@ -108,10 +108,15 @@ impl VcpuSet {
     /// before any thread exists: every vCPU has the same. Never fails here: a vCPU that cannot
     /// be created or started ends the creation, and [`VcpuSet::wait_configured`] returns its
     /// error.
+    ///
+    /// `after_each` runs on the calling thread after each vCPU's thread is started: the moment
+    /// to [`VcpuSet::release`] the vCPUs created so far, while the others are still being
+    /// created (`--bsp-start early`).
     pub(crate) fn spawn<H: ExitHandler + Send + Sync + 'static>(
         vm: &VmFd,
         mut boot: BootVcpus,
         handler: &Arc<H>,
+        mut after_each: impl FnMut(&Self),
     ) -> Self {
         let count = boot.topology.vcpus();
         let gate = Arc::new(Gate {
@@ -165,6 +170,7 @@ impl VcpuSet {
                     break;
                 }
             }
+            after_each(&set);
         }
         set
     }
@@ -181,31 +187,52 @@ impl VcpuSet {
 
     /// Waits until every vCPU is configured and ready to run. On any vCPU's error, stops and
     /// joins them all and returns the first error.
-    pub(crate) fn wait_configured(self) -> Result<Self, VcpuError> {
+    /// Already released ([`VcpuSet::release`] before every vCPU was configured), the vCPUs
+    /// that are configured may be running: on an error `stop_vm` tells the handler the VM is
+    /// stopping, then every vCPU is stopped.
+    pub(crate) fn wait_configured(self, stop_vm: impl FnOnce()) -> Result<Self, VcpuError> {
         let n = self.threads.len();
-        if let Some(e) = self.gate.wait_for(Stage::Configure, n) {
-            self.abort();
-            return Err(e);
+        let mut failed = self.gate.wait_for(Stage::Configure, n);
+        if failed.is_none() {
+            if !self.released() {
+                self.gate.set(Stage::BeforeRun);
+            }
+            failed = self.gate.wait_for(Stage::BeforeRun, n);
         }
-        self.gate.set(Stage::BeforeRun);
-        if let Some(e) = self.gate.wait_for(Stage::BeforeRun, n) {
-            self.abort();
-            return Err(e);
+        match failed {
+            None => Ok(self),
+            Some(e) => {
+                stop_vm();
+                self.abort();
+                Err(e)
+            }
         }
-        Ok(self)
     }
 
-    /// Stops the vCPUs before they ran (for a failure elsewhere while they were configuring).
+    /// Stops the vCPUs (for a failure elsewhere while they were configuring): those still
+    /// waiting to run give up, and those already released are kicked out of KVM_RUN, which
+    /// they leave for good once the handler says the VM is stopping.
     pub(crate) fn abort(self) {
+        let released = self.released();
         self.gate.set(Stage::Abort);
-        for t in self.threads {
-            let _ = t.join();
+        match released {
+            true => drop(kick::stop_threads(self.threads)),
+            false => {
+                for t in self.threads {
+                    let _ = t.join();
+                }
+            }
         }
     }
 
-    /// Lets every vCPU run.
+    /// Lets every vCPU run: those configured at once, the others as soon as they are.
     pub(crate) fn release(&self) {
         self.gate.set(Stage::Run);
+    }
+
+    /// True once [`VcpuSet::release`] was called.
+    pub(crate) fn released(&self) -> bool {
+        self.gate.lock().stage == Stage::Run
     }
 
     /// How many vCPU threads there are.

@@ -19,7 +19,7 @@ use super::clock::{us, PhaseClock};
 use super::VmError;
 use crate::arch::x86_64::acpi::AcpiTables;
 use crate::arch::x86_64::{bios_state, boot_info, irq_routing, regs, tsc};
-use crate::config::{KernelSource, TscSkew, VmConfig};
+use crate::config::{BspStart, KernelSource, TscSkew, VmConfig};
 use crate::kvm::KvmHost;
 use crate::loader::{self, placement, BootLayout, Entry};
 use crate::memory;
@@ -47,6 +47,10 @@ pub(super) struct CreatedVm {
     pub mmap_us: u64,
     /// Where the FACS is, whose waking vector a resume from S3 starts at.
     pub facs_addr: u64,
+    /// When the BSP runs: early only for sipi's own guest, which knows the vCPU-readiness
+    /// port (and was told so on its command line), and without a test-only TSC write, which
+    /// needs every vCPU to exist first.
+    pub bsp_start: BspStart,
 }
 
 /// Creates the VM of `cfg`, timing its phases into `phases`.
@@ -99,7 +103,12 @@ pub(super) fn create(
     let plan = placement::plan(&kernel.segments, &ram, entry, sipi_guest, &needs)?;
     phases.load_kernel = clock.lap();
 
-    let (guest, tsc_skew) = plan_tsc_skew(&host, cfg)?;
+    let (mut guest, tsc_skew) = plan_tsc_skew(&host, cfg)?;
+    let bsp_start = match (cfg.bsp_start, sipi_guest && tsc_skew.is_none()) {
+        (BspStart::Early, true) => BspStart::Early,
+        _ => BspStart::AllReady,
+    };
+    guest.early_start = bsp_start == BspStart::Early;
     let tables = AcpiTables::build(cfg.topology)?;
     tables.write_to(&mem)?;
     log::debug!(
@@ -134,6 +143,7 @@ pub(super) fn create(
         tsc_skew,
         mmap_us,
         facs_addr: tables.facs_addr(),
+        bsp_start,
     })
 }
 

@@ -6,6 +6,7 @@ mod clock;
 mod conclude;
 mod counters;
 mod create;
+mod ready;
 mod run;
 mod shared;
 mod suspend;

@@ -1,6 +1,7 @@
 //! Step 2 of a boot: the devices, the vCPU threads (created while guest RAM is registered with
 //! KVM), the wait for the guest to end the VM, `--timeout` or a signal, and the teardown.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,7 +14,7 @@ use super::create::CreatedVm;
 use super::shared::VmShared;
 use super::suspend::{until, Sleeper};
 use super::VmError;
-use crate::config::VmConfig;
+use crate::config::{BspStart, VmConfig};
 use crate::devices::timeline::{Timeline, TimelineSource};
 use crate::devices::{DeviceConfig, Devices, Doorbell};
 use crate::event_loop::{ShutdownSignals, Wake};
@@ -21,7 +22,7 @@ use crate::fds;
 use crate::memory;
 use crate::report::kvm_stats::KvmStats;
 use crate::report::timeline::{BootTimeline, TimelineEntry};
-use crate::report::VmmPhasesUs;
+use crate::report::{BspStartReport, VmmPhasesUs};
 use crate::vcpu::{BootVcpus, Outcome, VcpuSet};
 
 /// File descriptors per vCPU: the vCPU's and its statistics file's.
@@ -57,6 +58,8 @@ pub(super) struct Ran {
     pub window_exits: Vec<u32>,
     /// ACPI S3 suspends the guest made.
     pub suspends: u32,
+    /// When the BSP started and what overlapped.
+    pub bsp_start: BspStartReport,
 }
 
 /// Runs the VM `created` until it ends, timing its phases into `phases`.
@@ -77,6 +80,7 @@ pub(super) fn run(
         tsc_skew,
         mmap_us,
         facs_addr,
+        bsp_start,
     } = created;
     // Shared with the devices, whose pc-testdev sets interrupt lines from the vCPU threads.
     let vm = Arc::new(vm);
@@ -102,7 +106,7 @@ pub(super) fn run(
                 .with_memory(mem.clone())
                 .with_irq_lines(vm.clone()),
             counters,
-            cfg.topology.vcpus(),
+            cfg.topology,
         )
         .map_err(VmError::ExitEvent)?,
     );
@@ -125,14 +129,31 @@ pub(super) fn run(
     };
     // Registering guest RAM with KVM runs under a different KVM lock than vCPU creation: do
     // both at once. Dropping the map deletes the slots, so it lives until the vCPU threads are
-    // joined.
+    // joined. With an early start, the vCPUs created so far are released (the BSP runs) as
+    // soon as the memory is registered, and the rest start as they are configured.
+    let memory_ready = AtomicBool::new(false);
+    let mut released = None;
     let (vcpus, registered) = std::thread::scope(|s| {
         let registering = s.spawn(|| {
             let t = Instant::now();
-            (memory::register(&vm, &host, &mem), us(t.elapsed()))
+            let map = memory::register(&vm, &host, &mem);
+            memory_ready.store(map.is_ok(), Ordering::Release);
+            (map, us(t.elapsed()))
         });
-        let vcpus = VcpuSet::spawn(&vm, boot, &shared);
-        (vcpus, registering.join())
+        let mut release_early = |set: &VcpuSet| {
+            if bsp_start == BspStart::Early
+                && released.is_none()
+                && memory_ready.load(Ordering::Acquire)
+            {
+                shared.counters.vm(Point::Setup);
+                released = Some(Instant::now());
+                set.release();
+            }
+        };
+        let vcpus = VcpuSet::spawn(&vm, boot, &shared, &mut release_early);
+        let registered = registering.join();
+        release_early(&vcpus);
+        (vcpus, registered)
     });
     let _memory_map = match registered {
         Ok((Ok(map), register_us)) => {
@@ -140,20 +161,29 @@ pub(super) fn run(
             map
         }
         Ok((Err(e), _)) => {
+            shared.request_stop();
             vcpus.abort();
             return Err(e.into());
         }
         Err(_) => {
+            shared.request_stop();
             vcpus.abort();
             return Err(VmError::MemoryThread);
         }
     };
-    let vcpus = vcpus.wait_configured()?;
+    // Released vCPUs may be running when another fails: the VM stops before they are stopped.
+    let vcpus = vcpus.wait_configured(|| shared.request_stop())?;
     let tsc_khz = vcpus.tsc_khz().unwrap_or(0);
     phases.create_vcpus = clock.lap();
-    shared.counters.vm(Point::Setup);
-    let released = Instant::now();
-    vcpus.release();
+    let released = match released {
+        Some(at) => at,
+        None => {
+            shared.counters.vm(Point::Setup);
+            let at = Instant::now();
+            vcpus.release();
+            at
+        }
+    };
 
     let deadline = cfg.timeout.map(|t| released + t);
     let sleeper = Sleeper {
@@ -179,6 +209,18 @@ pub(super) fn run(
         _ => None,
     };
     phases.exit = doorbell.map(|d| us(t_stop.saturating_duration_since(d.at)));
+    let ready = shared.readiness();
+    let bsp_start = BspStartReport {
+        mode: bsp_start.name(),
+        overlap_us: match (bsp_start, first_run, ready.all_ready_at) {
+            (BspStart::Early, Some(run), Some(all)) => us(all.saturating_duration_since(run)),
+            _ => 0,
+        },
+        ready_asks: ready.asks,
+        ready_queries: ready.queries,
+        ready_waits: ready.waits,
+        ready_wait_us: us(ready.waited),
+    };
     phases.teardown = us(t_stop.elapsed());
     phases.total = clock.total();
     Ok(Ran {
@@ -194,6 +236,7 @@ pub(super) fn run(
         timeline: timeline(shared.devices.timeline(), clock),
         window_exits: shared.window.counts(),
         suspends: shared.suspends(),
+        bsp_start,
     })
 }
 

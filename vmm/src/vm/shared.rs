@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 use kvm_ioctls::{VcpuFd, VmFd};
 use vmm_sys_util::eventfd::EventFd;
 
-use firmware::layout::REPORT_PORT;
+use firmware::layout::{REPORT_PORT, VCPUS_READY_PORT};
 
 use super::counters::{BootCounters, Point};
+use super::ready::{Readiness, ReadyStats};
 use super::window::WindowExits;
+use crate::arch::x86_64::topology::Topology;
 use crate::devices::{DeviceEvent, Devices};
 use crate::vcpu::{ExitHandler, Outcome};
 
@@ -58,6 +60,8 @@ pub(super) struct VmShared {
     pub counters: BootCounters,
     /// Each vCPU's exits to the VMM before the report doorbell.
     pub window: WindowExits,
+    /// The vCPUs ready to be kicked, and the guest's questions about them.
+    readiness: Readiness,
 }
 
 impl VmShared {
@@ -65,8 +69,9 @@ impl VmShared {
     pub(super) fn new(
         devices: Devices,
         counters: BootCounters,
-        vcpus: u32,
+        topology: Topology,
     ) -> std::io::Result<Self> {
+        let vcpus = topology.vcpus();
         Ok(Self {
             stop: AtomicBool::new(false),
             exit_evt: EventFd::new(libc::EFD_NONBLOCK)?,
@@ -79,6 +84,7 @@ impl VmShared {
             resumed: Condvar::new(),
             counters,
             window: WindowExits::new(vcpus),
+            readiness: Readiness::new(topology),
         })
     }
 
@@ -150,12 +156,19 @@ impl VmShared {
         let _ = self.exit_evt.write(1);
     }
 
-    /// Tells every vCPU thread to stop, parked ones included.
+    /// Tells every vCPU thread to stop, parked ones and one waiting for a vCPU to become
+    /// ready included.
     pub(super) fn request_stop(&self) {
         self.stop.store(true, Ordering::Release);
         // Under the lock, so that a thread about to park sees the flag or gets the wake-up.
         drop(self.sleep());
         self.resumed.notify_all();
+        self.readiness.wake_all();
+    }
+
+    /// What the vCPU-readiness port saw.
+    pub(super) fn readiness(&self) -> ReadyStats {
+        self.readiness.stats()
     }
 
     /// The first terminal event, if any.
@@ -207,6 +220,7 @@ impl ExitHandler for VmShared {
     }
     fn vcpu_ready(&self, vcpu: u32) {
         self.counters.vcpu(vcpu, Point::Setup);
+        self.readiness.mark(vcpu);
     }
     fn vcpu_left(&self, vcpu: u32) {
         self.counters.vcpu(vcpu, Point::Exit);
@@ -215,6 +229,12 @@ impl ExitHandler for VmShared {
         self.window.exit(vcpu);
     }
     fn io_out(&self, vcpu: u32, port: u16, data: &[u8]) -> ControlFlow<()> {
+        if port == VCPUS_READY_PORT {
+            if let Ok(apic_id) = <[u8; 4]>::try_from(data) {
+                self.readiness.ask(u32::from_le_bytes(apic_id));
+            }
+            return ControlFlow::Continue(());
+        }
         let event = self.devices.pio_out(vcpu, port, data);
         if let Some(e) = event {
             log::debug!(
@@ -235,6 +255,15 @@ impl ExitHandler for VmShared {
     }
 
     fn io_in(&self, _vcpu: u32, port: u16, data: &mut [u8]) -> ControlFlow<()> {
+        if port == VCPUS_READY_PORT {
+            // A read of another width gets all ones, as from an unassigned port.
+            data.fill(0xff);
+            if data.len() == 4 {
+                let bound = self.readiness.answer(|| self.stopping());
+                data.copy_from_slice(&bound.to_le_bytes());
+            }
+            return ControlFlow::Continue(());
+        }
         self.devices.pio_in(port, data);
         ControlFlow::Continue(())
     }

@@ -248,6 +248,7 @@ fn json_report(b: &BootReport<'_>, tsc_khz: u32) -> BootOutcome {
         online: online(b),
         tsc_khz,
         vmm_phases_us: Default::default(),
+        bsp_start: Default::default(),
         guest_status: Some(0),
         exit_via: Some("sipi-exit-port"),
         reached: None,
