@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::kvm_stats::{Kind, Layout, Values};
+use crate::kvm_stats::{Counter, Kind, Layout, Values};
 
 /// The per-vCPU counters summarised over the APs and shown for the BSP.
 pub const KEY_COUNTERS: &[&str] = &[
@@ -138,7 +138,8 @@ impl KvmStats {
         };
         let vm_table = vm.map(|f| {
             let counters = names(f.layout);
-            let windows = windows(f.snapshots, |a, b| window(f.layout, &counters, a, b));
+            let cols = columns(f.layout, &counters);
+            let windows = windows(f.snapshots, |a, b| window(f.layout, &cols, a, b));
             CounterTable {
                 counters,
                 windows: Windows {
@@ -151,17 +152,20 @@ impl KvmStats {
         let first = vcpus.iter().flatten().next();
         let vcpu_table = first.map(|f| {
             let counters = names(f.layout);
-            let per = |pick: fn(&Windows<VcpuWindow>) -> Option<VcpuWindow>| {
-                let all: Vec<VcpuWindow> = vcpus
-                    .iter()
-                    .map(|v| {
-                        v.as_ref().and_then(|v| {
-                            pick(&windows(v.snapshots, |a, b| {
-                                window(v.layout, &counters, a, b)
-                            }))
-                            .flatten()
-                        })
+            // Each vCPU's windows, computed once.
+            let each: Vec<Option<Windows<VcpuWindow>>> = vcpus
+                .iter()
+                .map(|v| {
+                    v.as_ref().map(|v| {
+                        let cols = columns(v.layout, &counters);
+                        windows(v.snapshots, |a, b| window(v.layout, &cols, a, b))
                     })
+                })
+                .collect();
+            let per = |pick: fn(&Windows<VcpuWindow>) -> Option<VcpuWindow>| {
+                let all: Vec<VcpuWindow> = each
+                    .iter()
+                    .map(|w| w.as_ref().and_then(|w| pick(w).flatten()))
                     .collect();
                 all.iter().any(Option::is_some).then_some(all)
             };
@@ -249,19 +253,41 @@ fn windows<T>(s: &Snapshots, f: impl Fn(&[u64], &[u64]) -> T) -> Windows<Option<
     }
 }
 
-/// The values of `counters` over the window from `start` to `end`, as `layout` reads them
-/// (0 for a counter this file lacks, which only a vCPU whose KVM differed could show).
-fn window(layout: &Layout, counters: &[String], start: &[u64], end: &[u64]) -> Vec<u64> {
+/// Each of `counters` as `layout` describes it (None for a counter this file lacks, which only a vCPU whose KVM differed could show).
+/// Every vCPU's file normally has the same layout as the first, whose single-value counters
+/// `counters` are, in order: then no name is looked up.
+fn columns<'l>(layout: &'l Layout, counters: &[String]) -> Vec<Option<&'l Counter>> {
+    let single: Vec<&Counter> = layout.counters().iter().filter(|c| c.size == 1).collect();
+    let same = single.len() == counters.len()
+        && single.iter().zip(counters).all(|(c, name)| c.name == *name);
     counters
         .iter()
-        .map(|name| {
-            let cumulative = layout
-                .counter(name)
-                .is_some_and(|c| c.kind == Kind::Cumulative);
-            let b = layout.value(end, name).unwrap_or(0);
-            match cumulative {
-                true => b.saturating_sub(layout.value(start, name).unwrap_or(0)),
-                false => b,
+        .enumerate()
+        .map(|(i, name)| match same {
+            true => single.get(i).copied(),
+            false => layout.counter(name).filter(|c| c.size == 1),
+        })
+        .collect()
+}
+
+/// The values of the counters `columns` over the window from `start` to `end` (0 for a
+/// counter the file lacks).
+fn window(layout: &Layout, columns: &[Option<&Counter>], start: &[u64], end: &[u64]) -> Vec<u64> {
+    let value = |values: &[u64], c: &Counter| {
+        layout
+            .values_of(values, c)
+            .and_then(|v| v.first().copied())
+            .unwrap_or(0)
+    };
+    columns
+        .iter()
+        .map(|col| {
+            let Some(c) = *col else {
+                return 0;
+            };
+            match c.kind == Kind::Cumulative {
+                true => value(end, c).saturating_sub(value(start, c)),
+                false => value(end, c),
             }
         })
         .collect()
@@ -445,6 +471,46 @@ mod tests {
         assert_eq!(
             text,
             "kvm exits (setup to doorbell): BSP 10 exits, missing emulated; median AP (vCPU 1) 5 exits, missing emulated; worst AP (vCPU 2) 7 exits, missing emulated\n"
+        );
+    }
+
+    #[test]
+    fn a_vcpu_whose_file_differs_is_read_by_counter_name() {
+        let first = layout(&[
+            ("exits", kvm_bindings::KVM_STATS_TYPE_CUMULATIVE),
+            ("blocking", kvm_bindings::KVM_STATS_TYPE_INSTANT),
+        ]);
+        // The same counters in the other order, and one more.
+        let other = layout(&[
+            ("extra", kvm_bindings::KVM_STATS_TYPE_CUMULATIVE),
+            ("blocking", kvm_bindings::KVM_STATS_TYPE_INSTANT),
+            ("exits", kvm_bindings::KVM_STATS_TYPE_CUMULATIVE),
+        ]);
+        // A file without one of the first file's counters: 0 for it.
+        let fewer = layout(&[("blocking", kvm_bindings::KVM_STATS_TYPE_INSTANT)]);
+        let a = snaps(&[1, 0], None, &[4, 1]);
+        let b = snaps(&[9, 0, 2], None, &[99, 1, 7]);
+        let c = snaps(&[0], None, &[1]);
+        let v = [
+            Some(FileSnapshots {
+                layout: &first,
+                snapshots: &a,
+            }),
+            Some(FileSnapshots {
+                layout: &other,
+                snapshots: &b,
+            }),
+            Some(FileSnapshots {
+                layout: &fewer,
+                snapshots: &c,
+            }),
+        ];
+        let k = KvmStats::build(None, &v, None);
+        let t = k.vcpu.unwrap();
+        assert_eq!(t.counters, ["exits", "blocking"]);
+        assert_eq!(
+            t.windows.setup_to_exit,
+            Some(vec![Some(vec![3, 1]), Some(vec![5, 1]), Some(vec![0, 1])])
         );
     }
 
