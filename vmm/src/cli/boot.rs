@@ -23,8 +23,13 @@ pub(super) fn run(args: &BootArgs) -> Status {
         Ok(c) => c,
         Err(e) => return fail(Status::Usage, &error_line(&e)),
     };
-    let outcome = match vm::boot(cfg) {
-        Ok(o) => o,
+    // The process exits right after this: the kernel ends the VM's halted vCPU threads and
+    // closes the VM then, without any of them returning to user space.
+    let outcome = match vm::boot_and_keep(cfg) {
+        Ok((o, remains)) => {
+            remains.abandon();
+            o
+        }
         Err(e) => return fail(e.status(), &error_line(&e)),
     };
     if !args.quiet {

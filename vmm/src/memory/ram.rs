@@ -1,6 +1,7 @@
 //! Guest RAM of a boot: the layout around the 32-bit MMIO hole, the host mapping, and its
 //! registration with KVM through the memory map.
 
+use std::borrow::Borrow;
 use std::sync::Arc;
 
 use firmware::layout::{
@@ -94,11 +95,11 @@ fn areas(start: u64, len: u64) -> Vec<(u64, u64)> {
 /// [`areas`] is its own region, and the commit merges them (same mapping, same flags) into one
 /// slot below the MMIO hole and one above 4 GiB. The returned map must live as long as the
 /// vCPUs run: dropping it deletes the slots.
-pub(crate) fn register<'vm>(
-    vm: &'vm VmFd,
+pub(crate) fn register<V: Borrow<VmFd>>(
+    vm: V,
     host: &KvmHost,
     mem: &GuestMemoryMmap,
-) -> Result<MemoryMap<KvmMemslots<&'vm VmFd>>, MemoryError> {
+) -> Result<MemoryMap<KvmMemslots<V>>, MemoryError> {
     let mut map = MemoryMap::new(KvmMemslots::new(vm), MapLimits::of(host));
     let mut txn = map.begin();
     for region in mem.iter() {

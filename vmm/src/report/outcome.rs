@@ -33,7 +33,7 @@ pub struct VmmPhasesUs {
     /// From the report doorbell to the VM ending (the guest's exit path, console output
     /// included; null without a report).
     pub exit: Option<u64>,
-    /// Stopping and joining the vCPU threads.
+    /// From the VM's end to the last counter snapshot (the vCPU threads are not waited for).
     pub teardown: u64,
     /// The whole boot, first to last.
     pub total: u64,

@@ -4,10 +4,16 @@
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use kvm_ioctls::VmFd;
+use vmm_sys_util::signal::Killable;
 
 use super::{kick, BootVcpus, ExitHandler, Vcpu, VcpuError};
+
+/// How long a halting vCPU thread may take to leave KVM_RUN after a kick before it is kicked
+/// again.
+const REKICK_AFTER: Duration = Duration::from_millis(1);
 
 /// Stack size of a vCPU thread: the run loop needs little, and hundreds of threads exist.
 pub(crate) const VCPU_STACK_SIZE: usize = 128 << 10;
@@ -19,9 +25,9 @@ enum Stage {
     Configure,
     /// Every vCPU exists: test-only TSC writes.
     BeforeRun,
-    /// Running.
+    /// Running; a thread that left its run loop waits here.
     Run,
-    /// Giving up without running.
+    /// Giving up (before running, or after leaving the run loop): the threads end.
     Abort,
 }
 
@@ -32,6 +38,8 @@ struct State {
     configured: usize,
     /// Threads done with [`Stage::BeforeRun`].
     prepared: usize,
+    /// Threads that left their run loop for good (or never entered it).
+    left: usize,
     /// Setup errors, for the VM's thread.
     errors: Vec<VcpuError>,
 }
@@ -88,6 +96,27 @@ impl Gate {
         }
     }
 
+    /// Records that a vCPU thread left its run loop, then holds it until the VM's thread
+    /// lets the threads end ([`Stage::Abort`]).
+    fn leave(&self) {
+        let mut s = self.lock();
+        s.left += 1;
+        self.arrived.notify_one();
+        while s.stage == Stage::Run {
+            s = self.moved_on.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Waits up to `for_at_most` until `count` threads left their run loop; true if they did.
+    fn wait_left(&self, count: usize, for_at_most: Duration) -> bool {
+        let s = self.lock();
+        let (s, _) = self
+            .arrived
+            .wait_timeout_while(s, for_at_most, |s| s.left < count)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.left >= count
+    }
+
     fn set(&self, stage: Stage) {
         self.lock().stage = stage;
         self.moved_on.notify_all();
@@ -124,6 +153,7 @@ impl VcpuSet {
                 stage: Stage::Configure,
                 configured: 0,
                 prepared: 0,
+                left: 0,
                 errors: Vec::new(),
             }),
             arrived: Condvar::new(),
@@ -246,13 +276,38 @@ impl VcpuSet {
     }
 
     /// Kicks every vCPU thread out of KVM_RUN (the handler already says the VM is stopping)
-    /// and joins them. The vCPUs close only after the last thread is gone: an munmap of a
-    /// kvm_run area while hundreds of threads share the address space makes the kernel flush
-    /// the TLB of every CPU running one of them, once per munmap, where the same munmaps from
-    /// a lone thread need no such flush (docs/benchmarks.md, "Where the time goes", has the
-    /// figures).
-    pub(crate) fn stop(self) {
-        drop(kick::stop_threads(self.threads));
+    /// and waits until each has left its run loop for good; the threads then wait, holding
+    /// their vCPUs, for [`VcpuSet::dismiss`]. No vCPU runs any more, but nothing is torn down
+    /// yet: a process about to exit can leave that to the kernel, which ends the threads and
+    /// closes the vCPUs without returning to user space.
+    pub(crate) fn halt(&self) {
+        let kick = kick::signal();
+        let n = self.threads.len();
+        kick::kick_threads(&self.threads);
+        // A kick cannot be lost (immediate_exit), but keep kicking rather than risk waiting
+        // forever on a thread that is slow to go.
+        while !self.gate.wait_left(n, REKICK_AFTER) {
+            for t in &self.threads {
+                if !t.is_finished() {
+                    let _ = t.kill(kick);
+                }
+            }
+        }
+    }
+
+    /// Lets the halted threads end, joins them and closes their vCPUs. The vCPUs close only
+    /// after the last thread is gone: an munmap of a kvm_run area while hundreds of threads
+    /// share the address space makes the kernel flush the TLB of every CPU running one of
+    /// them, once per munmap, where the same munmaps from a lone thread need no such flush
+    /// (docs/benchmarks.md, "Where the time goes", has the figures).
+    pub(crate) fn dismiss(self) {
+        self.gate.set(Stage::Abort);
+        let vcpus: Vec<Vcpu> = self
+            .threads
+            .into_iter()
+            .filter_map(|t| t.join().ok())
+            .collect();
+        drop(vcpus);
     }
 }
 
@@ -273,6 +328,7 @@ fn thread_main(mut vcpu: Vcpu, gate: &Gate, handler: &impl ExitHandler) -> Vcpu 
             vcpu.run(handler);
         }
         handler.vcpu_left(vcpu.index);
+        gate.leave();
     }
     log::debug!("vCPU {} thread stops", vcpu.index);
     vcpu

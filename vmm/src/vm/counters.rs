@@ -158,6 +158,19 @@ impl BootCounters {
         }
     }
 
+    /// The VM ended: snapshots the VM and every vCPU, from the VM's thread, while the vCPU
+    /// threads are left where they are (a vCPU thread that leaves its run loop later takes its
+    /// own snapshot again, which changes nothing once the report is built).
+    pub(super) fn exit(&self) {
+        if self.unavailable {
+            return;
+        }
+        self.vm(Point::Exit);
+        for i in 0..self.vcpus.len() as u32 {
+            self.vcpu(i, Point::Exit);
+        }
+    }
+
     /// The counters of the boot, once every snapshot is taken.
     pub(super) fn report(&self) -> KvmStats {
         let problem = self.problem.lock().map(|p| p.clone()).unwrap_or(None);

@@ -7,6 +7,7 @@ mod conclude;
 mod counters;
 mod create;
 mod ready;
+mod remains;
 mod run;
 mod shared;
 mod suspend;
@@ -14,6 +15,7 @@ pub(crate) mod verdict;
 mod window;
 
 use clock::PhaseClock;
+pub use remains::Remains;
 
 use crate::arch::x86_64::acpi::AcpiError;
 use crate::arch::x86_64::bios_state::BiosStateError;
@@ -115,10 +117,19 @@ impl VmError {
 
 /// Boots one VM as `cfg` says and waits for it to end. An `Err` is a VM that could not be
 /// set up or run; a VM that ran ends in a [`BootOutcome`], whatever its guest did.
-pub fn boot(mut cfg: VmConfig) -> Result<BootOutcome, VmError> {
+pub fn boot(cfg: VmConfig) -> Result<BootOutcome, VmError> {
+    // The remains are torn down here, before the outcome is returned.
+    boot_and_keep(cfg).map(|(outcome, _remains)| outcome)
+}
+
+/// [`boot`], but the VM's remains (its halted vCPU threads, memory slots and the VM itself) are
+/// handed back instead of torn down: a process that exits once it has written the outcome can
+/// [`Remains::abandon`] them to the kernel.
+pub fn boot_and_keep(mut cfg: VmConfig) -> Result<(BootOutcome, Remains), VmError> {
     let mut clock = PhaseClock::start();
     let mut phases = VmmPhasesUs::default();
     let created = create::create(&cfg, &mut clock, &mut phases)?;
     let ran = run::run(created, &mut cfg, &mut clock, &mut phases)?;
-    Ok(conclude::conclude(&ran, &cfg, phases))
+    let outcome = conclude::conclude(&ran, &cfg, phases);
+    Ok((outcome, ran.remains))
 }

@@ -11,6 +11,7 @@ use vm_memory::GuestMemoryMmap;
 use super::clock::{us, PhaseClock};
 use super::counters::{BootCounters, Point};
 use super::create::CreatedVm;
+use super::remains::Remains;
 use super::shared::VmShared;
 use super::suspend::{until, Sleeper};
 use super::VmError;
@@ -60,6 +61,8 @@ pub(super) struct Ran {
     pub suspends: u32,
     /// When the BSP started and what overlapped.
     pub bsp_start: BspStartReport,
+    /// The halted vCPUs, the memory slots and the VM, torn down when dropped.
+    pub remains: Remains,
 }
 
 /// Runs the VM `created` until it ends, timing its phases into `phases`.
@@ -136,7 +139,7 @@ pub(super) fn run(
     let (vcpus, registered) = std::thread::scope(|s| {
         let registering = s.spawn(|| {
             let t = Instant::now();
-            let map = memory::register(&vm, &host, &mem);
+            let map = memory::register(Arc::clone(&vm), &host, &mem);
             memory_ready.store(map.is_ok(), Ordering::Release);
             (map, us(t.elapsed()))
         });
@@ -155,7 +158,7 @@ pub(super) fn run(
         release_early(&vcpus);
         (vcpus, registered)
     });
-    let _memory_map = match registered {
+    let memory_map = match registered {
         Ok((Ok(map), register_us)) => {
             phases.memory = mmap_us + register_us;
             map
@@ -196,11 +199,15 @@ pub(super) fn run(
         quiet: cfg.quiet,
     };
     let wake = wait(&sleeper, deadline, &signals);
+    // The VM has ended: nothing more is taken from its vCPUs. They are not stopped here: a
+    // vCPU thread that is not already out of its run loop (the guest's idle APs, blocked in
+    // KVM_RUN) is left there, and the remains either stop and join them (`vm::boot`) or leave
+    // them to the kernel at process exit (`vmm`), which ends them without a return to user
+    // space.
     let t_stop = Instant::now();
     shared.request_stop();
-    vcpus.stop();
     shared.devices.flush();
-    shared.counters.vm(Point::Exit);
+    shared.counters.exit();
     let first_run = shared.first_run();
     phases.first_run = first_run.map_or(0, |t| us(t.saturating_duration_since(released)));
     let doorbell = shared.devices.report.first();
@@ -237,6 +244,7 @@ pub(super) fn run(
         window_exits: shared.window.counts(),
         suspends: shared.suspends(),
         bsp_start,
+        remains: Remains::new(vcpus, memory_map),
     })
 }
 

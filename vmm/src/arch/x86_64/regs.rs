@@ -153,9 +153,29 @@ pub(crate) struct StartState {
     pub x2apic: bool,
 }
 
+/// Puts `vcpu`'s local APIC into KVM's map of APIC IDs, which KVM's fast path delivers
+/// interrupts through (an IPI to an APIC ID the map lacks reaches nobody). KVM recalculates
+/// the map when it creates a vCPU, but before the vCPU is visible to that calculation, and
+/// then only when some APIC's ID, mode or enable bit changes. So the last vCPU created, or any
+/// vCPU kicked before the next is created (the BSP runs while vCPUs are still being created,
+/// `--bsp-start early`), can be missing from it until another APIC changes, and its INIT and
+/// STARTUP are lost, each retry too if nothing else changes. Writing back its own LAPIC state
+/// (KVM_SET_LAPIC) recalculates the map with it. In x2APIC mode the IA32_APIC_BASE write of
+/// [`setup_common`] has that effect already.
+fn publish_apic(vcpu: &VcpuFd) -> Result<(), RegsError> {
+    let state = vcpu.get_lapic().map_err(|source| RegsError::Set {
+        what: "local APIC (reading it)",
+        source,
+    })?;
+    vcpu.set_lapic(&state).map_err(|source| RegsError::Set {
+        what: "local APIC",
+        source,
+    })
+}
+
 /// Sets the MSRs every vCPU starts with (and IA32_APIC_BASE for x2APIC mode) in one
-/// KVM_SET_MSRS, and the BSP's FPU state: each such ioctl is costly (docs/host.md, "Costs per
-/// operation") and there are hundreds of vCPUs. The APs keep the FPU state KVM gives a new
+/// KVM_SET_MSRS (in xAPIC mode, then [`publish_apic`]), and the BSP's FPU state: each such
+/// ioctl is costly (docs/host.md, "Costs per operation") and there are hundreds of vCPUs. The APs keep the FPU state KVM gives a new
 /// vCPU, which is FNINIT's (FCW 0x37F) with MXCSR 0x1F80, the values set on the BSP: INIT
 /// leaves x87 and SSE state alone (Intel SDM Vol. 3A, Table 10-1), so that is the state an AP
 /// starts with.
@@ -190,6 +210,9 @@ pub(crate) fn setup_common(vcpu: &VcpuFd, start: StartState) -> Result<(), RegsE
         // KVM stops at the first MSR it refuses.
         written => return Err(RegsError::MsrRejected(entries[written.min(n - 1)].index)),
     }
+    if !start.x2apic {
+        publish_apic(vcpu)?;
+    }
     if !start.bsp {
         return Ok(());
     }
@@ -199,4 +222,52 @@ pub(crate) fn setup_common(vcpu: &VcpuFd, start: StartState) -> Result<(), RegsE
         ..Default::default()
     };
     vcpu.set_fpu(&fpu).map_err(set("FPU"))
+}
+
+#[cfg(test)]
+mod tests {
+    use kvm_bindings::kvm_msi;
+
+    use super::*;
+
+    /// An MSI's address for physical destination `apic_id` (Intel SDM Vol. 3A, 11.11.1).
+    const MSI_ADDRESS_BASE: u32 = 0xFEE0_0000;
+    const MSI_DEST_ID_SHIFT: u32 = 12;
+    /// An MSI's data for an INIT (delivery mode 101b, edge).
+    const MSI_DELIVERY_INIT: u32 = 0b101 << 8;
+
+    /// INITs `apic_id` through an MSI, as a guest's IPI would be routed; returns how many
+    /// local APICs took it.
+    fn init_via_msi(vm: &kvm_ioctls::VmFd, apic_id: u32) -> i32 {
+        let msi = kvm_msi {
+            address_lo: MSI_ADDRESS_BASE | (apic_id << MSI_DEST_ID_SHIFT),
+            data: MSI_DELIVERY_INIT,
+            ..Default::default()
+        };
+        vm.signal_msi(msi).expect("KVM_SIGNAL_MSI")
+    }
+
+    #[test]
+    fn the_last_vcpu_created_gets_its_init_once_published() {
+        let kvm = match kvm_ioctls::Kvm::new() {
+            Ok(kvm) => kvm,
+            Err(e) if std::env::var_os("SIPI_SKIP_KVM").is_some_and(|v| v == "1") => {
+                eprintln!("skipping: cannot open /dev/kvm ({e}) and SIPI_SKIP_KVM=1");
+                return;
+            }
+            Err(e) => panic!("cannot open /dev/kvm ({e}); set SIPI_SKIP_KVM=1 to skip this test"),
+        };
+        let vm = kvm.create_vm().expect("KVM_CREATE_VM");
+        vm.create_irq_chip().expect("KVM_CREATE_IRQCHIP");
+        let _bsp = vm.create_vcpu(0).expect("vCPU 0");
+        let last = vm.create_vcpu(1).expect("vCPU 1");
+        // What sipi must not rely on: KVM's map left out the vCPU it created last.
+        assert_eq!(
+            init_via_msi(&vm, 1),
+            0,
+            "KVM's APIC map has the last vCPU without being asked; publish_apic may be unneeded"
+        );
+        publish_apic(&last).expect("KVM_SET_LAPIC");
+        assert_eq!(init_via_msi(&vm, 1), 1, "the INIT reaches the last vCPU");
+    }
 }
