@@ -24,11 +24,11 @@ build: kernels
 KERNEL_SRC := tests/kernels
 KERNEL_DIR := target/kernels
 KERNELS_ELF32 := mb_smp pvh_i8042 pvh_s5 pvh_start_info pvh_modules pvh_testdev pvh_hpet pvh_rtc_uip pvh_s3 pvh_s3_twice pvh_s3_nowake pvh_s3_loop pvh_rtc_alarm mb_kut pvh_timeline pvh_timeline_flood
-KERNELS_ELF64 := pvh_debug_exit pvh_sipi_exit pvh_triple_fault
+KERNELS_ELF64 := pvh_debug_exit pvh_sipi_exit pvh_triple_fault pvh_exit_now
 KERNELS_FLAT := mb_aout
 # ELF32 kernels with their own linker script, tests/kernels/NAME.ld (low-memory layouts).
 KERNELS_ELF32_LD := mb_low mb_realmode
-KERNEL_DEPS := $(KERNEL_SRC)/lib.inc $(KERNEL_SRC)/pvh.inc $(KERNEL_SRC)/kernel.ld $(KERNEL_SRC)/s3.inc
+KERNEL_DEPS := $(KERNEL_SRC)/lib.inc $(KERNEL_SRC)/pvh.inc $(KERNEL_SRC)/kernel.ld $(KERNEL_SRC)/s3.inc $(KERNEL_SRC)/acpi.inc $(KERNEL_SRC)/i8042.inc
 KERNEL_LDFLAGS := -n --no-warn-rwx-segments -T $(KERNEL_SRC)/kernel.ld
 KERNEL_FILES := $(KERNELS_ELF32:%=$(KERNEL_DIR)/%.elf) $(KERNELS_ELF64:%=$(KERNEL_DIR)/%.elf) \
 	$(KERNELS_FLAT:%=$(KERNEL_DIR)/%.bin) $(KERNELS_ELF32_LD:%=$(KERNEL_DIR)/%.elf)
