@@ -62,9 +62,24 @@ run: build
 # (set SIPI_SKIP_KVM=1 to skip those on a machine without KVM; CI never does).
 test: build
 	$(CARGO) test --release --workspace
-	# A smoke run of the benchmark harness end to end (figures come from `make bench`).
-	$(CARGO) bench -p vmm --bench bringup -- --counts 1,2 --runs 1 --no-qemu --out $(CURDIR)/target/bench-smoke
+	# A smoke run of the benchmark harness end to end, the peer table's sipi rows included
+	# (figures come from `make bench`).
+	$(CARGO) bench -p vmm --bench bringup -- --counts 1,2 --runs 1 --no-qemu --peer-counts 1,2 --out $(CURDIR)/target/bench-smoke
 	test -s target/bench-smoke/bringup.csv && test -s target/bench-smoke/bringup.svg
+	test -s target/bench-smoke/peers.csv && test -s target/bench-smoke/peers.svg
+	grep -q '^2,sipi-parallel,' target/bench-smoke/peers.csv
+	# A broken peer must fail the harness: a variable naming no executable file (exit 2), and a
+	# peer that fails its boot (exit 1).
+	! SIPI_PEER_FIRECRACKER=$(CURDIR)/README.md $(CARGO) bench -p vmm --bench bringup -- $(BENCH_BROKEN_PEER) \
+		2> target/bench-smoke/broken-peer.err
+	grep -q '^error: SIPI_PEER_FIRECRACKER=.* is not an executable file' target/bench-smoke/broken-peer.err
+	! SIPI_PEER_FIRECRACKER=/bin/false $(CARGO) bench -p vmm --bench bringup -- $(BENCH_BROKEN_PEER) \
+		2> target/bench-smoke/failing-peer.err
+	grep -q '^warning: Firecracker, idle at 1 vCPUs: /bin/false exited with status 1' target/bench-smoke/failing-peer.err
+
+# The smallest harness run with a peer (the broken-peer checks of `make test`).
+BENCH_BROKEN_PEER := --counts 1 --runs 1 --no-qemu --strategies floor --peer-counts 1 \
+	--out $(CURDIR)/target/bench-smoke-broken
 
 lint: fmt clippy
 

@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::Value;
 
@@ -124,27 +125,40 @@ pub struct PeerSample {
     pub tsc_khz: f64,
 }
 
-/// Files one boot writes: the VMM's output, sipi's JSON, Firecracker's configuration.
+/// Files one boot writes, in a directory of its own that is removed after the boot: the
+/// VMM's output, sipi's JSON, Firecracker's configuration.
 struct Scratch {
+    dir: PathBuf,
     output: PathBuf,
     json: PathBuf,
     config: PathBuf,
 }
 
+/// Numbers the scratch directories of one process.
+static SCRATCH_SEQ: AtomicU64 = AtomicU64::new(0);
+
 impl Scratch {
     fn new() -> Result<Self, String> {
-        let dir = std::env::temp_dir().join(format!("sipi-bench-peers-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "sipi-bench-peers-{}-{}",
+            std::process::id(),
+            SCRATCH_SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let s = Scratch {
+        Ok(Scratch {
             output: dir.join("output.txt"),
             json: dir.join("report.json"),
             config: dir.join("firecracker.json"),
-        };
-        for p in [&s.output, &s.json] {
-            let _ = std::fs::remove_file(p);
-        }
-        Ok(s)
+            dir,
+        })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -241,7 +255,7 @@ pub fn expected_status(row: Row) -> i32 {
 }
 
 /// Checks sipi's JSON report of `row` at `n` vCPUs; returns (guest bringup us, TSC kHz).
-fn check_sipi_report(row: Row, n: u32, v: &Value) -> Result<(f64, f64), String> {
+pub fn check_sipi_report(row: Row, n: u32, v: &Value) -> Result<(f64, f64), String> {
     let tsc_khz = v["tsc_khz"].as_f64().unwrap_or(0.0);
     if row == Row::SipiIdle {
         if v["status"] != "debug-exit"
