@@ -93,10 +93,13 @@ clippy:
 		$(CARGO) clippy --release --manifest-path guest/Cargo.toml \
 		--target x86_64-unknown-linux-gnu --target-dir target/guest-build -- -D warnings
 
-# The benchmark harness (benches/): serial vs parallel bringup across vCPU counts, memslot
-# bursts, and QEMU as a peer when it is installed. Results go to target/bench/.
-# BENCH_ARGS go to the bringup harness (e.g. --counts 1,4,16 --runs 2 --large --no-qemu),
-# MEMSLOT_BENCH_ARGS to the memslot one (e.g. --changes 6000 --vcpus 0,2 --repeat 3).
+# The benchmark harness (benches/): serial vs parallel bringup across vCPU counts, the peer
+# table (sipi against QEMU microvm, and Cloud Hypervisor and Firecracker when
+# SIPI_PEER_CLOUD_HYPERVISOR and SIPI_PEER_FIRECRACKER name their binaries), and memslot
+# bursts. Results go to target/bench/.
+# BENCH_ARGS go to the bringup harness (e.g. --counts 1,4,16 --runs 2 --large --no-qemu
+# --peer-counts 1,32,256 --no-peers), MEMSLOT_BENCH_ARGS to the memslot one (e.g. --changes
+# 6000 --vcpus 0,2 --repeat 3).
 bench: build
 	$(CARGO) bench -p vmm --bench bringup -- $(BENCH_ARGS)
 	$(CARGO) bench -p vmm --bench memslot -- $(MEMSLOT_BENCH_ARGS)
@@ -113,7 +116,8 @@ fuzz: build
 			-max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
 
-# Installs the peers the benchmark compares against (Debian's QEMU).
+# Installs the peers the benchmark compares against that Debian packages (QEMU); Cloud
+# Hypervisor and Firecracker are built from source (docs/benchmarks.md, "Peers").
 peers:
 	command -v qemu-system-x86_64 >/dev/null || { apt-get update && apt-get install -y qemu-system-x86; }
 
