@@ -46,13 +46,14 @@ pub fn from_env(var: &str) -> Result<Option<PathBuf>, String> {
     }
 }
 
-/// Checks the files sipi itself needs exist (the guest and the minimal kernel come from
-/// `make build`).
+/// Checks the kernel files the rows boot exist (`make build` makes both): the minimal kernel,
+/// and the bundled guest as a file when QEMU boots it (sipi boots the one embedded in it).
 pub fn check_inputs(b: &Binaries) -> Result<(), String> {
-    for (what, p) in [
-        ("the bundled guest", &b.guest),
-        ("the minimal kernel", &b.minimal_kernel),
-    ] {
+    let guest = b.qemu.is_some().then_some(("the bundled guest", &b.guest));
+    for (what, p) in guest
+        .into_iter()
+        .chain([("the minimal kernel", &b.minimal_kernel)])
+    {
         if !p.is_file() {
             return Err(format!(
                 "{what} {} is missing: run `make build` first",
