@@ -24,11 +24,11 @@ build: kernels
 KERNEL_SRC := tests/kernels
 KERNEL_DIR := target/kernels
 KERNELS_ELF32 := mb_smp pvh_i8042 pvh_s5 pvh_start_info pvh_modules pvh_testdev pvh_hpet pvh_rtc_uip pvh_s3 pvh_s3_twice pvh_s3_nowake pvh_s3_loop pvh_rtc_alarm mb_kut pvh_timeline pvh_timeline_flood
-KERNELS_ELF64 := pvh_debug_exit pvh_sipi_exit pvh_triple_fault
+KERNELS_ELF64 := pvh_debug_exit pvh_sipi_exit pvh_triple_fault pvh_exit_now
 KERNELS_FLAT := mb_aout
 # ELF32 kernels with their own linker script, tests/kernels/NAME.ld (low-memory layouts).
 KERNELS_ELF32_LD := mb_low mb_realmode
-KERNEL_DEPS := $(KERNEL_SRC)/lib.inc $(KERNEL_SRC)/pvh.inc $(KERNEL_SRC)/kernel.ld $(KERNEL_SRC)/s3.inc
+KERNEL_DEPS := $(KERNEL_SRC)/lib.inc $(KERNEL_SRC)/pvh.inc $(KERNEL_SRC)/kernel.ld $(KERNEL_SRC)/s3.inc $(KERNEL_SRC)/acpi.inc $(KERNEL_SRC)/i8042.inc
 KERNEL_LDFLAGS := -n --no-warn-rwx-segments -T $(KERNEL_SRC)/kernel.ld
 KERNEL_FILES := $(KERNELS_ELF32:%=$(KERNEL_DIR)/%.elf) $(KERNELS_ELF64:%=$(KERNEL_DIR)/%.elf) \
 	$(KERNELS_FLAT:%=$(KERNEL_DIR)/%.bin) $(KERNELS_ELF32_LD:%=$(KERNEL_DIR)/%.elf)
@@ -62,9 +62,24 @@ run: build
 # (set SIPI_SKIP_KVM=1 to skip those on a machine without KVM; CI never does).
 test: build
 	$(CARGO) test --release --workspace
-	# A smoke run of the benchmark harness end to end (figures come from `make bench`).
-	$(CARGO) bench -p vmm --bench bringup -- --counts 1,2 --runs 1 --no-qemu --out $(CURDIR)/target/bench-smoke
+	# A smoke run of the benchmark harness end to end, the peer table's sipi rows included
+	# (figures come from `make bench`).
+	$(CARGO) bench -p vmm --bench bringup -- --counts 1,2 --runs 1 --no-qemu --peer-counts 1,2 --out $(CURDIR)/target/bench-smoke
 	test -s target/bench-smoke/bringup.csv && test -s target/bench-smoke/bringup.svg
+	test -s target/bench-smoke/peers.csv && test -s target/bench-smoke/peers.svg
+	grep -q '^2,sipi-parallel,' target/bench-smoke/peers.csv
+	# A broken peer must fail the harness: a variable naming no executable file (exit 2), and a
+	# peer that fails its boot (exit 1).
+	! SIPI_PEER_FIRECRACKER=$(CURDIR)/README.md $(CARGO) bench -p vmm --bench bringup -- $(BENCH_BROKEN_PEER) \
+		2> target/bench-smoke/broken-peer.err
+	grep -q '^error: SIPI_PEER_FIRECRACKER=.* is not an executable file' target/bench-smoke/broken-peer.err
+	! SIPI_PEER_FIRECRACKER=/bin/false $(CARGO) bench -p vmm --bench bringup -- $(BENCH_BROKEN_PEER) \
+		2> target/bench-smoke/failing-peer.err
+	grep -q '^warning: Firecracker, idle at 1 vCPUs: /bin/false exited with status 1' target/bench-smoke/failing-peer.err
+
+# The smallest harness run with a peer (the broken-peer checks of `make test`).
+BENCH_BROKEN_PEER := --counts 1 --runs 1 --no-qemu --strategies floor --peer-counts 1 \
+	--out $(CURDIR)/target/bench-smoke-broken
 
 lint: fmt clippy
 
@@ -78,10 +93,13 @@ clippy:
 		$(CARGO) clippy --release --manifest-path guest/Cargo.toml \
 		--target x86_64-unknown-linux-gnu --target-dir target/guest-build -- -D warnings
 
-# The benchmark harness (benches/): serial vs parallel bringup across vCPU counts, memslot
-# bursts, and QEMU as a peer when it is installed. Results go to target/bench/.
-# BENCH_ARGS go to the bringup harness (e.g. --counts 1,4,16 --runs 2 --large --no-qemu),
-# MEMSLOT_BENCH_ARGS to the memslot one (e.g. --changes 6000 --vcpus 0,2 --repeat 3).
+# The benchmark harness (benches/): serial vs parallel bringup across vCPU counts, the peer
+# table (sipi against QEMU microvm, and Cloud Hypervisor and Firecracker when
+# SIPI_PEER_CLOUD_HYPERVISOR and SIPI_PEER_FIRECRACKER name their binaries), and memslot
+# bursts. Results go to target/bench/.
+# BENCH_ARGS go to the bringup harness (e.g. --counts 1,4,16 --runs 2 --large --no-qemu
+# --peer-counts 1,32,256 --no-peers), MEMSLOT_BENCH_ARGS to the memslot one (e.g. --changes
+# 6000 --vcpus 0,2 --repeat 3).
 bench: build
 	$(CARGO) bench -p vmm --bench bringup -- $(BENCH_ARGS)
 	$(CARGO) bench -p vmm --bench memslot -- $(MEMSLOT_BENCH_ARGS)
@@ -98,7 +116,8 @@ fuzz: build
 			-max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
 
-# Installs the peers the benchmark compares against (Debian's QEMU).
+# Installs the peers the benchmark compares against that Debian packages (QEMU); Cloud
+# Hypervisor and Firecracker are built from source (docs/benchmarks.md, "Peers").
 peers:
 	command -v qemu-system-x86_64 >/dev/null || { apt-get update && apt-get install -y qemu-system-x86; }
 

@@ -8,6 +8,8 @@ use crate::runner::Strategy;
 const DEFAULT_COUNTS: [u32; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 /// Added by `--large`.
 const LARGE_COUNTS: [u32; 2] = [512, 1024];
+/// vCPU counts of the peer table by default (each peer runs those it allows).
+const DEFAULT_PEER_COUNTS: [u32; 5] = [1, 32, 128, 256, 1024];
 /// Boots per cell by default.
 const DEFAULT_RUNS: u32 = 5;
 
@@ -20,6 +22,12 @@ pub struct BenchArgs {
     pub no_qemu: bool,
     pub out: PathBuf,
     pub guest_elf: PathBuf,
+    /// vCPU counts of the peer table.
+    pub peer_counts: Vec<u32>,
+    /// Skip the peer table.
+    pub no_peers: bool,
+    /// The minimal PVH kernel every VMM boots in the peer table.
+    pub minimal_kernel: PathBuf,
 }
 
 fn list<T>(v: &str, what: &str, f: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, String> {
@@ -40,6 +48,9 @@ impl BenchArgs {
             no_qemu: false,
             out: root.join("target/bench"),
             guest_elf: root.join("target/guest.elf"),
+            peer_counts: DEFAULT_PEER_COUNTS.to_vec(),
+            no_peers: false,
+            minimal_kernel: root.join("target/kernels/pvh_exit_now.elf"),
         };
         let mut large = false;
         while let Some(arg) = it.next() {
@@ -59,6 +70,12 @@ impl BenchArgs {
                 "--strategies" => a.strategies = list(&value()?, "strategy", Strategy::from_name)?,
                 "--large" => large = true,
                 "--no-qemu" => a.no_qemu = true,
+                "--peer-counts" => {
+                    a.peer_counts = list(&value()?, "peer count", |s| {
+                        s.parse().ok().filter(|n| *n > 0)
+                    })?
+                }
+                "--no-peers" => a.no_peers = true,
                 "--out" => a.out = PathBuf::from(value()?),
                 "--guest" => a.guest_elf = PathBuf::from(value()?),
                 other => return Err(format!("unknown option {other}")),
@@ -73,6 +90,9 @@ impl BenchArgs {
         }
         if a.counts.is_empty() || a.strategies.is_empty() {
             return Err("nothing to run: empty --counts or --strategies".into());
+        }
+        if a.peer_counts.is_empty() && !a.no_peers {
+            return Err("nothing to run in the peer table: empty --peer-counts".into());
         }
         Ok(a)
     }

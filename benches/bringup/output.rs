@@ -1,4 +1,5 @@
-//! The markdown table (stdout and bringup.md), the CSV, and the files on disk.
+//! The bringup tables (stdout and bringup.md), the QEMU pc footnote, the CSV, and the files
+//! on disk.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -46,8 +47,8 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     }
 }
 
-/// The report as markdown.
-pub fn markdown(rows: &[Cell], qemu: &[QemuCell], runs: u32, qemu_note: Option<&str>) -> String {
+/// The bringup tables as markdown (the QEMU pc footnote is [`qemu_footnote`]).
+pub fn markdown(rows: &[Cell], runs: u32) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -100,9 +101,16 @@ pub fn markdown(rows: &[Cell], qemu: &[QemuCell], runs: u32, qemu_note: Option<&
             v.join(" | ")
         );
     }
+    s
+}
+
+/// The footnote: the same guest.elf under QEMU's pc machine with SeaBIOS, against sipi's
+/// parallel bringup (the peer table compares against QEMU's faster microvm machine).
+pub fn qemu_footnote(rows: &[Cell], qemu: &[QemuCell], qemu_note: Option<&str>) -> String {
+    let mut s = String::new();
     let _ = writeln!(
         s,
-        "\n## Peer: QEMU (same guest.elf through its PVH entry)\n"
+        "\n## Footnote: QEMU's pc machine with SeaBIOS (same guest.elf through its PVH entry)\n"
     );
     if let Some(note) = qemu_note {
         let _ = writeln!(s, "{note}");
@@ -279,13 +287,16 @@ pub fn csv(rows: &[Cell]) -> String {
     s
 }
 
+/// Writes `text` to `dir`/`name`, creating `dir`.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let p = dir.join(name);
+    std::fs::write(&p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))
+}
+
 /// Writes bringup.md, bringup.csv, bringup.svg, tsc_sync.svg and teardown.svg into `dir`.
 pub fn write_all(dir: &Path, rows: &[Cell], qemu: &[QemuCell], md: &str) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let write = |name: &str, text: &str| {
-        let p = dir.join(name);
-        std::fs::write(&p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))
-    };
+    let write = |name: &str, text: &str| write_file(dir, name, text);
     write("bringup.md", md)?;
     write("bringup.csv", &csv(rows))?;
     crate::plot::svg(&dir.join("bringup.svg"), rows, qemu)?;

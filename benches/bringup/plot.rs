@@ -1,11 +1,14 @@
 //! bringup.svg: bringup time against vCPU count per strategy; tsc_sync.svg: the TSC check's
 //! cost against vCPU count per check strategy; teardown.svg: serial vs parallel teardown and
-//! one reboot-cycles round against vCPU count. All log-log (plotters).
+//! one reboot-cycles round against vCPU count; peers.svg: the whole-process time of sipi and
+//! its peers against vCPU count, with min-max bars. All log-log (plotters).
 
 use std::path::Path;
 
 use plotters::prelude::*;
 
+use crate::peer_stats::PeerCell;
+use crate::peers::Row;
 use crate::qemu::QemuCell;
 use crate::runner::Strategy;
 use crate::stats::Cell;
@@ -22,6 +25,16 @@ const COLORS: [RGBColor; 8] = [
     CYAN,
 ];
 const QEMU_COLOR: RGBColor = COLORS[7];
+/// One colour per peer row (in `Row::ALL` order).
+const PEER_COLORS: [RGBColor; 7] = [
+    BLACK,
+    RGBColor(128, 128, 128),
+    BLUE,
+    RED,
+    MAGENTA,
+    GREEN,
+    RGBColor(255, 140, 0),
+];
 
 /// A named line of (vCPUs, microseconds) points.
 struct Series {
@@ -30,6 +43,8 @@ struct Series {
     points: Vec<(f64, f64)>,
     /// Draw the points as circles too.
     marks: bool,
+    /// Min-max bars: (vCPUs, min, max).
+    ranges: Vec<(f64, f64, f64)>,
 }
 
 /// The colour of `s`.
@@ -41,7 +56,14 @@ fn color(s: Strategy) -> RGBColor {
 /// Draws `series` into `path` as a log-log chart of microseconds against vCPUs.
 fn chart(path: &Path, caption: &str, y_desc: &str, series: &[Series]) -> Result<(), String> {
     let err = |e: &dyn std::fmt::Display| format!("cannot draw {}: {e}", path.display());
-    let points = || series.iter().flat_map(|s| s.points.iter());
+    let points = || {
+        series.iter().flat_map(|s| {
+            s.points
+                .iter()
+                .copied()
+                .chain(s.ranges.iter().flat_map(|r| [(r.0, r.1), (r.0, r.2)]))
+        })
+    };
     let max_n = points().map(|p| p.0).fold(2.0f64, f64::max);
     let (lo, hi) = points().fold((f64::MAX, 1.0f64), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
     let lo = if lo == f64::MAX {
@@ -81,6 +103,13 @@ fn chart(path: &Path, caption: &str, y_desc: &str, series: &[Series]) -> Result<
                 .draw_series(s.points.iter().map(|p| Circle::new(*p, 3, color.filled())))
                 .map_err(|e| err(&e))?;
         }
+        chart
+            .draw_series(
+                s.ranges
+                    .iter()
+                    .map(|&(x, lo, hi)| PathElement::new(vec![(x, lo), (x, hi)], color)),
+            )
+            .map_err(|e| err(&e))?;
     }
     chart
         .configure_series_labels()
@@ -111,6 +140,7 @@ pub fn svg(path: &Path, rows: &[Cell], qemu: &[QemuCell]) -> Result<(), String> 
             color: color(*s),
             points: points(rows, *s, |c| c.bringup_us),
             marks: true,
+            ranges: Vec::new(),
         })
         .collect();
     series.push(Series {
@@ -122,6 +152,7 @@ pub fn svg(path: &Path, rows: &[Cell], qemu: &[QemuCell]) -> Result<(), String> 
             .map(|c| (f64::from(c.vcpus), c.bringup_us))
             .collect(),
         marks: false,
+        ranges: Vec::new(),
     });
     chart(
         path,
@@ -140,6 +171,7 @@ pub fn tsc_sync_svg(path: &Path, rows: &[Cell]) -> Result<(), String> {
             color: color(*s),
             points: points(rows, *s, |c| c.tsc_sync_us),
             marks: true,
+            ranges: Vec::new(),
         })
         .collect();
     chart(
@@ -159,24 +191,60 @@ pub fn teardown_svg(path: &Path, rows: &[Cell]) -> Result<(), String> {
             color: color(Strategy::TeardownSerial),
             points: points(rows, Strategy::TeardownSerial, |c| c.teardown_us),
             marks: true,
+            ranges: Vec::new(),
         },
         Series {
             name: "teardown parallel".into(),
             color: color(Strategy::TeardownParallel),
             points: points(rows, Strategy::TeardownParallel, |c| c.teardown_us),
             marks: true,
+            ranges: Vec::new(),
         },
         Series {
             name: "reboot-cycles round (up + down, parallel)".into(),
             color: color(Strategy::RebootCycles),
             points: points(rows, Strategy::RebootCycles, |c| c.round_us),
             marks: true,
+            ranges: Vec::new(),
         },
     ];
     chart(
         path,
         "sipi: CPU teardown and reboot-cycle rounds vs vCPUs (median)",
         "time (us)",
+        &series,
+    )
+}
+
+/// peers.svg: whole-process time (median, with min-max bars) of each peer row against vCPUs.
+pub fn peers_svg(path: &Path, cells: &[PeerCell]) -> Result<(), String> {
+    let ms = |us: f64| us / 1000.0;
+    let series: Vec<Series> = Row::ALL
+        .iter()
+        .zip(PEER_COLORS)
+        .map(|(row, color)| {
+            let mine = || {
+                cells
+                    .iter()
+                    .filter(move |c| c.row == *row && c.wall_us > 0.0)
+            };
+            Series {
+                name: row.name().into(),
+                color,
+                points: mine()
+                    .map(|c| (f64::from(c.vcpus), ms(c.wall_us)))
+                    .collect(),
+                marks: true,
+                ranges: mine()
+                    .map(|c| (f64::from(c.vcpus), ms(c.wall_us_min), ms(c.wall_us_max)))
+                    .collect(),
+            }
+        })
+        .collect();
+    chart(
+        path,
+        "Starting a VM: whole process vs vCPUs (median, min-max)",
+        "whole process (ms)",
         &series,
     )
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use crate::guest_console::{self, field};
 use crate::stats::median;
 
 /// QEMU's pc machine supports at most this many vCPUs with our guest's xAPIC-era ACPI.
@@ -59,15 +60,6 @@ pub fn find() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Reads `key=value` from the guest's `sipi-guest:` summary lines.
-pub fn field(console: &str, key: &str) -> Option<f64> {
-    console
-        .lines()
-        .filter(|l| l.contains("sipi-guest:"))
-        .flat_map(|l| l.split([' ', ',']))
-        .find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
-}
-
 /// Boots `guest` under QEMU with `n` vCPUs, parallel bringup. QEMU does not give the guest
 /// the TSC frequency, so `tsc_khz` (what KVM reported to sipi on this host) converts cycles.
 pub fn run(qemu: &Path, guest: &Path, n: u32, tsc_khz: Option<f64>) -> Result<QemuSample, String> {
@@ -109,12 +101,7 @@ pub fn run(qemu: &Path, guest: &Path, n: u32, tsc_khz: Option<f64>) -> Result<Qe
     if online as u32 != n {
         return Err(format!("{online} of {n} CPUs online under QEMU"));
     }
-    let from_cycles = field(&console, "bringup_cycles")
-        .zip(tsc_khz)
-        .map(|(c, k)| c * 1000.0 / k);
-    let bringup_us = field(&console, "bringup_us")
-        .or(from_cycles)
-        .unwrap_or(f64::NAN);
+    let bringup_us = guest_console::bringup_us(&console, tsc_khz);
     Ok(QemuSample {
         wall_us,
         bringup_us,

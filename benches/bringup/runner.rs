@@ -6,6 +6,8 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use crate::process::wait_with_rusage;
+
 /// What the harness compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {
@@ -167,24 +169,6 @@ fn numbers(v: &Value, field: Option<&str>) -> BTreeMap<String, f64> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// Peak RSS (KiB) and exit status of a finished child, via wait4.
-fn wait_with_rusage(pid: libc::pid_t) -> Result<(i32, f64), String> {
-    let mut status = 0;
-    // SAFETY: rusage is plain data, fully written by wait4 on success.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `status` and `usage` are valid for writes; `pid` is our own child.
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    if rc != pid {
-        return Err(format!("wait4 failed: {}", std::io::Error::last_os_error()));
-    }
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
-    Ok((code, usage.ru_maxrss as f64))
 }
 
 /// Boots `vmm --vcpus n` with strategy `s` once.

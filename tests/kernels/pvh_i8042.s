@@ -6,15 +6,7 @@
 	.include "pvh.inc"
 	.code32
 	.include "lib.inc"
-
-	.set I8042_DATA, 0x60
-	.set I8042_STATUS, 0x64
-	.set I8042_CMD, 0x64
-	.set STR_OBF, 0x01
-	.set STR_IBF, 0x02
-	.set CMD_SELF_TEST, 0xaa
-	.set SELF_TEST_OK, 0x55
-	.set CMD_PULSE_RESET, 0xfe
+	.include "i8042.inc"
 
 	.text
 	.globl _start

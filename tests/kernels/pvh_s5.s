@@ -6,14 +6,7 @@
 	.include "pvh.inc"
 	.code32
 	.include "lib.inc"
-
-	.set SI_RSDP, 32			# hvm_start_info.rsdp_paddr
-	.set SLP_EN, 1 << 13
-	.set SLP_TYP_SHIFT, 10
-	.set AML_NAME_OP, 0x08
-	.set AML_PACKAGE_OP, 0x12
-	.set AML_BYTE_PREFIX, 0x0a
-	.set AML_ONE_OP, 0x01
+	.include "acpi.inc"
 
 	.text
 	.globl _start
