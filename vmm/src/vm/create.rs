@@ -73,7 +73,17 @@ pub(super) fn create(
     }
     phases.open_kvm = clock.lap();
 
-    let vm = create_vm(&host, cfg)?;
+    // Read first: whether the kernel is sipi's own guest decides which devices KVM creates.
+    let image = match &cfg.kernel {
+        KernelSource::Embedded => Cow::Borrowed(crate::EMBEDDED_GUEST),
+        KernelSource::Path(p) => Cow::Owned(loader::read_image(p, cfg.memory)?),
+    };
+    // sipi's own guest must report before it exits, whether it came embedded or as a copy in
+    // a file (`--kernel target/guest.elf`); another kernel has no report to send.
+    let sipi_guest = *image == *crate::EMBEDDED_GUEST;
+    let read_us = clock.lap();
+
+    let vm = create_vm(&host, cfg, !sipi_guest)?;
     phases.create_vm = clock.lap();
 
     let t_mem = Instant::now();
@@ -86,22 +96,15 @@ pub(super) fn create(
     );
     clock.lap();
 
-    let image = match &cfg.kernel {
-        KernelSource::Embedded => Cow::Borrowed(crate::EMBEDDED_GUEST),
-        KernelSource::Path(p) => Cow::Owned(loader::read_image(p, cfg.memory)?),
-    };
     let kernel = loader::load(&image, &mem)?;
     let entry = kernel.entry(cfg.entry)?;
     log::debug!("kernel: entry {entry:x?}, segments {:x?}", kernel.segments);
-    // sipi's own guest must report before it exits, whether it came embedded or as a copy in
-    // a file (`--kernel target/guest.elf`); another kernel has no report to send.
-    let sipi_guest = *image == *crate::EMBEDDED_GUEST;
     drop(image);
     let modules = loader::modules::read(&cfg.modules, cfg.memory)?;
     let needs: Vec<_> = modules.iter().map(|m| m.need()).collect();
     let ram = placement::ram_spans(&mem);
     let plan = placement::plan(&kernel.segments, &ram, entry, sipi_guest, &needs)?;
-    phases.load_kernel = clock.lap();
+    phases.load_kernel = read_us + clock.lap();
 
     let (mut guest, tsc_skew) = plan_tsc_skew(&host, cfg)?;
     let bsp_start = match (cfg.bsp_start, sipi_guest && tsc_skew.is_none()) {
@@ -147,9 +150,14 @@ pub(super) fn create(
     })
 }
 
-/// KVM_CREATE_VM with the TSS address, the in-kernel irqchip and PIT, the interrupt routing
-/// the MADT describes, and the x2APIC API when the topology needs it.
-fn create_vm(host: &KvmHost, cfg: &VmConfig) -> Result<VmFd, VmError> {
+/// KVM_CREATE_VM with the TSS address, the in-kernel irqchip, the PIT if `with_pit`, the
+/// interrupt routing the MADT describes, and the x2APIC API when the topology needs it.
+///
+/// sipi's own guest never uses the PIT (it times with the TSC and the local APIC), so it gets
+/// none: KVM's PIT costs a kernel thread at creation and, at the VM's destruction, an SRCU
+/// grace period (unregistering its reinjection notifiers right after another grace period,
+/// about 15 ms on this project's hosts: docs/benchmarks.md). Every other kernel gets it.
+fn create_vm(host: &KvmHost, cfg: &VmConfig, with_pit: bool) -> Result<VmFd, VmError> {
     let vm = host
         .kvm
         .create_vm()
@@ -158,13 +166,15 @@ fn create_vm(host: &KvmHost, cfg: &VmConfig) -> Result<VmFd, VmError> {
         .map_err(|e| VmError::VmIoctl("set the TSS address", e))?;
     vm.create_irq_chip()
         .map_err(|e| VmError::VmIoctl("create the in-kernel irqchip", e))?;
-    let pit = kvm_pit_config {
-        flags: KVM_PIT_SPEAKER_DUMMY,
-        ..Default::default()
-    };
-    vm.create_pit2(pit)
-        .map_err(|e| VmError::VmIoctl("create the in-kernel PIT", e))?;
-    // The PIT on IOAPIC pin 2, as the MADT says.
+    if with_pit {
+        let pit = kvm_pit_config {
+            flags: KVM_PIT_SPEAKER_DUMMY,
+            ..Default::default()
+        };
+        vm.create_pit2(pit)
+            .map_err(|e| VmError::VmIoctl("create the in-kernel PIT", e))?;
+    }
+    // IRQ 0 on IOAPIC pin 2, as the MADT says.
     irq_routing::install(&vm)?;
     if cfg.topology.x2apic() {
         let mut cap = kvm_enable_cap {
