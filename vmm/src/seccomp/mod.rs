@@ -1,22 +1,22 @@
 //! The seccomp-BPF allowlist of vCPU threads, installed with the `seccompiler` crate as
 //! Firecracker does.
 //!
-//! The filter is built once per process, on the main thread ([`vcpu_filter`]), and shared by
-//! every vCPU thread. Each vCPU thread installs it on itself ([`install`]) as soon as its vCPU
-//! is configured, before the barrier where the vCPUs wait for one another: from then on it
-//! only waits at the barriers and runs the vCPU. (The vCPU given a `--test-skew-tsc` installs
-//! it after that TSC write, which comes after the barrier.) Installing it there rather than
-//! after the barriers is what makes it cheap: the kernel's work per installation then overlaps
-//! the creation of the other vCPUs, whereas after the release it competes with the guest's
-//! boot. For the same reason the program is laid out as a binary search on the system call
-//! number (bpf.rs). docs/security.md, "Seccomp", describes the filter; docs/benchmarks.md,
-//! "Seccomp", has the measurements.
+//! The filter is built once per process, on the main thread ([`vcpu_filter`]), and installed
+//! once: by the thread that starts the vCPU threads, before it starts any, so that every vCPU
+//! thread inherits it from its first instruction (vcpu/set.rs). Installing a filter costs the
+//! kernel a JIT compilation and a run of the program for every system call number, under a
+//! lock the whole process shares; one installation per vCPU thread cost more than any other
+//! part of the VMM's own work at 256 vCPUs. The vCPUs are configured beforehand, on a setup
+//! thread that is not confined, so a vCPU thread never needs the setup ioctls. The program
+//! is laid out as a binary search on the system call number (bpf.rs), which makes that one
+//! installation cheaper too. docs/security.md, "Seccomp", describes the filter;
+//! docs/benchmarks.md, "Seccomp", has the measurements.
 //!
 //! [`ALLOWLIST`] says what a vCPU thread may still do and why. Its entries come from `strace -f`
 //! of boots of 16 to 256 vCPUs (sipi's guest, every test kernel, every way a VM ends, the
 //! scenarios, `--timeout`, SIGTERM) and from reading std, glibc and the devices. Anything else
-//! (opening files, sockets, `clone`, `execve`, `ptrace`, other KVM ioctls, executable or file
-//! mappings, signal handlers) raises SIGSYS, whose handler prints one line naming the system
+//! (opening files, sockets, `clone` and `fork`, `execve`, `ptrace`, other KVM ioctls, executable
+//! or file mappings, signal handlers, prctl other than naming the thread) raises SIGSYS, whose handler prints one line naming the system
 //! call and ends the process with status 3 (host error): a clear message rather than a silent
 //! kill, since the likeliest cause is a change to sipi that this list missed.
 //!
@@ -30,10 +30,13 @@
 mod bpf;
 mod sigsys;
 
-use std::os::raw::c_uint;
+use std::os::raw::{c_int, c_uint};
 use std::sync::OnceLock;
 
-use kvm_bindings::{kvm_irq_level, kvm_mp_state, kvm_regs, kvm_sregs, KVMIO};
+use kvm_bindings::{
+    kvm_cpuid2, kvm_fpu, kvm_irq_level, kvm_lapic_state, kvm_mp_state, kvm_msrs, kvm_regs,
+    kvm_sregs, KVMIO,
+};
 use seccompiler::BpfProgram;
 use vmm_sys_util::ioctl::{ioctl_expr, _IOC_NONE, _IOC_READ, _IOC_WRITE};
 
@@ -60,8 +63,40 @@ const KVM_SET_REGS_NR: c_uint = 0x82;
 const KVM_SET_SREGS_NR: c_uint = 0x84;
 /// KVM_SET_MP_STATE's number within KVMIO.
 const KVM_SET_MP_STATE_NR: c_uint = 0x99;
+/// KVM_GET_SREGS's number within KVMIO.
+const KVM_GET_SREGS_NR: c_uint = 0x83;
+/// KVM_GET_MSRS's number within KVMIO.
+const KVM_GET_MSRS_NR: c_uint = 0x88;
+/// KVM_SET_MSRS's number within KVMIO.
+const KVM_SET_MSRS_NR: c_uint = 0x89;
+/// KVM_SET_FPU's number within KVMIO.
+const KVM_SET_FPU_NR: c_uint = 0x8d;
+/// KVM_GET_LAPIC's number within KVMIO.
+const KVM_GET_LAPIC_NR: c_uint = 0x8e;
+/// KVM_SET_LAPIC's number within KVMIO.
+const KVM_SET_LAPIC_NR: c_uint = 0x8f;
+/// KVM_SET_CPUID2's number within KVMIO.
+const KVM_SET_CPUID2_NR: c_uint = 0x90;
+/// KVM_GET_STATS_FD's number within KVMIO.
+const KVM_GET_STATS_FD_NR: c_uint = 0xce;
 /// `_IO(KVMIO, 0x80)`.
 const KVM_RUN: u32 = kvm_ioctl::<()>(_IOC_NONE, KVM_RUN_NR);
+/// `_IOR(KVMIO, 0x83, struct kvm_sregs)`: the BSP's entry state.
+const KVM_GET_SREGS: u32 = kvm_ioctl::<kvm_sregs>(_IOC_READ, KVM_GET_SREGS_NR);
+/// `_IOWR(KVMIO, 0x88, struct kvm_msrs)`: the test-only TSC write reads the TSC back.
+const KVM_GET_MSRS: u32 = kvm_ioctl::<kvm_msrs>(_IOC_READ | _IOC_WRITE, KVM_GET_MSRS_NR);
+/// `_IOW(KVMIO, 0x89, struct kvm_msrs)`: the MSRs a vCPU starts with.
+const KVM_SET_MSRS: u32 = kvm_ioctl::<kvm_msrs>(_IOC_WRITE, KVM_SET_MSRS_NR);
+/// `_IOW(KVMIO, 0x8d, struct kvm_fpu)`: the BSP's FPU state.
+const KVM_SET_FPU: u32 = kvm_ioctl::<kvm_fpu>(_IOC_WRITE, KVM_SET_FPU_NR);
+/// `_IOR(KVMIO, 0x8e, struct kvm_lapic_state)` and `_IOW(KVMIO, 0x8f, ...)`: an xAPIC vCPU
+/// published in KVM's APIC map.
+const KVM_GET_LAPIC: u32 = kvm_ioctl::<kvm_lapic_state>(_IOC_READ, KVM_GET_LAPIC_NR);
+const KVM_SET_LAPIC: u32 = kvm_ioctl::<kvm_lapic_state>(_IOC_WRITE, KVM_SET_LAPIC_NR);
+/// `_IOW(KVMIO, 0x90, struct kvm_cpuid2)`: the vCPU's CPUID.
+const KVM_SET_CPUID2: u32 = kvm_ioctl::<kvm_cpuid2>(_IOC_WRITE, KVM_SET_CPUID2_NR);
+/// `_IO(KVMIO, 0xce)`: the vCPU's statistics file.
+const KVM_GET_STATS_FD: u32 = kvm_ioctl::<()>(_IOC_NONE, KVM_GET_STATS_FD_NR);
 /// `_IOR(KVMIO, 0x81, struct kvm_regs)`.
 const KVM_GET_REGS: u32 = kvm_ioctl::<kvm_regs>(_IOC_READ, KVM_GET_REGS_NR);
 /// `_IOW(KVMIO, 0x61, struct kvm_irq_level)`: pc-testdev's interrupt line ports.
@@ -79,6 +114,11 @@ const IOCTL_REQUEST_ARG: u8 = 1;
 const PROT_ARG: u8 = 2;
 /// `mmap(addr, len, prot, flags, ...)`: the flags.
 const MMAP_FLAGS_ARG: u8 = 3;
+
+/// `prctl(option, ...)`: the option.
+const PRCTL_OPTION_ARG: u8 = 0;
+/// PR_SET_NAME as the filter compares it.
+const PR_SET_NAME: u32 = libc::PR_SET_NAME as u32;
 
 /// PROT_EXEC as the filter compares it.
 const PROT_EXEC: u32 = libc::PROT_EXEC as u32;
@@ -99,8 +139,9 @@ pub enum Allow {
 /// What a vCPU thread may do once filtered: system call number and condition.
 pub const ALLOWLIST: &[(i64, Allow)] = &[
     // The run loop, the RIP of a triple fault or an internal error, pc-testdev's interrupt
-    // lines (on the VM's fd), and the state of a vCPU resumed from ACPI S3, which its own
-    // thread sets: no other request.
+    // lines (on the VM's fd), the state of a vCPU resumed from ACPI S3, which its own thread
+    // sets, and the vCPU's own setup before it first runs (CPUID, MSRs, the BSP's registers
+    // and FPU, an xAPIC vCPU's LAPIC written back, its statistics file): no other request.
     (
         libc::SYS_ioctl,
         Allow::OneOf {
@@ -112,6 +153,14 @@ pub const ALLOWLIST: &[(i64, Allow)] = &[
                 KVM_SET_REGS,
                 KVM_SET_SREGS,
                 KVM_SET_MP_STATE,
+                KVM_GET_SREGS,
+                KVM_GET_MSRS,
+                KVM_SET_MSRS,
+                KVM_SET_FPU,
+                KVM_GET_LAPIC,
+                KVM_SET_LAPIC,
+                KVM_SET_CPUID2,
+                KVM_GET_STATS_FD,
             ],
         },
     ),
@@ -159,6 +208,24 @@ pub const ALLOWLIST: &[(i64, Allow)] = &[
     // KVM's counters: the vCPU's own statistics file once set up and when it leaves its run
     // loop, and every vCPU's at the report doorbell (vm/counters.rs).
     (libc::SYS_pread64, Allow::Always),
+    // Starting vCPU threads: the spawner thread confines itself once and every vCPU thread
+    // inherits its filter (vcpu/set.rs), so the filter allows what glibc's pthread_create and
+    // a new thread's start need. clone3's flags are in memory, where a filter cannot look: a
+    // confined thread can start threads (or processes), which inherit the same filter and can
+    // do no more than it can. Plain clone, which fork uses, stays forbidden.
+    (libc::SYS_clone3, Allow::Always),
+    (libc::SYS_set_robust_list, Allow::Always),
+    (libc::SYS_rseq, Allow::Always),
+    // std naming the thread ("vcpu7"), and nothing else prctl does.
+    (
+        libc::SYS_prctl,
+        Allow::OneOf {
+            arg: PRCTL_OPTION_ARG,
+            values: &[PR_SET_NAME],
+        },
+    ),
+    // glibc sizing a new thread's malloc arena.
+    (libc::SYS_sched_getaffinity, Allow::Always),
 ];
 
 /// Why the filter cannot be built or installed.
@@ -203,6 +270,20 @@ pub fn vcpu_filter() -> Result<&'static BpfProgram, SeccompError> {
     shared_filter()
 }
 
+/// glibc's malloc arenas per CPU (malloc/arena.c, `NARENAS_FROM_NCORES`).
+const GLIBC_ARENAS_PER_CPU: usize = 8;
+
+/// Readies the process for threads confined from their start: glibc's malloc works out its
+/// arena limit, the first time a thread needs a new arena beyond the eighth, by opening
+/// /sys/devices/system/cpu/online, which the filter forbids. Setting the limit it would
+/// compute (M_ARENA_MAX, eight per CPU) on this unconfined thread leaves it nothing to read.
+pub fn prepare_process() {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let arenas = c_int::try_from(cpus.saturating_mul(GLIBC_ARENAS_PER_CPU)).unwrap_or(c_int::MAX);
+    // SAFETY: mallopt(3) takes two integers; M_ARENA_MAX only bounds arenas made later.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) };
+}
+
 /// Installs `filter` on the calling thread, for the rest of its life.
 pub fn install(filter: &BpfProgram) -> Result<(), SeccompError> {
     seccompiler::apply_filter(filter).map_err(|e| match e {
@@ -228,12 +309,11 @@ mod tests {
             libc::SYS_socket,
             libc::SYS_connect,
             libc::SYS_clone,
-            libc::SYS_clone3,
             libc::SYS_fork,
+            libc::SYS_vfork,
             libc::SYS_execve,
             libc::SYS_ptrace,
             libc::SYS_rt_sigaction,
-            libc::SYS_prctl,
             libc::SYS_seccomp,
         ] {
             assert!(
@@ -404,8 +484,21 @@ mod tests {
         };
     }
 
+    fn fork_with_clone() {
+        // SAFETY: clone(2) with fork's flags (SIGCHLD) and no pointers; stopped by the filter
+        // before the kernel would create a process.
+        unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0, 0, 0, 0) };
+    }
+
+    fn another_prctl() {
+        // SAFETY: prctl(2) with an integer argument; stopped by the filter.
+        unsafe { libc::syscall(libc::SYS_prctl, libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    }
+
     #[test]
     fn forbidden_system_calls_end_the_process_with_one_line_and_status_3() {
+        assert_trapped(fork_with_clone, libc::SYS_clone);
+        assert_trapped(another_prctl, libc::SYS_prctl);
         assert_trapped(open_a_file, libc::SYS_openat);
         assert_trapped(open_a_socket, libc::SYS_socket);
         assert_trapped(another_kvm_ioctl, libc::SYS_ioctl);
@@ -444,6 +537,37 @@ mod tests {
             }
         }
         kvm_run_with_high_bits();
+        start_a_thread_s_calls();
+    }
+
+    /// What starting a thread takes (the spawner thread's clone3, and the new thread's rseq,
+    /// set_robust_list, prctl(PR_SET_NAME) and sched_getaffinity), each made so that the
+    /// kernel refuses it after the filter let it pass: a forked child of the multi-threaded
+    /// test process may not start a real thread.
+    fn start_a_thread_s_calls() {
+        let mut cpus = [0u8; 128];
+        // SAFETY: clone3 with a size of 0 (EINVAL), rseq and set_robust_list with a null
+        // area (EINVAL), the thread's name from a NUL-terminated string, and
+        // sched_getaffinity into a live buffer of its length.
+        unsafe {
+            libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0);
+            libc::syscall(libc::SYS_rseq, std::ptr::null::<u8>(), 0, 0, 0);
+            libc::syscall(libc::SYS_set_robust_list, std::ptr::null::<u8>(), 0);
+            libc::syscall(
+                libc::SYS_prctl,
+                libc::PR_SET_NAME,
+                c"vcpu7".as_ptr(),
+                0,
+                0,
+                0,
+            );
+            libc::syscall(
+                libc::SYS_sched_getaffinity,
+                0,
+                cpus.len(),
+                cpus.as_mut_ptr(),
+            );
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
-//! vCPUs: each is created by the VM's thread in APIC ID order ([`set`]), configured on its own
-//! thread (CPUID, MSRs, FPU, and for the BSP the entry state) in parallel with the others,
-//! held until every vCPU is ready, then run by the one run loop ([`run_loop`]) until the VM
-//! stops, and kicked out of KVM_RUN to stop ([`kick`]).
+//! vCPUs: each is created by the VM's thread in APIC ID order ([`set`]), configured on a setup
+//! thread (CPUID, MSRs, FPU, and for the BSP the entry state) while the next is created, given
+//! a thread that inherits the seccomp filter, held until released, then run by the one run
+//! loop ([`run_loop`]) until the VM stops, and kicked out of KVM_RUN to stop ([`kick`]).
 
 pub(crate) mod kick;
 pub(crate) mod outcome;
@@ -24,7 +24,7 @@ use crate::arch::x86_64::topology::Topology;
 use crate::arch::x86_64::tsc::{self, TscError};
 use crate::config::TscSkew;
 use crate::loader::{BootLayout, Entry};
-use crate::seccomp::{self, SeccompError};
+use crate::seccomp::SeccompError;
 
 /// Why a vCPU could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -50,9 +50,9 @@ pub enum VcpuError {
     /// The vCPU threads' seccomp filter could not be built.
     #[error(transparent)]
     Seccomp(#[from] SeccompError),
-    /// The thread could not install the seccomp filter.
-    #[error("cannot confine the thread of vCPU {0}")]
-    Confine(u32, #[source] SeccompError),
+    /// The vCPU setup or spawner thread could not be started, or is gone.
+    #[error("cannot run the vCPU setup threads")]
+    SetupThread(#[source] std::io::Error),
 }
 
 /// How every vCPU of a boot starts: the same for all of them but the BSP's entry.
@@ -69,7 +69,8 @@ pub(crate) struct BootVcpus {
     pub tsc_khz: Option<u32>,
     /// Test only: the vCPU whose TSC the VMM moves ahead before it first runs.
     pub tsc_skew: Option<TscSkew>,
-    /// The filter each vCPU thread installs once its vCPU is configured (None: not confined).
+    /// The filter the spawner thread installs once, which every vCPU thread inherits (None:
+    /// not confined).
     pub seccomp: Option<&'static BpfProgram>,
 }
 
@@ -87,17 +88,15 @@ impl Vcpu {
     }
 
     /// The test-only TSC skew of this vCPU, if it has one.
-    fn tsc_skew(&self) -> Option<u64> {
+    pub(crate) fn tsc_skew(&self) -> Option<u64> {
         self.boot
             .tsc_skew
             .filter(|s| s.vcpu == self.index)
             .map(|s| s.cycles)
     }
 
-    /// Configures the vCPU (CPUID, MSRs, FPU, the BSP's entry state), then confines its
-    /// thread unless a TSC write is still to come: the filter then goes on before the
-    /// barrier, so the kernel's work to install it overlaps the other vCPUs' setup instead of
-    /// delaying the boot (see [`seccomp`]).
+    /// Configures the vCPU (CPUID, MSRs, FPU, the BSP's entry state), on the setup thread
+    /// ([`set`]).
     pub(crate) fn configure(&self) -> Result<(), VcpuError> {
         let i = self.index;
         let b = &self.boot;
@@ -123,32 +122,16 @@ impl Vcpu {
         if bsp {
             regs::setup_bsp(&self.fd, b.entry, &b.layout).map_err(|e| VcpuError::Regs(i, e))?;
         }
-        match self.tsc_skew() {
-            Some(_) => Ok(()),
-            None => self.confine(),
-        }
+        Ok(())
     }
 
     /// Once every vCPU of the VM exists (KVM gives a vCPU created after a TSC write that
-    /// write's offset) and before any runs: applies this vCPU's test-only TSC skew, then
-    /// installs the seccomp filter that [`Vcpu::configure`] left out for the write.
+    /// write's offset) and before any runs: applies this vCPU's test-only TSC skew.
     pub(crate) fn before_run(&self) -> Result<(), VcpuError> {
         let Some(cycles) = self.tsc_skew() else {
             return Ok(());
         };
-        tsc::skew_tsc(&self.fd, cycles).map_err(|e| VcpuError::Tsc(self.index, e))?;
-        self.confine()
-    }
-
-    /// Installs the seccomp filter on this thread: from here on it may only wait and run its
-    /// vCPU. The kick signal's handler is registered first, since the filter forbids
-    /// rt_sigaction.
-    fn confine(&self) -> Result<(), VcpuError> {
-        kick::signal();
-        self.boot
-            .seccomp
-            .map_or(Ok(()), seccomp::install)
-            .map_err(|e| VcpuError::Confine(self.index, e))
+        tsc::skew_tsc(&self.fd, cycles).map_err(|e| VcpuError::Tsc(self.index, e))
     }
 
     /// Runs the vCPU until the VM stops.

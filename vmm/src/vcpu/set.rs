@@ -1,7 +1,12 @@
-//! The vCPU threads of one boot: created in APIC ID order on the calling thread, each
-//! configured on its own thread, held until every one is ready (and any test-only TSC write
-//! is made), released together, and stopped and joined together.
+//! The vCPU threads of one boot. The VM's thread creates the vCPUs in APIC ID order and hands
+//! each to the spawner thread, which confined itself with the vCPU threads' seccomp filter once
+//! and starts each vCPU's thread, which inherits the filter: no vCPU thread pays for installing
+//! one ([`crate::seccomp`] has why that is costly). Each vCPU thread configures its own vCPU
+//! (the test-only TSC write waits until every vCPU exists), says it is ready, and waits at a
+//! gate until it is released (all at once, or as soon as it arrives with `--bsp-start
+//! early`), then runs; the threads are stopped and joined together.
 
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -10,6 +15,7 @@ use kvm_ioctls::VmFd;
 use vmm_sys_util::signal::Killable;
 
 use super::{kick, BootVcpus, ExitHandler, Vcpu, VcpuError};
+use crate::seccomp;
 
 /// How long a halting vCPU thread may take to leave KVM_RUN after a kick before it is kicked
 /// again.
@@ -18,13 +24,11 @@ const REKICK_AFTER: Duration = Duration::from_millis(1);
 /// Stack size of a vCPU thread: the run loop needs little, and hundreds of threads exist.
 pub(crate) const VCPU_STACK_SIZE: usize = 128 << 10;
 
-/// Where the vCPU threads are in their start-up, as the VM's thread decides it.
+/// Where the vCPU threads are, as the VM's thread decides it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
-    /// Configuring their vCPUs.
-    Configure,
-    /// Every vCPU exists: test-only TSC writes.
-    BeforeRun,
+    /// Being set up: a vCPU thread that starts waits.
+    Setup,
     /// Running; a thread that left its run loop waits here.
     Run,
     /// Giving up (before running, or after leaving the run loop): the threads end.
@@ -34,66 +38,99 @@ enum Stage {
 #[derive(Debug)]
 struct State {
     stage: Stage,
-    /// Threads done configuring.
-    configured: usize,
-    /// Threads done with [`Stage::BeforeRun`].
-    prepared: usize,
+    /// Every vCPU exists: the test-only TSC write may be made.
+    all_created: bool,
+    /// vCPUs set up (configured by their thread, or failed).
+    done: usize,
     /// Threads that left their run loop for good (or never entered it).
     left: usize,
     /// Setup errors, for the VM's thread.
     errors: Vec<VcpuError>,
+    /// The started threads, for the VM's thread to collect.
+    threads: Vec<JoinHandle<Vcpu>>,
 }
 
-/// The VM's thread and the vCPU threads meet here. Two condition variables, so that an
-/// arrival wakes only the VM's thread and a new stage wakes only the vCPU threads: with one,
-/// each of hundreds of arrivals would wake every thread already waiting.
+/// The VM's thread, the pipeline and the vCPU threads meet here. Two condition variables, so
+/// that an arrival wakes only the VM's thread and a new stage wakes only the vCPU threads:
+/// with one, each of hundreds of arrivals would wake every thread already waiting.
 #[derive(Debug)]
 struct Gate {
     state: Mutex<State>,
-    /// The VM's thread waits here for arrivals.
+    /// The VM's thread waits here for progress.
     arrived: Condvar,
     /// The vCPU threads wait here for the next stage.
     moved_on: Condvar,
 }
 
 impl Gate {
+    fn new() -> Self {
+        Self {
+            state: Mutex::new(State {
+                stage: Stage::Setup,
+                all_created: false,
+                done: 0,
+                left: 0,
+                errors: Vec::new(),
+                threads: Vec::new(),
+            }),
+            arrived: Condvar::new(),
+            moved_on: Condvar::new(),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Records a vCPU thread's step (and its error), then waits until the VM's thread moves
-    /// past `stage`; returns the stage it moved to.
-    fn arrive(&self, stage: Stage, result: Result<(), VcpuError>) -> Stage {
+    /// The spawner started a vCPU's thread.
+    fn started(&self, thread: JoinHandle<Vcpu>) {
+        self.lock().threads.push(thread);
+    }
+
+    /// A vCPU is set up: its thread configured it (`result`), or could not be started.
+    fn set_up(&self, result: Result<(), VcpuError>) {
         let mut s = self.lock();
         if let Err(e) = result {
             s.errors.push(e);
         }
-        match stage {
-            Stage::Configure => s.configured += 1,
-            _ => s.prepared += 1,
-        }
+        s.done += 1;
         self.arrived.notify_one();
-        while s.stage == stage {
+    }
+
+    /// Every vCPU exists (or creation stopped).
+    fn all_created(&self) {
+        self.lock().all_created = true;
+        self.moved_on.notify_all();
+    }
+
+    /// Holds the thread of the vCPU given a test-only TSC write until every vCPU exists;
+    /// false if the VM's thread gave up first.
+    fn wait_all_created(&self) -> bool {
+        let mut s = self.lock();
+        while !s.all_created && s.stage != Stage::Abort {
+            s = self.moved_on.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+        s.stage != Stage::Abort
+    }
+
+    /// Waits until `count` vCPUs are set up; returns the first error, if any.
+    fn wait_done(&self, count: usize) -> Option<VcpuError> {
+        let mut s = self.lock();
+        while s.done < count {
+            s = self.arrived.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+        (!s.errors.is_empty()).then(|| s.errors.remove(0))
+    }
+
+    /// Holds a vCPU thread until the VM's thread releases or gives up; returns which.
+    fn wait_release(&self) -> Stage {
+        let mut s = self.lock();
+        while s.stage == Stage::Setup {
             s = self.moved_on.wait(s).unwrap_or_else(|e| e.into_inner());
         }
         s.stage
-    }
-
-    /// Waits until `count` threads are done with `stage`; returns the first error, if any.
-    fn wait_for(&self, stage: Stage, count: usize) -> Option<VcpuError> {
-        let mut s = self.lock();
-        loop {
-            let done = match stage {
-                Stage::Configure => s.configured,
-                _ => s.prepared,
-            };
-            if done >= count {
-                return (!s.errors.is_empty()).then(|| s.errors.remove(0));
-            }
-            s = self.arrived.wait(s).unwrap_or_else(|e| e.into_inner());
-        }
     }
 
     /// Records that a vCPU thread left its run loop, then holds it until the VM's thread
@@ -123,24 +160,34 @@ impl Gate {
     }
 }
 
+/// The spawner thread, while vCPUs are still being created.
+struct Pipeline {
+    /// To the spawner thread; dropped once every vCPU is created.
+    to_spawner: Option<Sender<Vcpu>>,
+    spawner: Option<JoinHandle<()>>,
+    /// vCPUs handed to the spawner.
+    sent: usize,
+}
+
 /// The vCPU threads of a boot.
 pub(crate) struct VcpuSet {
     threads: Vec<JoinHandle<Vcpu>>,
     gate: Arc<Gate>,
     tsc_khz: Option<u32>,
+    pipeline: Pipeline,
 }
 
 impl VcpuSet {
     /// Creates the topology's vCPUs (in APIC ID order: KVM maps not-yet-x2APIC IDs above 255
-    /// onto the first vCPU it finds with the truncated ID) and starts a thread for each, which
-    /// configures its vCPU and waits. The TSC frequency is read once, from the BSP's vCPU,
-    /// before any thread exists: every vCPU has the same. Never fails here: a vCPU that cannot
-    /// be created or started ends the creation, and [`VcpuSet::wait_configured`] returns its
-    /// error.
+    /// onto the first vCPU it finds with the truncated ID) and hands each to the spawner,
+    /// which starts its thread, which configures it and waits. The TSC frequency is read once,
+    /// from the BSP's vCPU, before anything else: every vCPU has the same. Never fails here: a
+    /// vCPU that cannot be created, started or configured ends the creation, and
+    /// [`VcpuSet::wait_configured`] returns its error.
     ///
-    /// `after_each` runs on the calling thread after each vCPU's thread is started: the moment
-    /// to [`VcpuSet::release`] the vCPUs created so far, while the others are still being
-    /// created (`--bsp-start early`).
+    /// `after_each` runs on the calling thread after each vCPU is created: the moment to
+    /// [`VcpuSet::release`] the vCPUs, while the others are still being created
+    /// (`--bsp-start early`).
     pub(crate) fn spawn<H: ExitHandler + Send + Sync + 'static>(
         vm: &VmFd,
         mut boot: BootVcpus,
@@ -148,21 +195,15 @@ impl VcpuSet {
         mut after_each: impl FnMut(&Self),
     ) -> Self {
         let count = boot.topology.vcpus();
-        let gate = Arc::new(Gate {
-            state: Mutex::new(State {
-                stage: Stage::Configure,
-                configured: 0,
-                prepared: 0,
-                left: 0,
-                errors: Vec::new(),
-            }),
-            arrived: Condvar::new(),
-            moved_on: Condvar::new(),
-        });
         let mut set = Self {
-            threads: Vec::with_capacity(count as usize),
-            gate,
+            threads: Vec::new(),
+            gate: Arc::new(Gate::new()),
             tsc_khz: None,
+            pipeline: Pipeline {
+                to_spawner: None,
+                spawner: None,
+                sent: 0,
+            },
         };
         let first = match vm.create_vcpu(0) {
             Ok(fd) => fd,
@@ -174,6 +215,13 @@ impl VcpuSet {
         handler.bsp_created(vm, &first);
         boot.tsc_khz = first.get_tsc_khz().ok().filter(|k| *k > 0);
         set.tsc_khz = boot.tsc_khz;
+        // While the process may still do so: the filter forbids rt_sigaction and opening files.
+        kick::signal();
+        seccomp::prepare_process();
+        if let Err(e) = set.start_spawner(boot.seccomp, handler) {
+            set.fail(e);
+            return set;
+        }
         let boot = Arc::new(boot);
         let mut next = Some(first);
         for index in 0..count {
@@ -188,21 +236,42 @@ impl VcpuSet {
                 }
             };
             let vcpu = Vcpu::new(fd, index, Arc::clone(&boot));
-            let (gate, handler) = (Arc::clone(&set.gate), Arc::clone(handler));
-            let spawned = std::thread::Builder::new()
-                .name(format!("vcpu{index}"))
-                .stack_size(VCPU_STACK_SIZE)
-                .spawn(move || thread_main(vcpu, &gate, &*handler));
-            match spawned {
-                Ok(t) => set.threads.push(t),
-                Err(e) => {
-                    set.fail(VcpuError::Spawn(index, e));
-                    break;
-                }
+            let sent = set
+                .pipeline
+                .to_spawner
+                .as_ref()
+                .is_some_and(|tx| tx.send(vcpu).is_ok());
+            if !sent {
+                // The spawner is gone (it only ends early by panicking).
+                set.fail(VcpuError::SetupThread(std::io::Error::other(
+                    "the vCPU spawner thread is gone",
+                )));
+                break;
             }
+            set.pipeline.sent += 1;
             after_each(&set);
         }
+        // Every vCPU exists: the test-only TSC write may now be made.
+        set.pipeline.to_spawner = None;
+        set.gate.all_created();
         set
+    }
+
+    /// Starts the spawner thread, which confines itself with `filter`.
+    fn start_spawner<H: ExitHandler + Send + Sync + 'static>(
+        &mut self,
+        filter: Option<&'static seccompiler::BpfProgram>,
+        handler: &Arc<H>,
+    ) -> Result<(), VcpuError> {
+        let (to_spawner, vcpus) = mpsc::channel::<Vcpu>();
+        let (gate, h) = (Arc::clone(&self.gate), Arc::clone(handler));
+        let spawner = std::thread::Builder::new()
+            .name("vcpu-spawner".into())
+            .spawn(move || spawner_main(&vcpus, filter, &gate, &h))
+            .map_err(VcpuError::SetupThread)?;
+        self.pipeline.to_spawner = Some(to_spawner);
+        self.pipeline.spawner = Some(spawner);
+        Ok(())
     }
 
     /// Records an error of the VM's thread for [`VcpuSet::wait_configured`].
@@ -215,21 +284,26 @@ impl VcpuSet {
         self.tsc_khz
     }
 
-    /// Waits until every vCPU is configured and ready to run. On any vCPU's error, stops and
-    /// joins them all and returns the first error.
-    /// Already released ([`VcpuSet::release`] before every vCPU was configured), the vCPUs
-    /// that are configured may be running: on an error `stop_vm` tells the handler the VM is
-    /// stopping, then every vCPU is stopped.
-    pub(crate) fn wait_configured(self, stop_vm: impl FnOnce()) -> Result<Self, VcpuError> {
-        let n = self.threads.len();
-        let mut failed = self.gate.wait_for(Stage::Configure, n);
-        if failed.is_none() {
-            if !self.released() {
-                self.gate.set(Stage::BeforeRun);
-            }
-            failed = self.gate.wait_for(Stage::BeforeRun, n);
+    /// Waits until every vCPU handed to the spawner is set up, joins the spawner and takes the
+    /// vCPU threads it started.
+    fn finish_pipeline(&mut self) -> Option<VcpuError> {
+        self.pipeline.to_spawner = None;
+        let failed = self.gate.wait_done(self.pipeline.sent);
+        if let Some(t) = self.pipeline.spawner.take() {
+            let _ = t.join();
         }
-        match failed {
+        let mut s = self.gate.lock();
+        self.threads.append(&mut s.threads);
+        failed
+    }
+
+    /// Waits until every vCPU is configured and its thread started. On any vCPU's error,
+    /// stops and joins them all and returns the first error. Already released
+    /// ([`VcpuSet::release`] before every vCPU was ready), the vCPUs that are ready may be
+    /// running: on an error `stop_vm` tells the handler the VM is stopping, then every vCPU
+    /// is stopped.
+    pub(crate) fn wait_configured(mut self, stop_vm: impl FnOnce()) -> Result<Self, VcpuError> {
+        match self.finish_pipeline() {
             None => Ok(self),
             Some(e) => {
                 stop_vm();
@@ -239,12 +313,14 @@ impl VcpuSet {
         }
     }
 
-    /// Stops the vCPUs (for a failure elsewhere while they were configuring): those still
+    /// Stops the vCPUs (for a failure elsewhere while they were being set up): those still
     /// waiting to run give up, and those already released are kicked out of KVM_RUN, which
     /// they leave for good once the handler says the VM is stopping.
-    pub(crate) fn abort(self) {
+    pub(crate) fn abort(mut self) {
         let released = self.released();
         self.gate.set(Stage::Abort);
+        self.gate.all_created();
+        let _ = self.finish_pipeline();
         match released {
             true => drop(kick::stop_threads(self.threads)),
             false => {
@@ -255,7 +331,7 @@ impl VcpuSet {
         }
     }
 
-    /// Lets every vCPU run: those configured at once, the others as soon as they are.
+    /// Lets every vCPU run: those ready at once, the others as soon as they are.
     pub(crate) fn release(&self) {
         self.gate.set(Stage::Run);
     }
@@ -277,9 +353,7 @@ impl VcpuSet {
 
     /// Kicks every vCPU thread out of KVM_RUN (the handler already says the VM is stopping)
     /// and waits until each has left its run loop for good; the threads then wait, holding
-    /// their vCPUs, for [`VcpuSet::dismiss`]. No vCPU runs any more, but nothing is torn down
-    /// yet: a process about to exit can leave that to the kernel, which ends the threads and
-    /// closes the vCPUs without returning to user space.
+    /// their vCPUs, for [`VcpuSet::dismiss`].
     pub(crate) fn halt(&self) {
         let kick = kick::signal();
         let n = self.threads.len();
@@ -311,18 +385,57 @@ impl VcpuSet {
     }
 }
 
-/// The body of a vCPU thread; returns the vCPU for the VM's thread to close.
+/// The spawner thread: confines itself with `filter` (once), then starts each vCPU's thread,
+/// which inherits the filter.
+fn spawner_main<H: ExitHandler + Send + Sync + 'static>(
+    vcpus: &Receiver<Vcpu>,
+    filter: Option<&'static seccompiler::BpfProgram>,
+    gate: &Arc<Gate>,
+    handler: &Arc<H>,
+) {
+    if let Some(e) = filter.and_then(|f| seccomp::install(f).err()) {
+        let mut first = Some(VcpuError::Seccomp(e));
+        for vcpu in vcpus {
+            gate.set_up(Err(first.take().unwrap_or(VcpuError::Spawn(
+                vcpu.index,
+                std::io::Error::other("the vCPU threads could not be confined"),
+            ))));
+        }
+        return;
+    }
+    for vcpu in vcpus {
+        let index = vcpu.index;
+        let (g, h) = (Arc::clone(gate), Arc::clone(handler));
+        let spawned = std::thread::Builder::new()
+            .name(format!("vcpu{index}"))
+            .stack_size(VCPU_STACK_SIZE)
+            .spawn(move || thread_main(vcpu, &g, &*h));
+        match spawned {
+            Ok(t) => gate.started(t),
+            Err(e) => gate.set_up(Err(VcpuError::Spawn(index, e))),
+        }
+    }
+}
+
+/// The body of a vCPU thread (confined from its start): configures its vCPU, waits to be
+/// released, runs; returns the vCPU for the VM's thread to close.
 fn thread_main(mut vcpu: Vcpu, gate: &Gate, handler: &impl ExitHandler) -> Vcpu {
     log::debug!("vCPU {} thread started", vcpu.index);
     handler.vcpu_started(vcpu.index, &vcpu.fd);
-    let configured = vcpu.configure();
-    let ok = configured.is_ok();
-    if gate.arrive(Stage::Configure, configured) == Stage::Abort {
-        return vcpu;
+    let mut result = vcpu.configure();
+    if result.is_ok() && vcpu.tsc_skew().is_some() {
+        if !gate.wait_all_created() {
+            // The VM's thread gave up while the others were created.
+            gate.set_up(Ok(()));
+            return vcpu;
+        }
+        result = vcpu.before_run();
     }
-    let prepared = if ok { vcpu.before_run() } else { Ok(()) };
-    handler.vcpu_ready(vcpu.index);
-    if gate.arrive(Stage::BeforeRun, prepared) == Stage::Run {
+    if result.is_ok() {
+        handler.vcpu_ready(vcpu.index);
+    }
+    gate.set_up(result);
+    if gate.wait_release() == Stage::Run {
         if !handler.stopping() {
             log::debug!("vCPU {} runs", vcpu.index);
             vcpu.run(handler);
