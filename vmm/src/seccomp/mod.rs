@@ -226,6 +226,9 @@ pub const ALLOWLIST: &[(i64, Allow)] = &[
     ),
     // glibc sizing a new thread's malloc arena.
     (libc::SYS_sched_getaffinity, Allow::Always),
+    // std's channel backing off before it parks (the spawner thread waiting for the next
+    // vCPU): a machine busy enough makes its spin end in yields.
+    (libc::SYS_sched_yield, Allow::Always),
 ];
 
 /// Why the filter cannot be built or installed.
@@ -540,8 +543,9 @@ mod tests {
         start_a_thread_s_calls();
     }
 
-    /// What starting a thread takes (the spawner thread's clone3, and the new thread's rseq,
-    /// set_robust_list, prctl(PR_SET_NAME) and sched_getaffinity), each made so that the
+    /// What starting a thread takes (the spawner thread's clone3 and its channel's
+    /// sched_yield, and the new thread's rseq, set_robust_list, prctl(PR_SET_NAME) and
+    /// sched_getaffinity), each made so that the
     /// kernel refuses it after the filter let it pass: a forked child of the multi-threaded
     /// test process may not start a real thread.
     fn start_a_thread_s_calls() {
@@ -567,6 +571,7 @@ mod tests {
                 cpus.len(),
                 cpus.as_mut_ptr(),
             );
+            libc::syscall(libc::SYS_sched_yield);
         }
     }
 
