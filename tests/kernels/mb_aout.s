@@ -10,7 +10,6 @@
 	.set MB_FLAGS, 0x00010002		# memory information, address fields valid
 	.set MB_BOOTLOADER_MAGIC, 0x2badb002
 	.set PASS, 0x11
-	.set FAIL_BASE, 0x40
 
 	.section .multiboot, "a"
 	.align 4

@@ -26,7 +26,6 @@
 	.set CODE_SEL, 0x08
 	.set DATA_SEL, 0x10
 	.set PASS, 0x10
-	.set FAIL_BASE, 0x40
 
 	.section .multiboot, "a"
 	.align 4
@@ -211,16 +210,9 @@ fail_\n:
 	jmp fail
 	.endr
 fail:
-	push %eax
+	mov %al, %bl
 	mov $msg_fail, %esi
-	call puts
-	mov (%esp), %eax
-	call putdec
-	mov $'\n', %al
-	call putc
-	pop %eax
-	or $FAIL_BASE, %al
-	call debug_exit
+	jmp fail_check
 
 	.section .rodata
 msg_hello:	.asciz "mb-low: multiboot entry\n"

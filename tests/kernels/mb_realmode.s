@@ -41,7 +41,6 @@
 	.set CODE16_SEL, 0x08
 	.set DATA16_SEL, 0x10
 	.set PASS, 0x10
-	.set FAIL_BASE, 0x40
 
 	.section .multiboot, "a"
 	.align 4
@@ -112,14 +111,7 @@ _start:
 # fail: prints "FAIL n" (n in %bl) and exits with FAIL_BASE + n. 32-bit.
 fail:
 	mov $msg_fail, %esi
-	call puts
-	movzbl %bl, %eax
-	call putdec
-	mov $'\n', %al
-	call putc
-	mov %bl, %al
-	add $FAIL_BASE, %al
-	jmp debug_exit
+	jmp fail_check
 
 	.code16
 pm16:

@@ -22,7 +22,6 @@
 	.set CODE_SEL, 0x08
 	.set DATA_SEL, 0x10
 	.set PASS, 0x10
-	.set FAIL_BASE, 0x40
 
 	.set TRAMPOLINE, 0x8000			# SIPI vector 0x08
 	.set SIPI_VECTOR, TRAMPOLINE >> 12
@@ -515,16 +514,9 @@ spurious_isr:
 	jmp wait_irq
 
 fail:
-	movzbl %al, %ebx
+	mov %al, %bl
 	mov $msg_fail, %esi
-	call puts
-	mov %ebx, %eax
-	call putdec
-	mov $'\n', %al
-	call putc
-	mov %bl, %al
-	or $FAIL_BASE, %al
-	call debug_exit
+	jmp fail_check
 
 	.irp n, 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30
 fail_\n:

@@ -1,4 +1,4 @@
-# pvh_exit_now: the minimal PVH kernel (ELF32) the benchmark boots under sipi and its peers to
+# pvh_exit_now: the minimal PVH kernel (ELF64, 32-bit PVH entry) the benchmark boots under sipi and its peers to
 # time an idle start: it never starts an AP, prints nothing, touches no stack, and ends the VM
 # at once the first way the VMM it runs under understands. The same bytes under each one:
 #  1. isa-debug-exit: writes EXIT_VALUE to port 0xf4. Ends sipi and QEMU (with

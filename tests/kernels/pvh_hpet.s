@@ -132,14 +132,7 @@ _start:
 
 fail:
 	mov $msg_fail, %esi
-	call puts
-	movzbl %bl, %eax
-	call putdec
-	mov $'\n', %al
-	call putc
-	mov %bl, %al
-	or $0x40, %al
-	call debug_exit
+	jmp fail_check
 
 # wait: lets some time pass (each port read is a VM exit). Clobbers eax, ecx, edx.
 wait:

@@ -19,7 +19,6 @@
 	.set PAGE_MASK, 0xfff
 	.set MAX_LINE, 48
 	.set PASS, 0x10
-	.set FAIL_BASE, 0x40
 
 	.text
 	.globl _start
@@ -81,14 +80,7 @@ _start:
 # fail: reports check %bl and ends with 0x40 + %bl.
 fail:
 	mov $msg_fail, %esi
-	call puts
-	movzbl %bl, %eax
-	call putdec
-	mov $'\n', %al
-	call putc
-	mov %bl, %al
-	or $FAIL_BASE, %al
-	call debug_exit
+	jmp fail_check
 
 	.section .rodata
 msg_hello:	.asciz "pvh-modules: PVH entry\n"

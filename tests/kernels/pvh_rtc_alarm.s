@@ -79,7 +79,7 @@ _start:
 	call debug_exit
 fail:
 	mov %bl, %al
-	or $0x40, %al
+	or $FAIL_BASE, %al
 	call debug_exit
 
 	.section .rodata

@@ -107,7 +107,7 @@ _start:
 	mov $9, %bl				# still running
 fail:
 	mov %bl, %al
-	or $0x40, %al
+	or $FAIL_BASE, %al
 	call debug_exit
 
 	.section .rodata

@@ -140,14 +140,7 @@ _start:
 	call debug_exit
 fail:
 	mov $msg_fail, %esi
-	call puts
-	movzbl %bl, %eax
-	call putdec
-	mov $'\n', %al
-	call putc
-	mov %bl, %al
-	or $0x40, %al
-	call debug_exit
+	jmp fail_check
 
 	.section .rodata
 msg_hello:	.asciz "pvh-start-info: magic ok\n"

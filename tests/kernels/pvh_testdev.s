@@ -116,14 +116,7 @@ irq_taken:
 
 fail:
 	mov $msg_fail, %esi
-	call puts
-	movzbl %bl, %eax
-	call putdec
-	mov $'\n', %al
-	call putc
-	mov %bl, %al
-	or $0x40, %al
-	call debug_exit
+	jmp fail_check
 
 # setup_idt: an IDT whose last gate is IRQ_VECTOR's, pointing at irq_handler in the current
 # code segment; vectors below it are absent (a stray exception triple-faults). Clobbers eax,
