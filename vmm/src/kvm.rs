@@ -118,6 +118,21 @@ impl KvmHost {
     }
 }
 
+/// /dev/kvm for a unit test that needs the real KVM: None (the test returns early, and says
+/// so) only when it cannot be opened and `SIPI_SKIP_KVM=1` is set; otherwise a failure to
+/// open it fails the test loudly.
+#[cfg(test)]
+pub(crate) fn kvm_for_test() -> Option<Kvm> {
+    match Kvm::new() {
+        Ok(kvm) => Some(kvm),
+        Err(e) if std::env::var_os("SIPI_SKIP_KVM").is_some_and(|v| v == "1") => {
+            eprintln!("skipping: cannot open /dev/kvm ({e}) and SIPI_SKIP_KVM=1");
+            None
+        }
+        Err(e) => panic!("cannot open /dev/kvm ({e}); set SIPI_SKIP_KVM=1 to skip this test"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

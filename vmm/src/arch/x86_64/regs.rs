@@ -249,13 +249,8 @@ mod tests {
 
     #[test]
     fn the_last_vcpu_created_gets_its_init_once_published() {
-        let kvm = match kvm_ioctls::Kvm::new() {
-            Ok(kvm) => kvm,
-            Err(e) if std::env::var_os("SIPI_SKIP_KVM").is_some_and(|v| v == "1") => {
-                eprintln!("skipping: cannot open /dev/kvm ({e}) and SIPI_SKIP_KVM=1");
-                return;
-            }
-            Err(e) => panic!("cannot open /dev/kvm ({e}); set SIPI_SKIP_KVM=1 to skip this test"),
+        let Some(kvm) = crate::kvm::kvm_for_test() else {
+            return;
         };
         let vm = kvm.create_vm().expect("KVM_CREATE_VM");
         vm.create_irq_chip().expect("KVM_CREATE_IRQCHIP");

@@ -401,13 +401,8 @@ fn extreme_parameters_do_not_panic() {
 /// topology and be accepted by KVM_SET_CPUID2 on a vCPU with that APIC ID.
 #[test]
 fn real_kvm_supported_cpuid() {
-    let kvm = match kvm_ioctls::Kvm::new() {
-        Ok(kvm) => kvm,
-        Err(e) if std::env::var_os("SIPI_SKIP_KVM").is_some_and(|v| v == "1") => {
-            eprintln!("skipping: cannot open /dev/kvm ({e}) and SIPI_SKIP_KVM=1");
-            return;
-        }
-        Err(e) => panic!("cannot open /dev/kvm ({e}); set SIPI_SKIP_KVM=1 to skip this test"),
+    let Some(kvm) = crate::kvm::kvm_for_test() else {
+        return;
     };
     let supported = kvm
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
