@@ -61,7 +61,7 @@ pub(super) struct Ran {
     pub suspends: u32,
     /// When the BSP started and what overlapped.
     pub bsp_start: BspStartReport,
-    /// The halted vCPUs, the memory slots and the VM, torn down when dropped.
+    /// The vCPU threads, the memory slots and the VM, torn down when dropped.
     pub remains: Remains,
 }
 
@@ -131,10 +131,17 @@ pub(super) fn run(
         seccomp,
     };
     // Registering guest RAM with KVM runs under a different KVM lock than vCPU creation: do
-    // both at once. Dropping the map deletes the slots, so it lives until the vCPU threads are
-    // joined. With an early start, the vCPUs created so far are released (the BSP runs) as
-    // soon as the memory is registered, and the rest start as they are configured.
+    // both at once. Dropping the map deletes the slots, so it goes into the remains with the
+    // vCPU threads. With an early start, the vCPUs created so far are released (the BSP runs)
+    // as soon as the memory is registered, and the rest start as they are configured.
     let memory_ready = AtomicBool::new(false);
+    // The VM's counters before any vCPU runs, then the release; returns when it was.
+    let release = |set: &VcpuSet| {
+        shared.counters.vm(Point::Setup);
+        let at = Instant::now();
+        set.release();
+        at
+    };
     let mut released = None;
     let (vcpus, registered) = std::thread::scope(|s| {
         let registering = s.spawn(|| {
@@ -148,9 +155,7 @@ pub(super) fn run(
                 && released.is_none()
                 && memory_ready.load(Ordering::Acquire)
             {
-                shared.counters.vm(Point::Setup);
-                released = Some(Instant::now());
-                set.release();
+                released = Some(release(set));
             }
         };
         let vcpus = VcpuSet::spawn(&vm, boot, &shared, &mut release_early);
@@ -178,15 +183,7 @@ pub(super) fn run(
     let vcpus = vcpus.wait_configured(|| shared.request_stop())?;
     let tsc_khz = vcpus.tsc_khz().unwrap_or(0);
     phases.create_vcpus = clock.lap();
-    let released = match released {
-        Some(at) => at,
-        None => {
-            shared.counters.vm(Point::Setup);
-            let at = Instant::now();
-            vcpus.release();
-            at
-        }
-    };
+    let released = released.unwrap_or_else(|| release(&vcpus));
 
     let deadline = cfg.timeout.map(|t| released + t);
     let sleeper = Sleeper {
