@@ -18,13 +18,7 @@ fn passes(name: &str, vcpus: u32, value: u64, console: &str) {
     let b = boot_kernel(&kernel, &["--vcpus", &n, "--timeout", "30"]);
     let what = format!("{name} at {vcpus} vCPUs");
     let code = i32::try_from((value << 1) | 1).expect("an 8-bit status");
-    assert_eq!(
-        b.code,
-        Some(code),
-        "{what}: console:\n{}\nstderr: {}",
-        b.console,
-        b.stderr
-    );
+    b.assert_code(code, &what);
     let j = &b.json;
     assert_eq!(j["status"], "debug-exit", "{what}: {j}");
     assert_eq!(j["exit_via"], "isa-debug-exit", "{what}");

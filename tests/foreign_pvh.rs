@@ -35,13 +35,7 @@ fn ends_with(
                 &["--vcpus", &n, "--timeout", "30", "--cmdline", "hello=world"],
             );
             let what = format!("{name} at {vcpus} vCPUs");
-            assert_eq!(
-                b.code,
-                Some(code),
-                "{what}: console:\n{}\nstderr: {}",
-                b.console,
-                b.stderr
-            );
+            b.assert_code(code, &what);
             let j = &b.json;
             assert_eq!(j["status"], status, "{what}: {j}");
             assert_eq!(j["exit_code"], code, "{what}");

@@ -32,13 +32,7 @@ fn a_low_memory_multiboot_kernel_boots_with_the_boot_structures_moved() {
     let kernel = test_kernel("mb_low.elf");
     // The value starts with '-', as kvm-unit-tests' extra_params often do.
     let b = boot_mb_low(&kernel, &["--cmdline", "-pause_filter_test -x"]);
-    assert_eq!(
-        b.code,
-        Some(MB_LOW_STATUS),
-        "console:\n{}\nstderr: {}",
-        b.console,
-        b.stderr
-    );
+    b.assert_code(MB_LOW_STATUS, "mb_low.elf");
     for line in [
         "mb-low: multiboot entry\n".to_string(),
         format!("cmdline: {kernel} -pause_filter_test -x\n"),
@@ -75,13 +69,7 @@ fn the_kernels_check_catches_a_hand_off_inside_its_segments() {
     image[ph1 + 12..ph1 + 16].copy_from_slice(&0x2_0000u32.to_le_bytes());
     let moved = write_file(dir.path(), "moved.elf", &image);
     let b = boot_mb_low(moved.to_str().unwrap(), &[]);
-    assert_eq!(
-        b.code,
-        Some(MB_LOW_INFO_INSIDE_STATUS),
-        "console:\n{}\nstderr: {}",
-        b.console,
-        b.stderr
-    );
+    b.assert_code(MB_LOW_INFO_INSIDE_STATUS, "mb_low.elf, moved");
     assert!(b.console.contains("mb-low: FAIL 2"), "{}", b.console);
 }
 
@@ -99,13 +87,7 @@ fn a_multiboot_kernel_reads_its_modules() {
         &test_kernel("mb_low.elf"),
         &["--initrd", first, "--module", &module],
     );
-    assert_eq!(
-        b.code,
-        Some(MB_LOW_STATUS),
-        "console:\n{}\nstderr: {}",
-        b.console,
-        b.stderr
-    );
+    b.assert_code(MB_LOW_STATUS, "mb_low.elf");
     for line in [
         "mods: 2\n".to_string(),
         format!("mod: {first} | TESTNAME=load\n"),
@@ -237,13 +219,7 @@ fn a_pvh_kernel_reads_its_modlist() {
             &module,
         ],
     );
-    assert_eq!(
-        b.code,
-        Some(MB_LOW_STATUS),
-        "console:\n{}\nstderr: {}",
-        b.console,
-        b.stderr
-    );
+    b.assert_code(MB_LOW_STATUS, "mb_low.elf");
     for line in [
         "modules: 2\n".to_string(),
         format!("module: {first} | initrd bytes\n"),

@@ -22,13 +22,7 @@ fn mb_smp(vcpus: u32) {
         &kernel,
         &["--vcpus", &n, "--cmdline", "hello world", "--timeout", "60"],
     );
-    assert_eq!(
-        b.code,
-        Some(MB_SMP_STATUS),
-        "console:\n{}\nstderr: {}",
-        b.console,
-        b.stderr
-    );
+    b.assert_code(MB_SMP_STATUS, "mb_smp.elf");
     assert!(
         b.stdout
             .contains("no report, the guest ended via isa-debug-exit"),
@@ -163,13 +157,7 @@ fn a_multiboot_kernel_finds_a_bios_s_pic_pit_and_ivt_in_real_mode() {
     }
     let kernel = test_kernel("mb_realmode.elf");
     let b = boot_kernel(&kernel, &["--vcpus", "1", "--timeout", "60"]);
-    assert_eq!(
-        b.code,
-        Some(MB_REALMODE_STATUS),
-        "console:\n{}\nstderr: {}",
-        b.console,
-        b.stderr
-    );
+    b.assert_code(MB_REALMODE_STATUS, "mb_realmode.elf");
     for line in [
         // Open: timer, keyboard, cascade; RTC, mouse, FPU error (docs/boot.md).
         "mb-realmode: 8259 masks 0x000000f8/0x000000ce\n",

@@ -20,13 +20,7 @@ fn boot(name: &str, vcpus: u32, args: &[&str], code: i32, status: &str) -> Optio
     all.extend_from_slice(args);
     let b = boot_kernel(&kernel, &all);
     let what = format!("{name} at {vcpus} vCPUs {args:?}");
-    assert_eq!(
-        b.code,
-        Some(code),
-        "{what}: console:\n{}\nstderr: {}",
-        b.console,
-        b.stderr
-    );
+    b.assert_code(code, &what);
     assert_eq!(b.json["status"], status, "{what}: {}", b.json);
     Some(b)
 }

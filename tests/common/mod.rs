@@ -142,6 +142,20 @@ pub struct Boot {
     pub wall: std::time::Duration,
 }
 
+impl Boot {
+    /// Checks that the process exited with `code`; on failure shows `what`, the guest's
+    /// console and vmm's stderr.
+    pub fn assert_code(&self, code: i32, what: &str) {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "{what}: console:\n{}\nstderr: {}",
+            self.console,
+            self.stderr
+        );
+    }
+}
+
 /// Boots `kernel` with `args`, the console in a file and a JSON report.
 pub fn boot_kernel(kernel: &str, args: &[&str]) -> Boot {
     let dir = tempdir();
