@@ -24,7 +24,7 @@ _start:
 	test $REG_A_UIP, %al
 	jnz 2f
 	loop 1b
-	mov $0x41, %al
+	mov $(FAIL_BASE + 1), %al		# UIP never rose
 	call debug_exit
 2:	mov $RTC_REG_A, %al
 	out %al, $RTC_INDEX
@@ -32,7 +32,7 @@ _start:
 	test $REG_A_UIP, %al
 	jz 3f
 	loop 2b
-	mov $0x42, %al
+	mov $(FAIL_BASE + 2), %al		# UIP never fell
 	call debug_exit
 3:	mov $msg_done, %esi
 	call puts
